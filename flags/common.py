@@ -1,0 +1,186 @@
+"""Flags of scripts/train.py, evaluate.py and export.py, and their translation.
+
+Run flags are defined here by hand. Method flags are generated from the fields
+of every registered method's ``Config`` dataclass, so a method's hyperparameters
+are declared once, in its own file. A method flag defaults to None ("the
+method's default for this data set"); setting one that the chosen method does
+not have is an error, as is any invalid value -- always before any work starts.
+"""
+import dataclasses
+import inspect
+import os
+import re
+import typing
+
+from absl import app, flags
+
+from mixmatch_tf.data import sources
+from mixmatch_tf.methods import ConfigError, get_method, method_names
+from mixmatch_tf.models import model_names
+from mixmatch_tf.training import strategy as strategy_lib
+
+FLAGS = flags.FLAGS
+RUN_FLAGS = ("method", "dataset", "data_dir", "model_dir", "seed", "noise_type", "noise_rate",
+             "label_set", "normalization", "steps_per_call", "checkpoint_every",
+             "keep_checkpoints", "eval_batch_size", "strategy", "cpu_replicas", "sync_bn",
+             "jit_compile", "export_dir")
+
+
+def define_run_flags():
+    flags.DEFINE_string("method", "mixup", f"Method: {', '.join(method_names())}.")
+    flags.DEFINE_string("dataset", "digits",
+                        f"Data set: {', '.join(sources.dataset_names())}.")
+    flags.DEFINE_string("data_dir", None, "TFDS data folder (for TFDS data sets).")
+    flags.DEFINE_string("model_dir", None, "Run folder (resumed if it holds a run). "
+                        "Default: runs/<method>-<dataset>-seed<seed>.")
+    flags.DEFINE_integer("seed", 0, "Run seed.")
+    flags.DEFINE_enum("noise_type", None, ["sym", "asym"], "Synthetic label noise.")
+    flags.DEFINE_float("noise_rate", 0.0, "Label noise rate r in [0, 1].")
+    flags.DEFINE_string("label_set", None, "Train on another label set of the data set "
+                        "(CIFAR-N: aggre_label, worse_label, random_label1..3, noise_label).")
+    flags.DEFINE_enum("normalization", "per_channel", ["per_channel", "symmetric"],
+                      "Pixel normalisation: training-set mean/std, or [-1, 1].")
+    flags.DEFINE_integer("steps_per_call", 50, "Train steps per tf.function call.")
+    flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.")
+    flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints to keep.")
+    flags.DEFINE_integer("eval_batch_size", 500, "Global batch size of evaluation.")
+    flags.DEFINE_enum("strategy", "auto", list(strategy_lib.STRATEGIES),
+                      "auto/mirrored: MirroredStrategy over the GPUs (one CPU device "
+                      "without GPU); multi_worker: MultiWorkerMirroredStrategy from TF_CONFIG.")
+    flags.DEFINE_integer("cpu_replicas", 0, "Without GPUs: mirror over this many logical CPU "
+                         "devices (to try multi-replica training).")
+    flags.DEFINE_bool("sync_bn", False, "Synchronise batch norm across replicas.")
+    flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.")
+    flags.DEFINE_string("export_dir", None, "Export a SavedModel here at the end "
+                        "(a new integer version folder).")
+
+
+def _field_help(config_cls):
+    """field -> the comment after it in the Config class source (its help text)."""
+    helps = {}
+    for cls in reversed(config_cls.__mro__):
+        if not dataclasses.is_dataclass(cls):
+            continue
+        try:
+            source = inspect.getsource(cls)
+        except (OSError, TypeError):
+            continue
+        for m in re.finditer(r"^\s+(\w+):[^#\n]*#\s*(.+)$", source, re.M):
+            helps[m.group(1)] = m.group(2).strip()
+    return helps
+
+
+def _base_type(annotation):
+    if typing.get_origin(annotation) is typing.Union:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0]
+    return annotation
+
+
+def method_fields():
+    """name -> (type, help, {method: default}) over all registered methods."""
+    out = {}
+    for name in method_names():
+        cfg = get_method(name).Config
+        helps = _field_help(cfg)
+        hints = typing.get_type_hints(cfg)
+        for f in dataclasses.fields(cfg):
+            typ = _base_type(hints[f.name])
+            entry = out.setdefault(f.name, [typ, helps.get(f.name, ""), {}])
+            if entry[0] is not typ:
+                raise TypeError(f"config field {f.name!r} has type {typ} in {name} but "
+                                f"{entry[0]} elsewhere")
+            entry[2][name] = f.default
+    return out
+
+
+def define_method_flags():
+    for field, (typ, help_text, defaults) in sorted(method_fields().items()):
+        shown = "; ".join(f"{m}: {d}" for m, d in sorted(defaults.items()))
+        text = f"{help_text} [defaults -- {shown}]"
+        if typ is bool:
+            flags.DEFINE_bool(field, None, text)
+        elif typ is int:
+            flags.DEFINE_integer(field, None, text)
+        elif typ is float:
+            flags.DEFINE_float(field, None, text)
+        elif typ is str:
+            flags.DEFINE_string(field, None, text)
+        elif typ is tuple:
+            flags.DEFINE_list(field, None, text + " (comma-separated)")
+        else:
+            raise TypeError(f"config field {field!r}: unsupported type {typ}")
+
+
+def define_train_flags():
+    define_run_flags()
+    define_method_flags()
+
+
+def usage_error(flag, message):
+    value = getattr(FLAGS, flag, None) if flag in FLAGS else None
+    shown = f"={value}" if value is not None else ""
+    raise app.UsageError(f"Invalid flag --{flag}{shown}: {message}")
+
+
+def method_overrides():
+    """Method flags set by the user, converted to config values; checks they apply."""
+    method = get_method(FLAGS.method)
+    fields = {f.name: f for f in dataclasses.fields(method.Config)}
+    hints = typing.get_type_hints(method.Config)
+    out = {}
+    for name, (typ, _, defaults) in method_fields().items():
+        value = FLAGS[name].value
+        if value is None:
+            continue
+        if name not in fields:
+            usage_error(name, f"does not apply to method {FLAGS.method!r} (it applies to: "
+                        f"{', '.join(sorted(defaults))})")
+        if _base_type(hints[name]) is tuple:
+            try:
+                value = tuple(float(v) for v in value)
+            except ValueError:
+                usage_error(name, "must be a comma-separated list of numbers")
+        out[name] = value
+    return out
+
+
+def validate_names():
+    """Checks method, dataset and model names and the file-based data sets."""
+    if FLAGS.method not in method_names():
+        usage_error("method", f"unknown method; valid: {', '.join(method_names())}")
+    ds = FLAGS.dataset
+    known = ("digits",) + tuple(sources.TFDS_DATASETS)
+    if ds not in known and not ds.startswith(("folder:", "npz:")):
+        usage_error("dataset", f"unknown dataset; valid: {', '.join(sources.dataset_names())}")
+    if ds.startswith("folder:") and not os.path.isdir(ds[len("folder:"):]):
+        usage_error("dataset", f"folder {ds[len('folder:'):]!r} does not exist")
+    if ds.startswith("npz:") and not os.path.isfile(ds[len("npz:"):]):
+        usage_error("dataset", f"file {ds[len('npz:'):]!r} does not exist")
+    model = FLAGS["model"].value if "model" in FLAGS else None
+    if model is not None and model not in model_names():
+        usage_error("model", f"unknown model; valid: {', '.join(model_names())}")
+    if FLAGS.cpu_replicas < 0:
+        usage_error("cpu_replicas", "must be >= 0")
+
+
+def resolve(dataset_name):
+    """(method class, Config, RunConfig) from the flags, or a UsageError naming the flag."""
+    from mixmatch_tf.methods import resolve_config
+    from mixmatch_tf.training import RunConfig
+    method = get_method(FLAGS.method)
+    try:
+        config = resolve_config(method, dataset_name, method_overrides())
+        model_dir = FLAGS.model_dir or os.path.join(
+            "runs", f"{FLAGS.method}-{dataset_name.replace(':', '_').replace('/', '_')}"
+                    f"-seed{FLAGS.seed}")
+        run = RunConfig(model_dir=model_dir, seed=FLAGS.seed, noise_type=FLAGS.noise_type,
+                        noise_rate=FLAGS.noise_rate, label_set=FLAGS.label_set,
+                        normalization=FLAGS.normalization, steps_per_call=FLAGS.steps_per_call,
+                        checkpoint_every=FLAGS.checkpoint_every,
+                        keep_checkpoints=FLAGS.keep_checkpoints,
+                        eval_batch_size=FLAGS.eval_batch_size, sync_bn=FLAGS.sync_bn,
+                        jit_compile=FLAGS.jit_compile, export_dir=FLAGS.export_dir)
+    except ConfigError as e:
+        usage_error(e.field, e.message)
+    return method, config, run

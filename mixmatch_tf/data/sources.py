@@ -1,0 +1,328 @@
+"""Where the images come from: bundled digits, TFDS, a folder, an ``.npz`` file.
+
+Every source is read into memory as uint8 arrays ``[N, H, W, C]`` with int64
+labels, checked before any training starts: a corrupt image or an out-of-range
+label is reported with its file (or index) and value. (``tf.one_hot`` would turn
+an out-of-range label into an all-zero row without a word.)
+"""
+import dataclasses
+import os
+from typing import Optional
+
+import numpy as np
+
+DIGITS_TEST_SIZE = 500
+DIGITS_SPLIT_SEED = 0
+FOLDER_TEST_FRACTION = 0.2
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+@dataclasses.dataclass
+class ImageData:
+    """An image classification data set held in memory.
+
+    Attributes:
+      name: the data set's name as given on the command line.
+      train_images, test_images: uint8 [N, H, W, C].
+      train_labels, test_labels: int64 [N], the true labels.
+      num_classes: C.
+      class_names: C strings.
+      flip: whether horizontal flips are a valid augmentation (not for digits,
+        SVHN or text-like images).
+      pad: reflect padding before the random crop (H // 8 by default).
+      unlabeled_images: extra images without labels (STL-10's unlabelled split).
+      coarse_labels: CIFAR-100 superclass of each training example, if known.
+      label_sets: alternative training labels by name (CIFAR-N human labels).
+    """
+    name: str
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    num_classes: int
+    class_names: tuple
+    flip: bool
+    pad: int
+    unlabeled_images: Optional[np.ndarray] = None
+    coarse_labels: Optional[np.ndarray] = None
+    label_sets: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def image_shape(self):
+        return tuple(int(d) for d in self.train_images.shape[1:])
+
+    @property
+    def num_train(self):
+        return int(self.train_images.shape[0])
+
+
+def stratified_split(labels, num_test, seed):
+    """A reproducible class-stratified split of ``range(len(labels))``.
+
+    Each class c gives floor(num_test * n_c / N) test examples; the examples left
+    over go, one each, to the classes with the largest fractional parts (ties to
+    the smaller class id). Within a class the test examples are the first ones of
+    a permutation drawn with ``np.random.RandomState(seed)``, whose stream NumPy
+    keeps stable across versions.
+
+    Returns:
+      (train_indices, test_indices), both sorted int64 arrays.
+    """
+    labels = np.asarray(labels)
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = num_test * counts / counts.sum()
+    take = np.floor(quota).astype(int)
+    order = sorted(range(len(classes)), key=lambda i: (-(quota[i] - take[i]), i))
+    for i in order[: num_test - take.sum()]:
+        take[i] += 1
+    rng = np.random.RandomState(seed)
+    test = []
+    for c, k in zip(classes, take):
+        idx = np.flatnonzero(labels == c)
+        test.extend(idx[rng.permutation(len(idx))[:k]])
+    test = np.sort(np.asarray(test, np.int64))
+    train = np.setdiff1d(np.arange(len(labels), dtype=np.int64), test)
+    return train, test
+
+
+def load_digits():
+    """The UCI handwritten digits shipped with scikit-learn, as 8x8x1 uint8 images.
+
+    Grey levels 0-16 are rescaled to 0-255 (v * 255 / 16, rounded). The split is
+    ``stratified_split(labels, 500, seed=0)``: 500 test and 1297 training images,
+    the same on every machine. No network is needed.
+    """
+    from sklearn import datasets as sk_datasets
+    digits = sk_datasets.load_digits()
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    labels = digits.target.astype(np.int64)
+    train, test = stratified_split(labels, DIGITS_TEST_SIZE, DIGITS_SPLIT_SEED)
+    return ImageData(
+        name="digits", train_images=images[train], train_labels=labels[train],
+        test_images=images[test], test_labels=labels[test], num_classes=10,
+        class_names=tuple(str(i) for i in range(10)), flip=False, pad=1)
+
+
+# name -> (train split, test split, unlabeled split, flip, extra label keys)
+TFDS_DATASETS = {
+    "cifar10": ("train", "test", None, True, ()),
+    "cifar100": ("train", "test", None, True, ()),
+    "svhn_cropped": ("train", "test", None, False, ()),
+    "stl10": ("train", "test", "unlabelled", True, ()),
+    "cifar10_n": ("train", "test", None, True,
+                  ("aggre_label", "worse_label", "random_label1", "random_label2",
+                   "random_label3")),
+    "cifar100_n": ("train", "test", None, True, ("noise_label",)),
+}
+
+
+class DataNotPreparedError(FileNotFoundError):
+    """A TFDS data set is not in --data_dir."""
+
+
+def _tfds_split(builder, split, keys):
+    import tensorflow_datasets as tfds
+    parts = {k: [] for k in keys}
+    ds = builder.as_dataset(split=split, shuffle_files=False).batch(4096)
+    for batch in tfds.as_numpy(ds):
+        for k in keys:
+            parts[k].append(batch[k])
+    return {k: np.concatenate(v) if v else np.zeros([0]) for k, v in parts.items()}
+
+
+def load_tfds(name, data_dir):
+    """A TFDS data set read from ``data_dir`` (never downloaded here).
+
+    Raises:
+      DataNotPreparedError: naming the data set, the folder and how to prepare it.
+    """
+    import tensorflow_datasets as tfds
+    train_split, test_split, unlabeled_split, flip, extra_keys = TFDS_DATASETS[name]
+    builder = tfds.builder(name, data_dir=data_dir)
+    try:
+        label_keys = ["label"] + (["coarse_label"] if "coarse_label" in builder.info.features else [])
+        train = _tfds_split(builder, train_split, ["image"] + label_keys + list(extra_keys))
+        test = _tfds_split(builder, test_split, ["image", "label"])
+        unlabeled = (_tfds_split(builder, unlabeled_split, ["image"])["image"]
+                     if unlabeled_split else None)
+    except AssertionError as e:
+        if "could not find data" not in str(e):
+            raise
+        folder = data_dir or "~/tensorflow_datasets"
+        manual = (" It needs a manual download first; see "
+                  f"https://www.tensorflow.org/datasets/catalog/{name}."
+                  if name.endswith("_n") else "")
+        raise DataNotPreparedError(
+            f"Data set {name!r} is not prepared in {folder!r} (--data_dir). This machine "
+            f"cannot download it. On a machine with internet run\n"
+            f"  python -c \"import tensorflow_datasets as tfds; "
+            f"tfds.builder('{name}', data_dir='DIR').download_and_prepare()\"\n"
+            f"(or `tfds build {name} --data_dir=DIR`), then copy DIR here and pass "
+            f"--data_dir=DIR.{manual}") from None
+    label_feature = builder.info.features["label"]
+    height = train["image"].shape[1]
+    return ImageData(
+        name=name, train_images=train["image"].astype(np.uint8),
+        train_labels=train["label"].astype(np.int64),
+        test_images=test["image"].astype(np.uint8), test_labels=test["label"].astype(np.int64),
+        num_classes=int(label_feature.num_classes), class_names=tuple(label_feature.names),
+        flip=flip, pad=max(1, height // 8), unlabeled_images=unlabeled,
+        coarse_labels=train.get("coarse_label"),
+        label_sets={k: train[k].astype(np.int64) for k in extra_keys})
+
+
+def _check_images(images, where):
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"{where}: images must be [N, H, W] or [N, H, W, C] with C in "
+                         f"1, 3, 4; got shape {images.shape}")
+    if images.dtype != np.uint8:
+        if not np.issubdtype(images.dtype, np.integer):
+            raise ValueError(
+                f"{where}: images must be uint8 pixels 0-255, got dtype {images.dtype} "
+                f"with values in [{images.min()}, {images.max()}]; scale and cast them "
+                "with (x * 255).round().astype('uint8') if they are in [0, 1]")
+        bad = np.flatnonzero((images < 0).any(axis=(1, 2, 3)) | (images > 255).any(axis=(1, 2, 3)))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"{where}: image {i} has pixel values outside 0-255 "
+                             f"(min {images[i].min()}, max {images[i].max()})")
+        images = images.astype(np.uint8)
+    return images
+
+
+def check_labels(labels, num_classes, where):
+    """Returns int64 labels, or raises naming the first bad index and value."""
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1:
+        raise ValueError(f"{where}: labels must be a vector of class ids, got shape {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        if np.issubdtype(labels.dtype, np.floating) and np.all(np.mod(labels, 1) == 0):
+            labels = labels.astype(np.int64)
+        else:
+            bad = int(np.flatnonzero(np.mod(np.asarray(labels, float), 1) != 0)[0]) \
+                if np.issubdtype(labels.dtype, np.number) else 0
+            raise ValueError(f"{where}: label at index {bad} is {labels[bad]!r}; labels must be "
+                             f"integer class ids in [0, {num_classes})")
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"{where}: label at index {i} is {labels[i]}, outside [0, {num_classes}) "
+                         f"({bad.size} bad labels in all)")
+    return labels.astype(np.int64)
+
+
+def load_npz(path, test_fraction=FOLDER_TEST_FRACTION, seed=0):
+    """A user's ``.npz`` with ``x`` (uint8 images) and ``y`` (int labels).
+
+    Optional keys: ``x_test`` and ``y_test`` (else a stratified ``test_fraction``
+    of the examples is held out), ``class_names`` (else classes are 0..max(y)).
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"npz file {path!r} does not exist")
+    try:
+        f = np.load(path, allow_pickle=False)
+        arrays = {k: f[k] for k in f.files}
+    except Exception as e:  # zipfile / format errors: name the file
+        raise ValueError(f"{path}: not a readable .npz file ({e})") from None
+    for key in ("x", "y"):
+        if key not in arrays:
+            raise ValueError(f"{path}: missing array {key!r}; the file must hold 'x' (images) "
+                             f"and 'y' (labels), found {sorted(arrays)}")
+    if "class_names" in arrays:
+        class_names = tuple(str(c) for c in arrays["class_names"])
+    else:
+        y_all = np.concatenate([np.ravel(arrays["y"]), np.ravel(arrays.get("y_test", []))])
+        if not np.issubdtype(np.asarray(y_all).dtype, np.number) or y_all.size == 0:
+            raise ValueError(f"{path}: 'y' must hold integer class ids")
+        class_names = tuple(str(i) for i in range(int(np.max(y_all)) + 1))
+    c = len(class_names)
+    x = _check_images(arrays["x"], f"{path} ['x']")
+    y = check_labels(arrays["y"], c, f"{path} ['y']")
+    if len(x) != len(y):
+        raise ValueError(f"{path}: 'x' has {len(x)} images but 'y' has {len(y)} labels")
+    if "x_test" in arrays:
+        xt = _check_images(arrays["x_test"], f"{path} ['x_test']")
+        yt = check_labels(arrays["y_test"], c, f"{path} ['y_test']")
+        if len(xt) != len(yt):
+            raise ValueError(f"{path}: 'x_test' has {len(xt)} images but 'y_test' has {len(yt)}")
+        train_x, train_y, test_x, test_y = x, y, xt, yt
+    else:
+        train, test = stratified_split(y, int(round(test_fraction * len(y))), seed)
+        train_x, train_y, test_x, test_y = x[train], y[train], x[test], y[test]
+    name = "npz:" + path
+    return ImageData(name=name, train_images=train_x, train_labels=train_y, test_images=test_x,
+                     test_labels=test_y, num_classes=c, class_names=class_names, flip=False,
+                     pad=max(1, train_x.shape[1] // 8))
+
+
+def _read_image_folder(root):
+    """Reads class sub-folders of ``root``: returns (images, labels, class_names)."""
+    import tensorflow as tf
+    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    if not classes:
+        raise ValueError(f"{root}: no class sub-folders found; expected {root}/<class>/<image>.png")
+    images, labels, shapes = [], [], {}
+    for c, name in enumerate(classes):
+        folder = os.path.join(root, name)
+        files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
+        if not files:
+            raise ValueError(f"{folder}: class folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        for f in files:
+            path = os.path.join(folder, f)
+            try:
+                img = tf.io.decode_image(tf.io.read_file(path), expand_animations=False).numpy()
+            except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
+                raise ValueError(f"{path}: cannot decode image ({e.message.splitlines()[0]})") from None
+            shapes.setdefault(img.shape, path)
+            if len(shapes) > 1:
+                (s0, p0), (s1, p1) = list(shapes.items())[:2]
+                raise ValueError(f"images differ in shape: {p0} is {s0}, {p1} is {s1}; "
+                                 "resize them to one size first")
+            images.append(img)
+            labels.append(c)
+    return np.stack(images).astype(np.uint8), np.asarray(labels, np.int64), tuple(classes)
+
+
+def load_folder(path, test_fraction=FOLDER_TEST_FRACTION, seed=0):
+    """A folder of class sub-folders of images (PNG, JPEG, BMP, GIF).
+
+    With ``path/train`` and ``path/test`` sub-folders, those are the splits;
+    otherwise a stratified ``test_fraction`` of ``path`` is held out for testing.
+    """
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"image folder {path!r} does not exist")
+    train_dir, test_dir = os.path.join(path, "train"), os.path.join(path, "test")
+    if os.path.isdir(train_dir) and os.path.isdir(test_dir):
+        x, y, names = _read_image_folder(train_dir)
+        xt, yt, names_t = _read_image_folder(test_dir)
+        if names_t != names:
+            raise ValueError(f"{test_dir}: class folders {names_t} differ from {train_dir}: {names}")
+    else:
+        x_all, y_all, names = _read_image_folder(path)
+        train, test = stratified_split(y_all, int(round(test_fraction * len(y_all))), seed)
+        x, y, xt, yt = x_all[train], y_all[train], x_all[test], y_all[test]
+    return ImageData(name="folder:" + path, train_images=x, train_labels=y, test_images=xt,
+                     test_labels=yt, num_classes=len(names), class_names=names, flip=False,
+                     pad=max(1, x.shape[1] // 8))
+
+
+def dataset_names():
+    return ("digits",) + tuple(TFDS_DATASETS) + ("folder:PATH", "npz:PATH")
+
+
+def load_dataset(spec, data_dir=None):
+    """Loads a data set by name: ``digits``, a TFDS name, ``folder:PATH``, ``npz:PATH``."""
+    if spec == "digits":
+        return load_digits()
+    if spec in TFDS_DATASETS:
+        return load_tfds(spec, data_dir)
+    if spec.startswith("folder:"):
+        return load_folder(spec[len("folder:"):])
+    if spec.startswith("npz:"):
+        return load_npz(spec[len("npz:"):])
+    raise ValueError(f"unknown dataset {spec!r}; valid: {', '.join(dataset_names())}")

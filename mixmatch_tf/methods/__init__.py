@@ -1,0 +1,4 @@
+"""Methods, one file each, registered by name."""
+from mixmatch_tf.methods.base import (ConfigError, Context, Method, Phase, TrainConfig,
+                                      get_method, method_names, register, resolve_config)
+from mixmatch_tf.methods import erm, mixup  # noqa: F401  (registration)

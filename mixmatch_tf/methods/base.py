@@ -1,0 +1,213 @@
+"""What every method is: a config, networks by role, phases of train steps, predict.
+
+A method file declares a frozen ``Config`` dataclass (defaults = the paper's
+values), registers itself by name, and implements:
+
+* ``build()`` -- networks, optimizers and any method state, keyed by role; the
+  trainer calls it inside ``strategy.scope()`` and checkpoints all of it;
+* ``phase(index, state, fresh)`` -- what to train next: a ``Phase`` with its
+  number of steps, its input streams and its per-replica train step, or None
+  when training is over. Eager work between phases (DivideMix's per-sample
+  losses and GMM) happens here, never inside a traced step;
+* ``train_step(state, batch, step)`` -- per replica, traced: the tape, the
+  update and any EMA written out top to bottom;
+* ``predict(state, images)`` -- class probabilities, the one inference path of
+  evaluation and export.
+"""
+import dataclasses
+import math
+from typing import Any, Callable, ClassVar, Mapping, Optional
+
+import numpy as np
+
+from mixmatch_tf.data.pipeline import Stream
+
+_METHODS = {}
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; ``field`` names it (the flag of the same name)."""
+
+    def __init__(self, field, message):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def check(condition, field, message):
+    if not condition:
+        raise ConfigError(field, message)
+
+
+def register(name):
+    """Class decorator registering a Method subclass under ``name``."""
+    def wrap(cls):
+        if name in _METHODS:
+            raise ValueError(f"method {name!r} is registered twice")
+        cls.name = name
+        _METHODS[name] = cls
+        return cls
+    return wrap
+
+
+def method_names():
+    return tuple(sorted(_METHODS))
+
+
+def get_method(name):
+    if name not in _METHODS:
+        raise ValueError(f"unknown method {name!r}; valid: {', '.join(method_names())}")
+    return _METHODS[name]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Fields every method has. Subclasses change defaults and add their own."""
+    model: Optional[str] = None          # network name; None: the method's or data set's default
+    batch_size: int = 128                # global batch size
+    learning_rate: float = 0.1           # base learning rate
+    weight_decay: float = 1e-4           # weight decay (its form is the method's)
+    epochs: float = 200.0                # training length in passes over the training set
+    train_steps: Optional[int] = None    # training length in steps; overrides epochs
+    eval_every: Optional[int] = None     # steps between evaluations; None: one epoch
+
+    def __post_init__(self):
+        check(self.batch_size > 0, "batch_size", f"must be > 0, got {self.batch_size}")
+        check(self.learning_rate > 0, "learning_rate", f"must be > 0, got {self.learning_rate}")
+        check(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
+        check(self.epochs > 0, "epochs", f"must be > 0, got {self.epochs}")
+        check(self.train_steps is None or self.train_steps > 0, "train_steps",
+              f"must be > 0, got {self.train_steps}")
+        check(self.eval_every is None or self.eval_every > 0, "eval_every",
+              f"must be > 0, got {self.eval_every}")
+
+    def to_dict(self):
+        return {k: (list(v) if isinstance(v, tuple) else v)
+                for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclasses.dataclass
+class Context:
+    """What a method may know about the run. Built by the trainer.
+
+    Attributes:
+      num_classes, image_shape: of the data.
+      train_labels: the training labels a method may use (noisy if noise was
+        added; the clean ones are never given to methods).
+      seed: the run seed.
+      model_fn: builds a fresh network mapping float images to logits.
+      num_replicas: replicas in sync (for per-replica loss scaling).
+      labeled_indices: training indices whose labels may be used (all of them
+        for supervised and noisy-label learning; the labeled subset for SSL).
+      unlabeled_indices: indices for unlabeled streams (SSL), else None.
+      map_train_set: ``fn(per_replica_fn) -> np.ndarray`` running
+        ``per_replica_fn(batch)`` over the un-augmented training set under the
+        strategy and returning its per-example outputs in index order.
+      clean_labels: true labels, for diagnostics only (never in a train step).
+    """
+    num_classes: int
+    image_shape: tuple
+    train_labels: np.ndarray
+    seed: int
+    model_fn: Callable[[], Any]
+    num_replicas: int = 1
+    labeled_indices: Optional[np.ndarray] = None
+    unlabeled_indices: Optional[np.ndarray] = None
+    map_train_set: Optional[Callable] = None
+    clean_labels: Optional[np.ndarray] = None
+
+    @property
+    def num_train(self):
+        return int(len(self.train_labels))
+
+
+@dataclasses.dataclass
+class Phase:
+    """A stretch of training with one input layout and one train step.
+
+    Attributes:
+      name: also the key under which the trainer caches the compiled loop, so
+        phases that share a name must share the step and the batch layout.
+      steps: number of steps.
+      streams: name -> Stream; each step's batch is a dict of one batch per stream.
+      step_fn: ``fn(state, batch, step) -> dict of scalars`` (per replica; must
+        hold ``loss``), traced by the trainer.
+      transform: optional ``fn(batch, seed, source) -> batch`` on the global
+        batch inside tf.data (e.g. mixup of inputs).
+      evaluate_at_end: evaluate when the phase ends (e.g. each DivideMix epoch).
+      salt: distinguishes the phase's shuffles and augmentations; defaults to
+        the phase index.
+    """
+    name: str
+    steps: int
+    streams: Mapping[str, Stream]
+    step_fn: Callable
+    transform: Optional[Callable] = None
+    evaluate_at_end: bool = False
+    salt: Optional[int] = None
+
+
+class Method:
+    """Base class: see the module docstring."""
+    name: ClassVar[str] = ""
+    Config: ClassVar[type] = TrainConfig
+    default_model: ClassVar[str] = "preact_resnet18"
+    # Per data set overrides of Config defaults, e.g. {"digits": {"epochs": 60}}.
+    dataset_defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+
+    def __init__(self, config, context: Context):
+        self.config = config
+        self.ctx = context
+
+    # -- training length -------------------------------------------------
+    def steps_per_epoch(self, examples=None, batch_size=None):
+        examples = self.ctx.num_train if examples is None else examples
+        return max(1, math.ceil(examples / (batch_size or self.config.batch_size)))
+
+    def total_steps(self):
+        """Total train steps, if known in advance (for progress and ETA)."""
+        if self.config.train_steps:
+            return int(self.config.train_steps)
+        return max(1, int(round(self.config.epochs * self.steps_per_epoch())))
+
+    def eval_every(self):
+        return int(self.config.eval_every or self.steps_per_epoch())
+
+    # -- the interface ---------------------------------------------------
+    def build(self):
+        raise NotImplementedError
+
+    def phase(self, index, state, fresh) -> Optional[Phase]:
+        raise NotImplementedError
+
+    def predict(self, state, images):
+        raise NotImplementedError
+
+    def diagnostics(self, state):
+        """Extra entries for metrics.json (method-specific); JSON-serialisable."""
+        return {}
+
+    def networks(self, state):
+        """The networks that ``predict`` uses (tracked by the exporter)."""
+        return [v for v in state.values() if hasattr(v, "trainable_variables")
+                and hasattr(v, "layers")]
+
+
+def resolve_config(method_cls, dataset_name, overrides):
+    """Config = paper defaults, then the data set's defaults, then ``overrides``.
+
+    Args:
+      overrides: field -> value given by the user (flags or Python). Unknown
+        fields raise a ConfigError naming the fields the method has.
+    """
+    fields = {f.name for f in dataclasses.fields(method_cls.Config)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ConfigError(unknown[0], f"is not a setting of method {method_cls.name!r}; "
+                          f"its settings are: {', '.join(sorted(fields))}")
+    values = dict(method_cls.dataset_defaults.get(dataset_name, {}))
+    values.update(overrides)
+    for k, v in list(values.items()):
+        if isinstance(v, list):
+            values[k] = tuple(v)
+    return method_cls.Config(**values)

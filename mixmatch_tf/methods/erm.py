@@ -1,0 +1,98 @@
+"""Empirical risk minimisation: the supervised baseline of the mixup paper.
+
+* one network, SGD with momentum 0.9 and PyTorch-style (coupled) weight decay;
+* learning rate divided by 10 at 50% and 75% of training (epochs 100 and 150 of 200);
+* soft cross-entropy against ``target`` when the pipeline provides one (mixup
+  and its relatives), else against the one-hot label.
+
+Per replica / global: nothing is mixed here; losses are per-replica means and
+gradients are summed over replicas, so any replica count computes the gradient
+of the global mean loss.
+
+References:
+  Zhang et al., mixup: Beyond Empirical Risk Minimization, ICLR 2018 (section 3).
+"""
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mixmatch_tf import ops
+from mixmatch_tf.data.pipeline import Stream
+from mixmatch_tf.methods import common
+from mixmatch_tf.methods.base import Method, Phase, TrainConfig, check, register
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(TrainConfig):
+    """Paper settings (PreAct ResNet-18 on CIFAR-10)."""
+    momentum: float = 0.9                  # SGD momentum
+    lr_decay_at: tuple = (0.5, 0.75)       # fractions of training where lr /= 1/lr_decay_factor
+    lr_decay_factor: float = 0.1           # multiplier at each decay
+    augment: bool = True                   # random crop (+ flip where valid)
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(all(0 < f < 1 for f in self.lr_decay_at), "lr_decay_at",
+              f"must be fractions of training in (0, 1), got {self.lr_decay_at}")
+        check(0 < self.lr_decay_factor <= 1, "lr_decay_factor",
+              f"must be in (0, 1], got {self.lr_decay_factor}")
+        check(0 <= self.momentum < 1, "momentum", f"must be in [0, 1), got {self.momentum}")
+
+
+# The bundled digits: a small CNN and 60 epochs of batch 64 (about 1,260 steps,
+# under 20 s on 2 CPU cores); the paper's optimiser settings otherwise.
+DIGITS = {"model": "small_cnn", "batch_size": 64, "epochs": 60.0}
+
+
+@register("erm")
+class ERM(Method):
+    Config = Config
+    default_model = "preact_resnet18"
+    dataset_defaults = {"digits": DIGITS}
+
+    def build(self):
+        net = self.ctx.model_fn()
+        opt = keras.optimizers.SGD(learning_rate=self.config.learning_rate,
+                                   momentum=self.config.momentum)
+        opt.build(net.trainable_variables)
+        return {"net": net, "opt": opt}
+
+    def learning_rate(self, step):
+        total = self.total_steps()
+        return ops.step_decay(step, self.config.learning_rate,
+                              [int(f * total) for f in self.config.lr_decay_at],
+                              self.config.lr_decay_factor)
+
+    def transform(self):
+        """The tf.data transform of each global batch (none for ERM)."""
+        return None
+
+    def phase(self, index, state, fresh):
+        if index > 0:
+            return None
+        labeled = (self.ctx.labeled_indices if self.ctx.labeled_indices is not None
+                   else np.arange(self.ctx.num_train))
+        stream = Stream(indices=labeled, batch_size=self.config.batch_size,
+                        augment=self.config.augment)
+        return Phase(name="train", steps=self.total_steps(), streams={"train": stream},
+                     step_fn=self.train_step, transform=self.transform())
+
+    def train_step(self, state, batch, step):
+        net, opt = state["net"], state["opt"]
+        x = batch["train"]["image"]
+        y = batch["train"].get("target")
+        if y is None:
+            y = tf.one_hot(batch["train"]["label"], self.ctx.num_classes)
+        lr = common.set_learning_rate(opt, self.learning_rate(step))
+        with tf.GradientTape() as tape:
+            logits = net(x, training=True)
+            loss = tf.reduce_mean(ops.soft_cross_entropy(logits, y))
+        grads = common.replica_gradients(tape, loss, net.trainable_variables)
+        grads = common.add_l2_gradients(grads, net.trainable_variables, self.config.weight_decay)
+        opt.apply_gradients(zip(grads, net.trainable_variables))
+        return {"loss": loss, "lr": lr}
+
+    def predict(self, state, images):
+        return tf.nn.softmax(state["net"](images, training=False))

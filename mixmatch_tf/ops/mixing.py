@@ -1,0 +1,116 @@
+"""Mixing weights and convex combinations of examples (mixup and its relatives).
+
+References:
+  Zhang, Cisse, Dauphin, Lopez-Paz. mixup: Beyond Empirical Risk Minimization. ICLR 2018.
+  Berthelot et al. MixMatch: A Holistic Approach to Semi-Supervised Learning. NeurIPS 2019.
+"""
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
+
+
+def _tfp_seed(seed):
+    """TFP's stateless samplers take int32 seeds; wrap int64 ones deterministically."""
+    return tf.cast(tf.bitwise.bitwise_and(tf.cast(seed, tf.int64), 0x7FFFFFFF), tf.int32)
+
+
+def sample_beta(alpha, shape, seed):
+    """Draws mixing weights lambda ~ Beta(alpha, alpha) with TFP.
+
+    Args:
+      alpha: positive float, the concentration of both Beta parameters.
+      shape: sample shape: ``[]`` for one weight per batch, ``[B]`` per example.
+      seed: stateless seed, int tensor of shape [2].
+
+    Returns:
+      float32 tensor of ``shape`` with values in [0, 1].
+    """
+    alpha = tf.convert_to_tensor(alpha, tf.float32)
+    lam = tfd.Beta(alpha, alpha).sample(shape, seed=_tfp_seed(seed))
+    # Beta samples can round to exactly 0 or 1 in float32 for small alpha; that is
+    # a valid weight, but NaN (possible when both gammas underflow) is not.
+    return tf.where(tf.math.is_nan(lam), tf.ones_like(lam), lam)
+
+
+def sample_dirichlet(alpha, num_components, shape, seed):
+    """Draws convex weights w ~ Dirichlet(alpha, ..., alpha) over ``num_components``.
+
+    Returns:
+      float32 tensor of shape ``shape + [num_components]`` whose last axis sums to 1.
+    """
+    conc = tf.fill([num_components], tf.cast(alpha, tf.float32))
+    return tfd.Dirichlet(conc).sample(shape, seed=_tfp_seed(seed))
+
+
+def sample_permutation(n, seed):
+    """A uniformly random permutation of ``range(n)`` (int32 [n])."""
+    return tf.random.experimental.stateless_shuffle(tf.range(n), seed=seed)
+
+
+def max_lambda(lam):
+    """lambda' = max(lambda, 1 - lambda): keeps the mix closer to the first input.
+
+    References:
+      MixMatch, equation (9).
+    """
+    return tf.maximum(lam, 1.0 - lam)
+
+
+def _broadcast_weight(lam, x):
+    """Reshapes a scalar or per-example weight [B] to broadcast against ``x``."""
+    lam = tf.cast(lam, x.dtype)
+    if lam.shape.rank == 0:
+        return lam
+    return tf.reshape(lam, [-1] + [1] * (x.shape.rank - 1))
+
+
+def mix(a, b, lam):
+    """lam * a + (1 - lam) * b with lam a scalar or one weight per example."""
+    lam = _broadcast_weight(lam, a)
+    return lam * a + (1.0 - lam) * b
+
+
+def mixup(x, y, lam, perm):
+    """Mixes each example with its partner ``perm[i]`` of the same batch.
+
+    Args:
+      x: float tensor [B, ...], the inputs.
+      y: float tensor [B, C], one-hot or soft targets.
+      lam: float scalar or [B], the weight of the example itself.
+      perm: int tensor [B], the partner of each example.
+
+    Returns:
+      (x_mixed, y_mixed) with x_mixed[i] = lam x[i] + (1 - lam) x[perm[i]] and
+      the same for y.
+
+    References:
+      mixup, equation in section 2.
+    """
+    return (mix(x, tf.gather(x, perm), lam), mix(y, tf.gather(y, perm), lam))
+
+
+def mixup_many(x, y, weights, perms):
+    """Convex combination of k examples: sum_j w_j * x[perms[j]].
+
+    Args:
+      x: float tensor [B, ...].
+      y: float tensor [B, C].
+      weights: float tensor [k] (one combination per batch) or [B, k].
+      perms: int tensor [k, B]; use the identity as perms[0] to keep each example
+        as the first component.
+
+    Returns:
+      (x_mixed, y_mixed).
+
+    References:
+      mixup, section 3.1 (combinations of 3 or more examples with Dirichlet weights).
+    """
+    k = perms.shape[0]
+    x_out = 0.0
+    y_out = 0.0
+    for j in range(k):
+        w = weights[..., j]
+        x_out += _broadcast_weight(w, x) * tf.gather(x, perms[j])
+        y_out += _broadcast_weight(w, y) * tf.gather(y, perms[j])
+    return x_out, y_out

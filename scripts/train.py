@@ -1,0 +1,46 @@
+r"""Trains a method on a data set; resumes automatically from --model_dir.
+
+  python scripts/train.py --method=mixup --dataset=digits --seed=0 --model_dir=runs/mixup
+  python scripts/train.py --flagfile=flags/presets/mixup_cifar10.cfg --data_dir=~/tfds \
+      --model_dir=runs/mixup_cifar10
+
+Writes checkpoints, TensorBoard summaries and metrics.json into --model_dir and,
+with --export_dir, a SavedModel. Invalid flags are refused before any work.
+"""
+import _setup  # noqa: F401  (must precede TensorFlow imports)
+import json
+
+from absl import app, logging
+
+from flags import common as cli
+
+cli.define_train_flags()
+FLAGS = cli.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    cli.validate_names()
+    method, config, run = cli.resolve(FLAGS.dataset)
+    from mixmatch_tf.data import load_dataset
+    from mixmatch_tf.methods import ConfigError
+    from mixmatch_tf.training import Trainer, make_strategy
+    strategy = make_strategy(FLAGS.strategy, FLAGS.cpu_replicas)
+    data = load_dataset(FLAGS.dataset, FLAGS.data_dir)
+    try:
+        trainer = Trainer(method, data, run, config=config, strategy=strategy,
+                          data_dir=FLAGS.data_dir)
+    except ConfigError as e:
+        cli.usage_error(e.field, e.message)
+    metrics = trainer.fit()
+    summary = {k: metrics[k] for k in ("method", "dataset", "seed", "steps", "test_error",
+                                       "best_test_error", "median_last_10_test_error",
+                                       "wall_seconds") if k in metrics}
+    logging.info("done: %s", json.dumps(summary))
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    logging.set_verbosity(logging.INFO)
+    app.run(main)

@@ -1,0 +1,39 @@
+"""Test setup: two logical CPU devices, configured before TensorFlow starts.
+
+Single-replica code uses the first device; multi-replica tests mirror over both.
+"""
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import pytest  # noqa: E402
+from mixmatch_tf.training.strategy import cpu_strategy, split_cpu  # noqa: E402
+
+split_cpu(2)
+
+
+@pytest.fixture(scope="session")
+def one_replica():
+    return cpu_strategy(1)
+
+
+@pytest.fixture(scope="session")
+def two_replicas():
+    return cpu_strategy(2)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from mixmatch_tf.data import load_digits
+    return load_digits()
+
+
+def run_script(args, timeout=600, env=None):
+    """Runs a script of scripts/ in a fresh Python process; returns CompletedProcess."""
+    import subprocess
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    return subprocess.run([sys.executable] + args, cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)

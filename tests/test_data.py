@@ -1,0 +1,245 @@
+"""Data: sources, label noise, augmentation and pipelines."""
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mixmatch_tf.data import augment, noise, pipeline, sources
+from mixmatch_tf.data.preprocess import Normalization, normalize
+
+
+# ----------------------------------------------------------------------------- sources
+def test_digits_split_is_fixed_stratified_and_real(digits):
+    assert digits.train_images.shape == (1297, 8, 8, 1)
+    assert digits.test_images.shape == (500, 8, 8, 1)
+    assert digits.train_images.dtype == np.uint8 and digits.train_images.max() == 255
+    assert digits.num_classes == 10 and not digits.flip
+    counts = np.bincount(digits.test_labels, minlength=10)
+    totals = counts + np.bincount(digits.train_labels, minlength=10)
+    assert np.all(np.abs(counts - 500 * totals / totals.sum()) < 1)
+    again = sources.load_digits()
+    np.testing.assert_array_equal(again.test_labels, digits.test_labels)
+    np.testing.assert_array_equal(again.train_images, digits.train_images)
+
+
+def test_stratified_split_hand_values():
+    labels = np.array([0] * 6 + [1] * 4)
+    train, test = sources.stratified_split(labels, 5, seed=0)
+    assert len(test) == 5 and len(train) == 5
+    assert np.sum(labels[test] == 0) == 3 and np.sum(labels[test] == 1) == 2
+    assert set(train) | set(test) == set(range(10))
+
+
+def test_npz_out_of_range_label_names_index_and_value(tmp_path):
+    x = np.zeros((6, 4, 4, 1), np.uint8)
+    path = str(tmp_path / "d.npz")
+    np.savez(path, x=x, y=np.array([0, 1, 2, 1, 7, 0]), class_names=np.array(["a", "b", "c"]))
+    with pytest.raises(ValueError, match=r"label at index 4 is 7, outside \[0, 3\)"):
+        sources.load_npz(path)
+    np.savez(path, x=x, y=np.array([0, 1, -1, 1, 0, 0]))
+    with pytest.raises(ValueError, match="label at index 2 is -1"):
+        sources.load_npz(path)
+
+
+def test_npz_rejects_float_pixels_and_missing_keys(tmp_path):
+    path = str(tmp_path / "d.npz")
+    np.savez(path, x=np.random.rand(4, 4, 4).astype(np.float32), y=np.zeros(4, int))
+    with pytest.raises(ValueError, match="uint8 pixels"):
+        sources.load_npz(path)
+    np.savez(path, images=np.zeros((4, 4, 4), np.uint8))
+    with pytest.raises(ValueError, match="missing array 'x'"):
+        sources.load_npz(path)
+
+
+def test_npz_loads_with_and_without_test_split(tmp_path):
+    rng = np.random.RandomState(0)
+    x = rng.randint(0, 256, (50, 6, 6)).astype(np.uint8)
+    y = np.arange(50) % 5
+    path = str(tmp_path / "d.npz")
+    np.savez(path, x=x, y=y)
+    d = sources.load_npz(path)
+    assert d.train_images.shape == (40, 6, 6, 1) and d.test_images.shape == (10, 6, 6, 1)
+    assert d.num_classes == 5 and np.bincount(d.test_labels).tolist() == [2] * 5
+    np.savez(path, x=x, y=y, x_test=x[:7], y_test=y[:7])
+    d = sources.load_npz(path)
+    assert d.num_train == 50 and len(d.test_labels) == 7
+
+
+def _write_png(path, value, shape=(5, 5, 3)):
+    png = tf.io.encode_png(np.full(shape, value, np.uint8)).numpy()
+    with open(path, "wb") as f:
+        f.write(png)
+
+
+def test_folder_reads_classes_and_reports_corrupt_image(tmp_path):
+    for c in ("cat", "dog"):
+        os.makedirs(tmp_path / c)
+        for i in range(5):
+            _write_png(tmp_path / c / f"{i}.png", 10 * i)
+    d = sources.load_folder(str(tmp_path))
+    assert d.class_names == ("cat", "dog") and d.num_train == 8 and len(d.test_labels) == 2
+    (tmp_path / "dog" / "broken.png").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="broken.png: cannot decode image"):
+        sources.load_folder(str(tmp_path))
+
+
+def test_folder_with_train_and_test_subfolders(tmp_path):
+    for split, n in (("train", 3), ("test", 2)):
+        for c in ("a", "b"):
+            os.makedirs(tmp_path / split / c)
+            for i in range(n):
+                _write_png(tmp_path / split / c / f"{i}.png", i, shape=(4, 4, 1))
+    d = sources.load_folder(str(tmp_path))
+    assert d.num_train == 6 and len(d.test_labels) == 4 and d.image_shape == (4, 4, 1)
+
+
+def test_tfds_through_mock_data_and_clear_error_when_missing(tmp_path):
+    import tensorflow_datasets as tfds
+    with tfds.testing.mock_data(num_examples=12):
+        d = sources.load_dataset("cifar100", data_dir=str(tmp_path))
+    assert d.train_images.shape == (12, 32, 32, 3) and d.num_classes == 100
+    assert d.coarse_labels is not None and d.flip and d.pad == 4
+    with tfds.testing.mock_data(num_examples=6):
+        d = sources.load_dataset("cifar10_n", data_dir=str(tmp_path))
+    assert set(d.label_sets) >= {"aggre_label", "worse_label"}
+    with pytest.raises(sources.DataNotPreparedError) as e:
+        sources.load_dataset("svhn_cropped", data_dir=str(tmp_path))
+    msg = str(e.value)
+    assert "svhn_cropped" in msg and str(tmp_path) in msg and "download_and_prepare" in msg
+
+
+def test_unknown_dataset_lists_known():
+    with pytest.raises(ValueError, match="valid: digits, cifar10"):
+        sources.load_dataset("mnist")
+
+
+# ------------------------------------------------------------------------------- noise
+def test_symmetric_noise_rate_and_seed(digits):
+    y = digits.train_labels
+    a = noise.symmetric_noise(y, 10, 0.5, seed=1)
+    b = noise.symmetric_noise(y, 10, 0.5, seed=1)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, noise.symmetric_noise(y, 10, 0.5, seed=2))
+    flipped = np.mean(a != y)
+    assert abs(flipped - 0.5 * 0.9) < 0.04  # the draw may keep the true class
+    np.testing.assert_array_equal(noise.symmetric_noise(y, 10, 0.0, seed=1), y)
+    assert np.mean(noise.symmetric_noise(y, 10, 1.0, seed=1) != y) > 0.85
+
+
+def test_asymmetric_noise_follows_the_mapping_exactly(digits):
+    y = digits.train_labels
+    mapping = noise.DIGITS_ASYMMETRIC
+    noisy = noise.asymmetric_noise(y, mapping, 0.4, seed=0)
+    changed = noisy != y
+    assert set(np.unique(y[changed])) == set(mapping)
+    for c, target in mapping.items():
+        members = y == c
+        assert np.all(noisy[members & changed] == target)
+        assert np.sum(members & changed) == int(round(0.4 * members.sum()))
+
+
+def test_cifar_mappings():
+    assert noise.CIFAR10_ASYMMETRIC == {9: 1, 2: 0, 4: 7, 3: 5, 5: 3}
+    fine = np.array([0, 1, 2, 3, 4, 5])
+    coarse = np.array([0, 0, 1, 1, 1, 2])
+    assert noise.next_in_superclass(fine, coarse) == {0: 1, 1: 0, 2: 3, 3: 4, 4: 2, 5: 5}
+
+
+def test_noisy_labels_are_saved_and_reused(tmp_path, digits):
+    a = noise.noisy_labels_for_run(digits, "sym", 0.8, 3, str(tmp_path))
+    assert os.path.exists(tmp_path / noise.NOISE_FILE)
+    b = noise.noisy_labels_for_run(digits, "sym", 0.8, 3, str(tmp_path))
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="noise_rate"):
+        noise.noisy_labels_for_run(digits, "sym", 0.5, 3, str(tmp_path))
+
+
+# ------------------------------------------------------------------------ augmentation
+def test_crop_flip_hand_values():
+    img = tf.reshape(tf.range(9), [1, 3, 3, 1])
+    # reflect pad 1: rows/cols index -1 -> 1, 3 -> 1
+    same = augment.crop_flip(img, tf.constant([[1, 1]]), tf.constant([False]), pad=1)
+    np.testing.assert_array_equal(same, img)
+    corner = augment.crop_flip(img, tf.constant([[0, 0]]), tf.constant([False]), pad=1)
+    np.testing.assert_array_equal(corner[0, :, :, 0], [[4, 3, 4], [1, 0, 1], [4, 3, 4]])
+    flipped = augment.crop_flip(img, tf.constant([[1, 1]]), tf.constant([True]), pad=1)
+    np.testing.assert_array_equal(flipped[0, :, :, 0], [[2, 1, 0], [5, 4, 3], [8, 7, 6]])
+
+
+def test_augment_is_per_example_and_seeded():
+    images = tf.tile(tf.reshape(tf.cast(tf.range(64), tf.uint8), [1, 8, 8, 1]), [32, 1, 1, 1])
+    seed = tf.constant([1, 2], tf.int64)
+    a = augment.augment_batch(images, seed, pad=2, flip=True)
+    np.testing.assert_array_equal(a, augment.augment_batch(images, seed, pad=2, flip=True))
+    assert len({a[i].numpy().tobytes() for i in range(32)}) > 5
+    mapped = next(iter(tf.data.Dataset.from_tensors(images).map(
+        lambda x: augment.augment_batch(x, seed, pad=2, flip=True))))
+    np.testing.assert_array_equal(a, mapped)
+
+
+def test_normalization_shared_function():
+    norm = Normalization.symmetric(1)
+    np.testing.assert_allclose(normalize(tf.constant([0, 255], tf.uint8), norm), [-1.0, 1.0])
+    stats = Normalization.from_images(np.array([[[[0]], [[2]]]], np.uint8))
+    assert stats.mean == (1.0,) and stats.std == (1.0,)
+
+
+# ---------------------------------------------------------------------------- pipelines
+def _source(n=10):
+    images = np.arange(n, dtype=np.uint8).reshape(n, 1, 1, 1) * np.ones((1, 2, 2, 1), np.uint8)
+    return pipeline.ArraySource(images, np.arange(n) % 3, Normalization((0.0,), (1.0,)))
+
+
+def test_stream_covers_each_epoch_and_resumes_exactly():
+    src = _source(10)
+    streams = {"train": pipeline.Stream(indices=np.arange(10), batch_size=4, augment=False)}
+    ds = pipeline.train_dataset(src, streams, seed=0, salt=0)
+    batches = [b["train"]["index"].numpy() for b in ds.take(10)]
+    positions = np.concatenate(batches)
+    for e in range(4):
+        assert sorted(positions[10 * e:10 * (e + 1)]) == list(range(10))
+    resumed = pipeline.train_dataset(src, streams, seed=0, salt=0, start_step=6)
+    for s, b in zip(range(6, 10), resumed.take(4)):
+        np.testing.assert_array_equal(b["train"]["index"], batches[s])
+    np.testing.assert_array_equal(next(iter(resumed))["train"]["image"][..., 0, 0, 0],
+                                  batches[6])
+    other = pipeline.train_dataset(src, streams, seed=1, salt=0)
+    assert not np.array_equal(next(iter(other))["train"]["index"], batches[0])
+
+
+def test_stream_views_and_extras():
+    src = _source(6)
+    streams = {"u": pipeline.Stream(indices=np.arange(6), batch_size=3, views=2, with_labels=False,
+                                    extras={"w": np.linspace(0, 1, 6).astype(np.float32)})}
+    b = next(iter(pipeline.train_dataset(src, streams, seed=0, salt=0)))["u"]
+    assert b["image"].shape == (3, 2, 2, 2, 1) and "label" not in b
+    np.testing.assert_allclose(b["w"], np.linspace(0, 1, 6)[b["index"].numpy()], rtol=1e-6)
+
+
+def test_replica_split_hands_each_replica_its_slice_of_the_global_batch():
+    src = _source(12)
+    streams = {"train": pipeline.Stream(indices=np.arange(12), batch_size=6, augment=False)}
+    global_batch = next(iter(pipeline.train_dataset(src, streams, seed=0, salt=0)))
+    ctx = tf.distribute.InputContext(num_input_pipelines=1, input_pipeline_id=0,
+                                     num_replicas_in_sync=2)
+    parts = list(pipeline.train_dataset(src, streams, seed=0, salt=0, input_context=ctx).take(2))
+    np.testing.assert_array_equal(
+        np.concatenate([p["train"]["index"] for p in parts]), global_batch["train"]["index"])
+    ctx1 = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1,
+                                      num_replicas_in_sync=2)
+    second = next(iter(pipeline.train_dataset(src, streams, seed=0, salt=0, input_context=ctx1)))
+    np.testing.assert_array_equal(second["train"]["index"], global_batch["train"]["index"][3:])
+    with pytest.raises(ValueError, match="divisible"):
+        bad = tf.distribute.InputContext(1, 0, 4)
+        pipeline.train_dataset(src, streams, seed=0, salt=0, input_context=bad)
+
+
+def test_eval_dataset_is_ordered_and_padded():
+    src = _source(10)
+    batches = list(pipeline.eval_dataset(src, batch_size=4))
+    assert len(batches) == 3
+    idx = np.concatenate([b["index"] for b in batches])
+    mask = np.concatenate([b["mask"] for b in batches])
+    np.testing.assert_array_equal(idx[mask], np.arange(10))
+    assert mask.sum() == 10 and len(mask) == 12

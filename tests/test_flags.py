@@ -1,0 +1,60 @@
+"""Command-line flags: invalid values are refused before any work, naming the flag."""
+import pytest
+from absl import app
+
+from conftest import ROOT, run_script
+from flags import common as cli
+
+cli.define_train_flags()
+FLAGS = cli.FLAGS
+
+CASES = [
+    (["--method=mixmatchx"], "--method=mixmatchx: unknown method; valid: "),
+    (["--dataset=imagenet"], "--dataset=imagenet: unknown dataset; valid: digits"),
+    (["--model=resnet50"], "--model=resnet50: unknown model; valid: "),
+    (["--mixup_alpha=0"], "--mixup_alpha=0.0: must be > 0"),
+    (["--method=erm", "--mixup_alpha=2"], "--mixup_alpha=2.0: does not apply to method 'erm'"),
+    (["--noise_type=sym", "--noise_rate=1.5"], "--noise_rate=1.5: must be in [0, 1]"),
+    (["--noise_rate=0.5"], "--noise_rate=0.5: is 0.5 but --noise_type is not set"),
+    (["--batch_size=-4"], "--batch_size=-4: must be > 0"),
+    (["--dataset=npz:/no/such/file.npz"], "file '/no/such/file.npz' does not exist"),
+    (["--lr_decay_at=0.5,x"], "--lr_decay_at"),
+    (["--lr_decay_at=1.5"], "--lr_decay_at=['1.5']: must be fractions of training in (0, 1)"),
+]
+
+
+def parse(args):
+    FLAGS.unparse_flags()
+    FLAGS(["train.py"] + args)
+    cli.validate_names()
+    return cli.resolve(FLAGS.dataset)
+
+
+@pytest.mark.parametrize("args,expected", CASES)
+def test_bad_flags_are_refused_with_the_flag_named(args, expected):
+    with pytest.raises(app.UsageError) as e:
+        parse(args)
+    assert expected in str(e.value)
+
+
+def test_method_flags_come_from_the_configs_and_defaults_depend_on_the_data():
+    method, config, run = parse(["--method=erm", "--seed=4"])
+    assert method.name == "erm" and config.model == "small_cnn" and config.epochs == 60
+    assert run.model_dir == "runs/erm-digits-seed4"
+    _, config, _ = parse(["--method=erm", "--dataset=cifar10", "--learning_rate=0.05"])
+    assert config.epochs == 200 and config.learning_rate == 0.05 and config.model is None
+
+
+@pytest.mark.parametrize("preset", ["erm_cifar10", "mixup_cifar10"])
+def test_presets_parse(preset):
+    method, config, _ = parse([f"--flagfile={ROOT}/flags/presets/{preset}.cfg"])
+    assert method.name == preset.split("_")[0] and config.model == "preact_resnet18"
+    assert config.lr_decay_at == (0.5, 0.75) and config.weight_decay == 1e-4
+
+
+def test_the_script_exits_with_the_message_before_any_work(tmp_path):
+    out = run_script(["scripts/train.py", f"--model_dir={tmp_path}/run", "--mixup_alpha=-1"],
+                     timeout=120)
+    assert out.returncode != 0
+    assert "Invalid flag --mixup_alpha=-1.0: must be > 0" in out.stderr
+    assert not (tmp_path / "run").exists()
