@@ -188,7 +188,7 @@ class Method:
         return {}
 
     def networks(self, state):
-        """The networks that ``predict`` uses (tracked by the exporter)."""
+        """Every Keras network of the state (their RNG states are checkpointed)."""
         return [v for v in state.values() if hasattr(v, "trainable_variables")
                 and hasattr(v, "layers")]
 

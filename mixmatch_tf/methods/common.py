@@ -73,3 +73,47 @@ def call_without_stat_updates(model, x):
         for v, s in zip(stats, saved):
             v.assign(s)
     return out
+
+
+def global_mixup(xs, ys, alpha, seed, per_example=True, keep_max=True):
+    """MixUp over the concatenation of ``xs`` (and ``ys``) across all replicas.
+
+    Each replica holds its slice of every part (labeled batch, unlabeled views, ...).
+    The parts are gathered from all replicas into the global batch, mixed with one
+    permutation and lambdas drawn from ``seed`` (the same on every replica), and
+    each replica keeps its own slices of the result. With one replica this is
+    MixUp of the concatenated batch; with R replicas it gives the very same numbers.
+
+    Args:
+      xs: list of per-replica tensors [b_i, ...] (static b_i).
+      ys: list of per-replica targets [b_i, C].
+      alpha: Beta(alpha, alpha) concentration.
+      seed: stateless seed [2].
+      per_example: one lambda per example (official MixMatch) or one per batch.
+      keep_max: lambda' = max(lambda, 1 - lambda) (MixMatch, DivideMix).
+
+    Returns:
+      (mixed xs, mixed ys), lists of the input shapes.
+    """
+    from mixmatch_tf import ops
+    ctx = tf.distribute.get_replica_context()
+    replicas = ctx.num_replicas_in_sync
+    sizes = [int(x.shape[0]) for x in xs]
+    if replicas > 1:
+        xs = [ctx.all_gather(x, axis=0) for x in xs]
+        ys = [ctx.all_gather(y, axis=0) for y in ys]
+    x_all, y_all = tf.concat(xs, 0), tf.concat(ys, 0)
+    n = replicas * sum(sizes)
+    lam_seed, perm_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    lam = ops.sample_beta(alpha, [n] if per_example else [], lam_seed)
+    if keep_max:
+        lam = ops.max_lambda(lam)
+    x_all, y_all = ops.mixup(x_all, y_all, lam, ops.sample_permutation(n, perm_seed))
+    rid = ctx.replica_id_in_sync_group if replicas > 1 else 0
+    out_x, out_y, offset = [], [], 0
+    for b in sizes:
+        start = offset + rid * b
+        out_x.append(x_all[start:start + b])
+        out_y.append(y_all[start:start + b])
+        offset += replicas * b
+    return out_x, out_y

@@ -73,9 +73,8 @@ def export_saved_model(method, state, normalization, image_shape, class_names, e
         names_file = os.path.join(staging, CLASS_NAMES_FILE)
         with open(names_file, "w", encoding="utf-8") as f:
             f.write("".join(f"{name}\n" for name in class_names))
+        # The endpoint tracks the variables it reads (only the predictor's networks).
         archive = keras.export.ExportArchive()
-        for net in method.networks(state):
-            archive.track(net)
         names = class_name_table(names_file)
         archive.track(names)
         archive.add_endpoint("serving_default",

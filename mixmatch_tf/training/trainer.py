@@ -28,6 +28,7 @@ import tensorflow as tf
 from absl import logging
 
 from mixmatch_tf.data import noise as noise_lib
+from mixmatch_tf.data import splits
 from mixmatch_tf.data.pipeline import ArraySource, eval_dataset, train_dataset
 from mixmatch_tf.data.preprocess import Normalization, normalize
 from mixmatch_tf.data.sources import ImageData, load_dataset
@@ -198,12 +199,40 @@ class Trainer:
                                                   self.run.model_dir)
         return self.data.train_labels
 
+    def _split(self):
+        """(images, labels, labeled indices, unlabeled indices) of the training source.
+
+        Semi-supervised configs (those with ``num_labeled``) get a class-balanced
+        labeled subset saved in the run folder; the unlabeled pool is the rest of
+        the training set (or all of it), plus any extra unlabeled images (STL-10).
+        """
+        data, labels = self.data, self.train_labels
+        if not hasattr(self.config, "num_labeled"):
+            return data.train_images, labels, None, None
+        try:
+            labeled = splits.labeled_split_for_run(labels, self.config.num_labeled,
+                                                   data.num_classes, self.run.seed,
+                                                   self.run.model_dir)
+        except ValueError as e:
+            raise ConfigError("num_labeled", str(e)) from None
+        pool = np.arange(data.num_train, dtype=np.int64)
+        if not self.config.unlabeled_includes_labeled:
+            pool = np.setdiff1d(pool, labeled)
+        images = data.train_images
+        if data.unlabeled_images is not None and len(data.unlabeled_images):
+            extra = len(data.unlabeled_images)
+            images = np.concatenate([images, data.unlabeled_images])
+            labels = np.concatenate([labels, np.full(extra, -1, np.int64)])
+            pool = np.concatenate([pool, data.num_train + np.arange(extra, dtype=np.int64)])
+        return images, labels, labeled, pool
+
     def _build(self, model):
         keras.utils.set_random_seed(self.run.seed)
         data = self.data
         self.train_labels = self._train_labels()
-        self.source = ArraySource(data.train_images, self.train_labels, self.normalization,
-                                  pad=data.pad, flip=data.flip)
+        images, labels, labeled, unlabeled = self._split()
+        self.source = ArraySource(images, labels, self.normalization, pad=data.pad,
+                                  flip=data.flip)
         self.test_source = ArraySource(data.test_images, data.test_labels, self.normalization)
         replicas = self.strategy.num_replicas_in_sync
         self.context = Context(
@@ -213,7 +242,8 @@ class Trainer:
                                     data.num_classes, getattr(self.config, "dropout", 0.0),
                                     self.run.sync_bn),
             num_replicas=replicas, map_train_set=self.map_train_set,
-            clean_labels=data.train_labels)
+            clean_labels=data.train_labels, labeled_indices=labeled,
+            unlabeled_indices=unlabeled)
         self.method = self.method_cls(self.config, self.context)
         with self.strategy.scope():
             self.state = self.method.build()
@@ -245,6 +275,7 @@ class Trainer:
         self._loops = {}
         self._map_fns = {}
         self._eval_fn = None
+        self.train_metrics = {}
         self._finite_fn = None
         self._writers = None
 
@@ -315,12 +346,14 @@ class Trainer:
             self._map_fns[fn] = step
         step = self._map_fns[fn]
         bs = batch_size or self.run.eval_batch_size
-        dist = self._distribute(lambda ctx: eval_dataset(self.source, bs, input_context=ctx))
+        n = self.data.num_train
+        dist = self._distribute(lambda ctx: eval_dataset(self.source, bs, indices=np.arange(n),
+                                                         input_context=ctx))
         out = None
         for batch in dist:
             values, index, mask = (t.numpy() for t in step(batch))
             if out is None:
-                out = np.zeros((self.source.size,) + values.shape[1:], values.dtype)
+                out = np.zeros((n,) + values.shape[1:], values.dtype)
             out[index[mask]] = values[mask]
         return out
 
@@ -432,6 +465,7 @@ class Trainer:
                 if not bool(finite):
                     self._non_finite(f"loss became {float(metrics['loss'])}", phase.name)
                 metrics = {k: float(v) for k, v in metrics.items()}
+                self.train_metrics = dict(metrics, step=int(self.step))
                 step = int(self.step)
                 rate_window = (rate_window + [(n, time.time() - t0)])[-20:]
                 with self._writer("train").as_default(step=step):
@@ -479,6 +513,7 @@ class Trainer:
             "noise_type": self.run.noise_type, "noise_rate": self.run.noise_rate,
             "model": self.config.model, "config": self.config.to_dict(),
             "num_replicas": self.strategy.num_replicas_in_sync, "evals": self.evals,
+            "train_metrics": self.train_metrics,
         }
         out.update(results.summarize(self.evals))
         out.update(self.method.diagnostics(self.state))

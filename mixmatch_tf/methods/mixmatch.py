@@ -1,0 +1,134 @@
+"""MixMatch: guess, sharpen, mix labeled and unlabeled data, train on both.
+
+Algorithm 1 of the paper, one step:
+
+* guess: q = mean over K augmented views of softmax(model(u_k)), gradient stopped;
+* sharpen: q <- Sharpen(q, T);
+* mix: the labeled batch (one-hot labels) and the K unlabeled batches (target q)
+  are concatenated, shuffled with one permutation and mixed with
+  lambda' = max(lambda, 1 - lambda), lambda ~ Beta(alpha, alpha) per example (the
+  official code; ``mixup_per_example=False`` draws one per batch);
+* loss: L_x = soft cross-entropy on the mixed labeled part, L_u = squared error
+  between the mixed targets and softmax outputs on the unlabeled part (averaged
+  over classes too), L = L_x + lambda_u * ramp(step) * L_u, lambda_u ramped
+  linearly over ``rampup_steps``; Adam, decoupled kernel decay, EMA (semi.py).
+
+Batch norm: by default the official interleave -- the forward batches each hold
+a slice of the labeled batch and of every unlabeled batch, so every pass sees
+representative statistics, and only the first pass updates the moving averages.
+The paper reports that dropping it hurts; ``interleave=False`` runs one
+concatenated pass instead.
+
+Per replica / global: label guessing, the interleave and batch-norm statistics
+are per replica (synchronise BN with --sync_bn); the mixing is global -- each
+replica's slices are gathered, mixed with one permutation and one set of lambdas
+over the global batch, and each replica keeps its slices -- so the step is the
+same for any replica count (with a BN-free model or synchronised BN).
+
+Ablations (Table 4): ``num_augmentations`` (K), ``sharpen_temperature=1`` (no
+sharpening), ``mixup_mode`` none | labeled | unlabeled | separate | all,
+``ema_decay=0``, ``interleave=False``.
+
+References:
+  Berthelot et al., MixMatch: A Holistic Approach to Semi-Supervised Learning,
+  NeurIPS 2019; google-research/mixmatch ``mixmatch.py``.
+"""
+import dataclasses
+
+import tensorflow as tf
+
+from mixmatch_tf import ops
+from mixmatch_tf.methods import common, semi
+from mixmatch_tf.methods.base import check, register
+from mixmatch_tf.ops.interleave import interleave
+
+MIXUP_MODES = {  # which parts (0 = labeled, 1..K = unlabeled views) are mixed together
+    "all": lambda k: [list(range(k + 1))],
+    "labeled": lambda k: [[0]],
+    "unlabeled": lambda k: [list(range(1, k + 1))],
+    "separate": lambda k: [[0], list(range(1, k + 1))],
+    "none": lambda k: [],
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(semi.SemiConfig):
+    """CIFAR-10 settings of the paper."""
+    lambda_u: float = 75.0               # weight of L_u (CIFAR-10 75, SVHN 250, STL-10 50, CIFAR-100 150)
+    rampup_steps: int = 16384            # lambda_u ramps linearly from 0 over these steps
+    sharpen_temperature: float = 0.5     # T of Sharpen; 1 means no sharpening
+    num_augmentations: int = 2           # K augmented views per unlabeled example
+    mixup_alpha: float = 0.75            # Beta(alpha, alpha) of the mixing weights
+    mixup_mode: str = "all"              # mix all | labeled | unlabeled | separate | none
+    mixup_per_example: bool = True       # one lambda per example (official) or per batch
+    interleave: bool = True              # official BN interleave; False: one concatenated pass
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(self.lambda_u >= 0, "lambda_u", f"must be >= 0, got {self.lambda_u}")
+        check(self.rampup_steps >= 0, "rampup_steps", f"must be >= 0, got {self.rampup_steps}")
+        check(self.sharpen_temperature > 0, "sharpen_temperature",
+              f"must be > 0, got {self.sharpen_temperature}")
+        check(self.num_augmentations >= 1, "num_augmentations",
+              f"must be >= 1, got {self.num_augmentations}")
+        check(self.mixup_alpha > 0, "mixup_alpha", f"must be > 0, got {self.mixup_alpha}")
+        check(self.mixup_mode in MIXUP_MODES, "mixup_mode",
+              f"must be one of {', '.join(MIXUP_MODES)}, got {self.mixup_mode!r}")
+        check(not self.interleave or self.unlabeled_batch_size in (None, self.batch_size),
+              "unlabeled_batch_size", "the interleave needs equal labeled and unlabeled batches; "
+              "pass --nointerleave to use another unlabeled batch size")
+
+
+@register("mixmatch")
+class MixMatch(semi.SemiSupervised):
+    Config = Config
+    dataset_defaults = {"digits": dict(semi.DIGITS, lambda_u=75.0, rampup_steps=500)}
+
+    def views(self):
+        return self.config.num_augmentations
+
+    def mix(self, xs, ys, step):
+        """Algorithm 1 lines 10-14 on the parts [x_lb, u_1..u_K], per ``mixup_mode``."""
+        cfg = self.config
+        xs, ys = list(xs), list(ys)
+        for g, group in enumerate(MIXUP_MODES[cfg.mixup_mode](len(xs) - 1)):
+            seed = ops.make_seed(self.ctx.seed, 1, g, step)
+            mx, my = common.global_mixup([xs[i] for i in group], [ys[i] for i in group],
+                                         cfg.mixup_alpha, seed, cfg.mixup_per_example)
+            for i, x, y in zip(group, mx, my):
+                xs[i], ys[i] = x, y
+        return xs, ys
+
+    def forward(self, net, xs):
+        """Logits of every part; only the first forward pass updates BN statistics."""
+        if not self.config.interleave:
+            logits = net(tf.concat(xs, 0), training=True)
+            return tf.split(logits, [int(x.shape[0]) for x in xs])
+        batch = int(xs[0].shape[0])
+        mixed = interleave(xs, batch)
+        logits = [net(mixed[0], training=True)]
+        logits += [common.call_without_stat_updates(net, x) for x in mixed[1:]]
+        return interleave(logits, batch)
+
+    def train_step(self, state, batch, step):
+        cfg, net = self.config, state["student"]
+        x_lb, y_lb = self.labeled(batch)
+        u = batch["unlabeled"]["image"]                   # [b_u, K, H, W, C]
+        views = [u[:, k] for k in range(cfg.num_augmentations)]
+
+        # Label guessing and sharpening (Algorithm 1, lines 4-8).
+        probs = tf.stack([tf.nn.softmax(common.call_without_stat_updates(net, v)) for v in views])
+        q = ops.sharpen(ops.guess_labels(probs), cfg.sharpen_temperature)
+
+        # MixUp of labeled and unlabeled data (lines 10-14).
+        xs, ys = self.mix([x_lb] + views, [y_lb] + [q] * len(views), step)
+
+        lambda_u = cfg.lambda_u * ops.linear_rampup(step, cfg.rampup_steps)
+        with tf.GradientTape() as tape:
+            logits = self.forward(net, xs)
+            loss_x = tf.reduce_mean(ops.soft_cross_entropy(logits[0], ys[0]))
+            probs_u = tf.nn.softmax(tf.concat(logits[1:], 0))
+            loss_u = tf.reduce_mean(ops.squared_error(probs_u, tf.concat(ys[1:], 0)))
+            loss = loss_x + lambda_u * loss_u
+        self.update(state, tape, loss)
+        return {"loss": loss, "loss_x": loss_x, "loss_u": loss_u, "lambda_u": lambda_u}

@@ -1,0 +1,60 @@
+"""mixup for semi-supervised learning (the "Mixup" rows of the MixMatch tables).
+
+* unlabeled targets: the current model's softmax on the unlabeled batch
+  (gradient stopped, no sharpening);
+* mixup within the labeled batch and, separately, within the unlabeled batch,
+  lambda' = max(lambda, 1 - lambda) per example, lambda ~ Beta(0.75, 0.75);
+* L = CE(labeled) + consistency_weight * CE(unlabeled), no ramp (official code).
+
+Per replica / global: the mixing is global (each part gathered over replicas),
+as in MixMatch; the target guessing is per example.
+
+References:
+  Zhang et al., mixup, ICLR 2018, adapted to SSL in google-research/mixmatch ``mixup.py``.
+"""
+import dataclasses
+
+import tensorflow as tf
+
+from mixmatch_tf import ops
+from mixmatch_tf.methods import common, semi
+from mixmatch_tf.methods.base import check, register
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(semi.SemiConfig):
+    mixup_alpha: float = 0.75            # Beta(alpha, alpha) of the mixing weights
+    consistency_weight: float = 1.0      # weight of the unlabeled cross-entropy
+    mixup_per_example: bool = True       # one lambda per example (official) or per batch
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(self.mixup_alpha > 0, "mixup_alpha", f"must be > 0, got {self.mixup_alpha}")
+        check(self.consistency_weight >= 0, "consistency_weight", "must be >= 0")
+
+
+@register("mixup_ssl")
+class MixupSSL(semi.SemiSupervised):
+    Config = Config
+    unlabeled_views = 1
+    dataset_defaults = {"digits": semi.DIGITS}
+
+    def train_step(self, state, batch, step):
+        cfg, net = self.config, state["student"]
+        x_lb, y_lb = self.labeled(batch)
+        u = batch["unlabeled"]["image"][:, 0]
+        q = tf.stop_gradient(tf.nn.softmax(common.call_without_stat_updates(net, u)))
+        mixed = [common.global_mixup([x], [y], cfg.mixup_alpha,
+                                     ops.make_seed(self.ctx.seed, 1, part, step),
+                                     cfg.mixup_per_example)
+                 for part, (x, y) in enumerate(((x_lb, y_lb), (u, q)))]
+        (x_mix,), (y_mix,) = mixed[0]
+        (u_mix,), (q_mix,) = mixed[1]
+        with tf.GradientTape() as tape:
+            logits_x = net(x_mix, training=True)
+            logits_u = common.call_without_stat_updates(net, u_mix)
+            loss_x = tf.reduce_mean(ops.soft_cross_entropy(logits_x, y_mix))
+            loss_u = tf.reduce_mean(ops.soft_cross_entropy(logits_u, q_mix))
+            loss = loss_x + cfg.consistency_weight * loss_u
+        self.update(state, tape, loss)
+        return {"loss": loss, "loss_x": loss_x, "loss_u": loss_u}

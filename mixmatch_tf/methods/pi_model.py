@@ -1,0 +1,54 @@
+"""Pi-Model: predictions on two augmentations of an unlabeled image should agree.
+
+* L_x: cross-entropy on the labeled batch (the only pass that updates BN statistics);
+* L_u: mean squared difference of softmax(model(u_1)) (gradient stopped) and
+  softmax(model(u_2)), averaged over classes;
+* L = L_x + consistency_weight * ramp(step) * L_u, ramp linear over the first 40%.
+
+Per replica / global: everything is per example; any replica count takes the
+same step (with synchronised BN or a BN-free model).
+
+References:
+  Laine & Aila, Temporal Ensembling for Semi-Supervised Learning, ICLR 2017;
+  google-research/mixmatch ``pi_model.py`` (weight 20 on CIFAR-10).
+"""
+import dataclasses
+
+import tensorflow as tf
+
+from mixmatch_tf import ops
+from mixmatch_tf.methods import common, semi
+from mixmatch_tf.methods.base import check, register
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(semi.SemiConfig):
+    consistency_weight: float = 20.0     # weight of the consistency loss (CIFAR-10)
+    warmup_fraction: float = 0.4         # the weight ramps up over this fraction of training
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(self.consistency_weight >= 0, "consistency_weight", "must be >= 0")
+        check(0 < self.warmup_fraction <= 1, "warmup_fraction", "must be in (0, 1]")
+
+
+@register("pi_model")
+class PiModel(semi.SemiSupervised):
+    Config = Config
+    unlabeled_views = 2
+    dataset_defaults = {"digits": semi.DIGITS}
+
+    def train_step(self, state, batch, step):
+        net = state["student"]
+        x_lb, y_lb = self.labeled(batch)
+        u = batch["unlabeled"]["image"]
+        weight = self.config.consistency_weight * self.warmup(step, self.config.warmup_fraction)
+        with tf.GradientTape() as tape:
+            logits_x = net(x_lb, training=True)
+            teacher = tf.stop_gradient(tf.nn.softmax(common.call_without_stat_updates(net, u[:, 0])))
+            student = tf.nn.softmax(common.call_without_stat_updates(net, u[:, 1]))
+            loss_x = tf.reduce_mean(ops.soft_cross_entropy(logits_x, y_lb))
+            loss_u = tf.reduce_mean(ops.squared_error(student, teacher))
+            loss = loss_x + weight * loss_u
+        self.update(state, tape, loss)
+        return {"loss": loss, "loss_x": loss_x, "loss_u": loss_u, "weight_u": weight}

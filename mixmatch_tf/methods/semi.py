@@ -1,0 +1,105 @@
+"""What the semi-supervised methods of the MixMatch tables share.
+
+Settings of the MixMatch paper and its official code (google-research/mixmatch)
+for every method it compares: WRN-28-2, 64 labeled (+ 64 unlabeled) examples
+per step, Adam at 0.002, decoupled weight decay on conv/dense kernels
+(``kernel *= 1 - wd * lr`` after each step), an exponential moving average of
+the weights for evaluation and export, 2^20 steps, evaluation every 1024 steps,
+a class-balanced labeled subset drawn with the run seed. Batch-norm moving
+statistics are updated by the first forward pass of a step only (the labeled
+batch, or MixMatch's first interleaved batch), as in the official code.
+"""
+import dataclasses
+from typing import ClassVar, Optional
+
+import keras
+import tensorflow as tf
+
+from mixmatch_tf import ops
+from mixmatch_tf.data.pipeline import Stream
+from mixmatch_tf.methods import common
+from mixmatch_tf.methods.base import Method, Phase, TrainConfig, check
+
+
+@dataclasses.dataclass(frozen=True)
+class SemiConfig(TrainConfig):
+    batch_size: int = 64                      # labeled examples per step
+    unlabeled_batch_size: Optional[int] = None  # unlabeled examples per step; None: batch_size
+    learning_rate: float = 0.002              # Adam, constant
+    weight_decay: float = 0.02                # decoupled: kernels *= 1 - weight_decay * lr each step
+    train_steps: Optional[int] = 1 << 20      # training length in steps
+    eval_every: Optional[int] = 1024          # steps between evaluations
+    ema_decay: float = 0.999                  # EMA of the weights for evaluation/export; 0: no EMA
+    num_labeled: int = 4000                   # labeled examples (class-balanced, drawn with the seed)
+    unlabeled_includes_labeled: bool = False  # official MixMatch keeps labeled examples out of U
+    augment: bool = True                      # random crop (+ flip where valid)
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(self.unlabeled_batch_size is None or self.unlabeled_batch_size > 0,
+              "unlabeled_batch_size", f"must be > 0, got {self.unlabeled_batch_size}")
+        check(0.0 <= self.ema_decay < 1.0, "ema_decay", f"must be in [0, 1), got {self.ema_decay}")
+        check(self.num_labeled > 0, "num_labeled", f"must be > 0, got {self.num_labeled}")
+
+
+# The bundled digits: a small CNN, 50 labels, 1,500 steps (about half a minute on 2 cores).
+DIGITS = {"model": "small_cnn", "num_labeled": 50, "train_steps": 1500, "eval_every": 50,
+          "ema_decay": 0.99}
+
+
+class SemiSupervised(Method):
+    """Base of the SSL methods: student (+ EMA) network, Adam, labeled/unlabeled streams."""
+    Config = SemiConfig
+    default_model = "wrn28_2"
+    # Augmented views per unlabeled example the step needs (None: no unlabeled stream).
+    unlabeled_views: ClassVar[Optional[int]] = 1
+
+    def build(self):
+        student = self.ctx.model_fn()
+        opt = keras.optimizers.Adam(learning_rate=self.config.learning_rate)
+        opt.build(student.trainable_variables)
+        state = {"student": student, "opt": opt}
+        if self.config.ema_decay > 0:
+            ema = self.ctx.model_fn()
+            ema.set_weights(student.get_weights())
+            state["ema"] = ema
+        return state
+
+    def views(self):
+        return self.unlabeled_views
+
+    def phase(self, index, state, fresh):
+        if index > 0:
+            return None
+        cfg = self.config
+        streams = {"labeled": Stream(indices=self.ctx.labeled_indices, batch_size=cfg.batch_size,
+                                     augment=cfg.augment)}
+        if self.views() is not None:
+            streams["unlabeled"] = Stream(
+                indices=self.ctx.unlabeled_indices,
+                batch_size=cfg.unlabeled_batch_size or cfg.batch_size, views=self.views(),
+                augment=cfg.augment, with_labels=False)
+        return Phase(name="train", steps=self.total_steps(), streams=streams,
+                     step_fn=self.train_step)
+
+    def labeled(self, batch):
+        """(x_lb [b, H, W, C], y_lb one-hot [b, C]) of a step's batch."""
+        lb = batch["labeled"]
+        return lb["image"], tf.one_hot(lb["label"], self.ctx.num_classes)
+
+    def update(self, state, tape, loss):
+        """Adam step on ``loss``, then decoupled weight decay, then the EMA."""
+        student, opt = state["student"], state["opt"]
+        grads = common.replica_gradients(tape, loss, student.trainable_variables)
+        opt.apply_gradients(zip(grads, student.trainable_variables))
+        common.decay_kernels(student, self.config.weight_decay * self.config.learning_rate)
+        if "ema" in state:
+            common.ema_update(state["ema"], student, self.config.ema_decay)
+
+    def warmup(self, step, fraction):
+        """clip(step / (fraction * total steps), 0, 1): the baselines' consistency ramp."""
+        return ops.linear_rampup(step, max(1, int(fraction * self.total_steps())))
+
+    def predict(self, state, images):
+        net = state.get("ema", state["student"])
+        return tf.nn.softmax(net(images, training=False))

@@ -1,0 +1,92 @@
+"""Virtual Adversarial Training (+ entropy minimisation) for semi-supervised learning.
+
+* r_adv: one power iteration from a random direction d: the gradient, with
+  respect to d, of KL(p(u) || p(u + xi d)), normalised (by its max, then its L2
+  norm per example) and scaled to length ``vat_eps``;
+* L_vat = KL(p(u) || p(u + r_adv)) with p(u) held fixed; L_ent = entropy of p(u);
+* L = L_x + consistency_weight * ramp(step) * L_vat + entmin_weight * L_ent.
+  Epsilon is in the units of the normalised inputs ([-1, 1] for the official
+  presets, see ``--normalization=symmetric``).
+
+Per replica / global: per example; the random direction is drawn from a seed
+derived from (run seed, step, replica), so it differs between replica counts.
+
+References:
+  Miyato et al., Virtual Adversarial Training, TPAMI 2018; Grandvalet & Bengio,
+  Entropy Minimization, 2005; google-research/mixmatch ``vat.py``.
+"""
+import dataclasses
+
+import tensorflow as tf
+
+from mixmatch_tf import ops
+from mixmatch_tf.methods import common, semi
+from mixmatch_tf.methods.base import check, register
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(semi.SemiConfig):
+    consistency_weight: float = 0.3      # weight of the VAT loss
+    warmup_fraction: float = 0.4         # the VAT weight ramps up over this fraction of training
+    vat_eps: float = 6.0                 # length of the adversarial perturbation
+    vat_xi: float = 1e-6                 # length of the probe in the power iteration
+    entmin_weight: float = 0.06          # weight of entropy minimisation on unlabeled data
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(self.vat_eps > 0, "vat_eps", f"must be > 0, got {self.vat_eps}")
+        check(self.vat_xi > 0, "vat_xi", f"must be > 0, got {self.vat_xi}")
+        check(self.entmin_weight >= 0, "entmin_weight", "must be >= 0")
+        check(self.consistency_weight >= 0, "consistency_weight", "must be >= 0")
+        check(0 < self.warmup_fraction <= 1, "warmup_fraction", "must be in (0, 1]")
+
+
+def normalize_direction(d):
+    """d / max|d|, then / ||d||_2, per example (the VAT code's normalisation)."""
+    axes = list(range(1, d.shape.rank))
+    d = d / (1e-12 + tf.reduce_max(tf.abs(d), axis=axes, keepdims=True))
+    return d / tf.sqrt(1e-6 + tf.reduce_sum(tf.square(d), axis=axes, keepdims=True))
+
+
+def kl_from_logits(p_logits, q_logits):
+    """KL(softmax(p) || softmax(q)) per example."""
+    p = tf.nn.softmax(p_logits)
+    return tf.reduce_sum(p * (tf.nn.log_softmax(p_logits) - tf.nn.log_softmax(q_logits)), -1)
+
+
+def adversarial_direction(forward, x, logits, eps, xi, seed):
+    """r_adv of one power iteration; ``logits`` = forward(x), held fixed."""
+    d = xi * normalize_direction(tf.random.stateless_normal(tf.shape(x), seed))
+    with tf.GradientTape() as tape:
+        tape.watch(d)
+        dist = tf.reduce_mean(kl_from_logits(logits, forward(x + d)))
+    return eps * normalize_direction(tf.stop_gradient(tape.gradient(dist, d)))
+
+
+@register("vat")
+class VAT(semi.SemiSupervised):
+    Config = Config
+    unlabeled_views = 1
+    dataset_defaults = {"digits": dict(semi.DIGITS, vat_eps=1.0)}
+
+    def train_step(self, state, batch, step):
+        cfg, net = self.config, state["student"]
+        x_lb, y_lb = self.labeled(batch)
+        u = batch["unlabeled"]["image"][:, 0]
+        forward = lambda v: common.call_without_stat_updates(net, v)  # noqa: E731
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        seed = ops.make_seed(self.ctx.seed, 2, step, replica)
+        weight = cfg.consistency_weight * self.warmup(step, cfg.warmup_fraction)
+        with tf.GradientTape() as tape:
+            logits_x = net(x_lb, training=True)
+            logits_u = forward(u)
+            teacher = tf.stop_gradient(logits_u)
+            with tape.stop_recording():
+                r_adv = adversarial_direction(forward, u, teacher, cfg.vat_eps, cfg.vat_xi, seed)
+            loss_x = tf.reduce_mean(ops.soft_cross_entropy(logits_x, y_lb))
+            loss_vat = tf.reduce_mean(kl_from_logits(teacher, forward(u + r_adv)))
+            loss_ent = tf.reduce_mean(ops.entropy(logits_u))
+            loss = loss_x + weight * loss_vat + cfg.entmin_weight * loss_ent
+        self.update(state, tape, loss)
+        return {"loss": loss, "loss_x": loss_x, "loss_u": loss_vat, "loss_entmin": loss_ent,
+                "weight_u": weight}

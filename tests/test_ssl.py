@@ -1,0 +1,186 @@
+"""Semi-supervised learning: MixMatch's pieces by hand, the baselines, splits, replicas."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mixmatch_tf import ops
+from mixmatch_tf.data import splits
+from mixmatch_tf.methods import ConfigError, common, method_names
+from mixmatch_tf.ops.interleave import interleave, interleave_offsets
+from mixmatch_tf.training import RunConfig, Trainer
+
+SSL = ["mixmatch", "supervised", "pi_model", "pseudo_label", "mean_teacher", "vat", "mixup_ssl"]
+
+
+def test_all_ssl_methods_are_registered():
+    assert set(SSL) <= set(method_names())
+
+
+def test_interleave_hand_values_and_round_trip():
+    assert interleave_offsets(64, 2) == [0, 21, 42, 64]
+    assert interleave_offsets(6, 2) == [0, 2, 4, 6]
+    a, b, c = (tf.constant([[v] * 1 for v in range(k * 6, k * 6 + 6)]) for k in range(3))
+    out = interleave([a, b, c], 6)
+    np.testing.assert_array_equal(out[0][:, 0], [0, 1, 8, 9, 16, 17])
+    np.testing.assert_array_equal(out[1][:, 0], [6, 7, 2, 3, 10, 11])
+    np.testing.assert_array_equal(out[2][:, 0], [12, 13, 14, 15, 4, 5])
+    back = interleave(out, 6)
+    for x, y in zip(back, (a, b, c)):
+        np.testing.assert_array_equal(x, y)
+
+
+def _tiny_model(bn=True):
+    layers = [keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 3, padding="same")]
+    if bn:
+        layers.append(keras.layers.BatchNormalization())
+    layers += [keras.layers.Flatten(), keras.layers.Dense(3)]
+    return keras.Sequential(layers)
+
+
+def test_weight_decay_touches_kernels_only():
+    model = _tiny_model()
+    for v in model.weights:
+        v.assign(tf.ones_like(v))
+    common.decay_kernels(model, 0.25)
+    for v in model.weights:
+        expected = 0.75 if v.path.endswith("kernel") else 1.0
+        np.testing.assert_allclose(v.numpy(), expected, err_msg=v.path)
+
+
+def test_ema_update_hand_values():
+    model, ema = _tiny_model(), _tiny_model()
+    for v in model.weights:
+        v.assign(tf.fill(v.shape, 3.0))
+    for v in ema.weights:
+        v.assign(tf.fill(v.shape, 1.0))
+    common.ema_update(ema, model, 0.9)
+    for v in ema.weights:
+        np.testing.assert_allclose(v.numpy(), 0.9 * 1.0 + 0.1 * 3.0, rtol=1e-6)
+
+
+def test_call_without_stat_updates_keeps_bn_statistics():
+    model = _tiny_model()
+    x = tf.random.stateless_normal([8, 4, 4, 1], [1, 2]) * 3 + 1
+    before = [v.numpy().copy() for v in model.non_trainable_variables]
+    out = common.call_without_stat_updates(model, x)
+    np.testing.assert_allclose(out, model(x, training=True), rtol=1e-5, atol=1e-6)
+    model(x, training=True)  # plain call: the statistics move
+    after_plain = [v.numpy() for v in model.non_trainable_variables]
+    model.non_trainable_variables[0].assign(before[0])
+    model.non_trainable_variables[1].assign(before[1])
+    tf.function(lambda z: common.call_without_stat_updates(model, z))(x)
+    for v, b in zip(model.non_trainable_variables, before):
+        np.testing.assert_array_equal(v.numpy(), b)
+    assert any(not np.array_equal(a, b) for a, b in zip(after_plain, before))
+
+
+def test_global_mixup_is_the_same_for_one_and_two_replicas(one_replica, two_replicas):
+    x1 = tf.reshape(tf.range(8, dtype=tf.float32), [4, 2])
+    x2 = tf.reshape(tf.range(100, 108, dtype=tf.float32), [4, 2])
+    y1, y2 = tf.one_hot([0, 1, 2, 0], 3), tf.one_hot([1, 1, 2, 2], 3)
+    seed = ops.make_seed(5, 1)
+
+    def run(strategy):
+        r = strategy.num_replicas_in_sync
+
+        def value(ctx, t):
+            b = t.shape[0] // r
+            return t[ctx.replica_id_in_sync_group * b:(ctx.replica_id_in_sync_group + 1) * b]
+        parts = [strategy.experimental_distribute_values_from_function(
+            lambda ctx, t=t: value(ctx, t)) for t in (x1, x2, y1, y2)]
+        out = strategy.run(tf.function(lambda a, b, c, d: common.global_mixup(
+            [a, b], [c, d], 0.75, seed)), args=tuple(parts))
+        return [tf.concat(strategy.experimental_local_results(t), 0).numpy()
+                for t in tf.nest.flatten(out)]
+    one, two = run(one_replica), run(two_replicas)
+    for a, b in zip(one, two):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    # and it is MixUp of the concatenation with max(lambda, 1 - lambda) per example
+    lam_seed, perm_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    lam = ops.max_lambda(ops.sample_beta(0.75, [8], lam_seed))
+    xm, ym = ops.mixup(tf.concat([x1, x2], 0), tf.concat([y1, y2], 0), lam,
+                       ops.sample_permutation(8, perm_seed))
+    np.testing.assert_allclose(np.concatenate(one[:2]), xm, rtol=1e-6)
+    np.testing.assert_allclose(np.concatenate(one[2:]), ym, rtol=1e-6)
+
+
+def test_labeled_subset_is_balanced_seeded_and_checked(digits):
+    idx = splits.labeled_subset(digits.train_labels, 40, 10, seed=3)
+    assert np.bincount(digits.train_labels[idx]).tolist() == [4] * 10
+    np.testing.assert_array_equal(idx, splits.labeled_subset(digits.train_labels, 40, 10, seed=3))
+    assert not np.array_equal(idx, splits.labeled_subset(digits.train_labels, 40, 10, seed=4))
+    with pytest.raises(ValueError, match="multiple of the 10 classes"):
+        splits.labeled_subset(digits.train_labels, 45, 10, seed=0)
+    with pytest.raises(ValueError, match="but class 0 has only"):
+        splits.labeled_subset(digits.train_labels, 2000, 10, seed=0)
+
+
+def test_bad_num_labeled_is_a_config_error(tmp_path, one_replica, digits):
+    with pytest.raises(ConfigError, match="num_labeled: must be a positive multiple"):
+        Trainer("mixmatch", digits, RunConfig(model_dir=str(tmp_path)), config={"num_labeled": 55},
+                strategy=one_replica)
+
+
+def test_split_is_saved_and_the_unlabeled_pool_excludes_labeled(tmp_path, one_replica, digits):
+    tr = Trainer("mixmatch", digits, RunConfig(model_dir=str(tmp_path), seed=2),
+                 config={"num_labeled": 30, "train_steps": 1}, strategy=one_replica)
+    lab, unl = tr.context.labeled_indices, tr.context.unlabeled_indices
+    assert len(lab) == 30 and len(np.intersect1d(lab, unl)) == 0
+    assert len(lab) + len(unl) == digits.num_train
+    assert (tmp_path / splits.SPLIT_FILE).exists()
+    both = Trainer("mixmatch", digits, RunConfig(model_dir=str(tmp_path / "b"), seed=2),
+                   config={"num_labeled": 30, "unlabeled_includes_labeled": True},
+                   strategy=one_replica)
+    assert len(both.context.unlabeled_indices) == digits.num_train
+
+
+@pytest.mark.parametrize("method", SSL)
+def test_every_ssl_method_trains_on_one_and_two_replicas(tmp_path, one_replica, two_replicas,
+                                                        digits, method):
+    for name, strategy in (("one", one_replica), ("two", two_replicas)):
+        tr = Trainer(method, digits, RunConfig(model_dir=str(tmp_path / name)),
+                     config={"train_steps": 4, "eval_every": 4, "num_labeled": 20},
+                     strategy=strategy)
+        before = [w.copy() for w in tr.state["student"].get_weights()]
+        m = tr.fit()
+        assert np.isfinite(m["train_metrics"]["loss"]) and m["steps"] == 4
+        after = tr.state["student"].get_weights()
+        assert any(not np.allclose(a, b) for a, b in zip(before, after))
+
+
+def _bn_free():
+    return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(8, 3, padding="same"),
+                             keras.layers.ReLU(), keras.layers.Flatten(), keras.layers.Dense(10)])
+
+
+def test_mixmatch_step_is_the_same_on_one_and_two_replicas(tmp_path, one_replica, two_replicas,
+                                                         digits):
+    keras.utils.set_random_seed(0)
+    model = _bn_free()
+    weights = []
+    for name, strategy in (("one", one_replica), ("two", two_replicas)):
+        tr = Trainer("mixmatch", digits, RunConfig(model_dir=str(tmp_path / name)),
+                     config={"train_steps": 2, "eval_every": 2, "num_labeled": 20,
+                             "rampup_steps": 1}, strategy=strategy, model=model)
+        tr.fit()
+        weights.append(tr.state["student"].get_weights() + tr.state["ema"].get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_no_step_reads_the_test_split(tmp_path, one_replica, digits):
+    import dataclasses
+    rng = np.random.RandomState(0)
+    poisoned = dataclasses.replace(
+        digits, test_images=rng.randint(0, 256, digits.test_images.shape).astype(np.uint8),
+        test_labels=rng.randint(0, 10, len(digits.test_labels)))
+    weights = []
+    for name, data in (("clean", digits), ("poisoned", poisoned)):
+        tr = Trainer("mixmatch", data, RunConfig(model_dir=str(tmp_path / name)),
+                     config={"train_steps": 6, "eval_every": 3, "num_labeled": 20},
+                     strategy=one_replica)
+        tr.fit()
+        weights.append(tr.state["student"].get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
