@@ -23,7 +23,7 @@ FLAGS = flags.FLAGS
 RUN_FLAGS = ("method", "dataset", "data_dir", "model_dir", "seed", "noise_type", "noise_rate",
              "label_set", "normalization", "steps_per_call", "checkpoint_every",
              "keep_checkpoints", "eval_batch_size", "strategy", "cpu_replicas", "sync_bn",
-             "jit_compile", "export_dir")
+             "jit_compile", "export_dir", "stop_at_step")
 
 
 def define_run_flags():
@@ -53,6 +53,8 @@ def define_run_flags():
     flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.")
     flags.DEFINE_string("export_dir", None, "Export a SavedModel here at the end "
                         "(a new integer version folder).")
+    flags.DEFINE_integer("stop_at_step", None, "Stop (checkpointed) at this global step; run "
+                         "the same command again to continue.")
 
 
 def _field_help(config_cls):
@@ -180,7 +182,8 @@ def resolve(dataset_name):
                         checkpoint_every=FLAGS.checkpoint_every,
                         keep_checkpoints=FLAGS.keep_checkpoints,
                         eval_batch_size=FLAGS.eval_batch_size, sync_bn=FLAGS.sync_bn,
-                        jit_compile=FLAGS.jit_compile, export_dir=FLAGS.export_dir)
+                        jit_compile=FLAGS.jit_compile, export_dir=FLAGS.export_dir,
+                        stop_at_step=FLAGS.stop_at_step)
     except ConfigError as e:
         usage_error(e.field, e.message)
     return method, config, run

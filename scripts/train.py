@@ -34,9 +34,10 @@ def main(argv):
     except ConfigError as e:
         cli.usage_error(e.field, e.message)
     metrics = trainer.fit()
-    summary = {k: metrics[k] for k in ("method", "dataset", "seed", "steps", "test_error",
-                                       "best_test_error", "median_last_10_test_error",
-                                       "wall_seconds") if k in metrics}
+    summary = {k: metrics[k] for k in ("method", "dataset", "seed", "steps", "complete",
+                                       "test_error", "best_test_error",
+                                       "median_last_10_test_error", "wall_seconds")
+               if k in metrics}
     logging.info("done: %s", json.dumps(summary))
     print(json.dumps(summary))
 

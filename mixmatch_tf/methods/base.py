@@ -104,6 +104,7 @@ class Context:
         ``per_replica_fn(batch)`` over the un-augmented training set under the
         strategy and returning its per-example outputs in index order.
       clean_labels: true labels, for diagnostics only (never in a train step).
+      noise_type, noise_rate: the synthetic label noise the user asked for, if any.
     """
     num_classes: int
     image_shape: tuple
@@ -115,6 +116,8 @@ class Context:
     unlabeled_indices: Optional[np.ndarray] = None
     map_train_set: Optional[Callable] = None
     clean_labels: Optional[np.ndarray] = None
+    noise_type: Optional[str] = None
+    noise_rate: float = 0.0
 
     @property
     def num_train(self):
@@ -137,6 +140,8 @@ class Phase:
       evaluate_at_end: evaluate when the phase ends (e.g. each DivideMix epoch).
       salt: distinguishes the phase's shuffles and augmentations; defaults to
         the phase index.
+      summaries: scalars the trainer writes to TensorBoard when the phase starts
+        (e.g. DivideMix's division statistics).
     """
     name: str
     steps: int
@@ -145,6 +150,7 @@ class Phase:
     transform: Optional[Callable] = None
     evaluate_at_end: bool = False
     salt: Optional[int] = None
+    summaries: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
 
 class Method:
@@ -177,7 +183,16 @@ class Method:
     def build(self):
         raise NotImplementedError
 
-    def phase(self, index, state, fresh) -> Optional[Phase]:
+    def phase(self, index, state, fresh, start_step=0) -> Optional[Phase]:
+        """The phase number ``index``, or None when training is over.
+
+        Args:
+          index: 0, 1, ... in order.
+          state: what ``build`` returned (restored from a checkpoint on resume).
+          fresh: True when the phase starts now, False when a run resumes in its
+            middle -- then the phase must be rebuilt from ``state`` alone.
+          start_step: the global step at which the phase started.
+        """
         raise NotImplementedError
 
     def predict(self, state, images):

@@ -69,7 +69,7 @@ class ERM(Method):
         """The tf.data transform of each global batch (none for ERM)."""
         return None
 
-    def phase(self, index, state, fresh):
+    def phase(self, index, state, fresh, start_step=0):
         if index > 0:
             return None
         labeled = (self.ctx.labeled_indices if self.ctx.labeled_indices is not None

@@ -68,7 +68,7 @@ class SemiSupervised(Method):
     def views(self):
         return self.unlabeled_views
 
-    def phase(self, index, state, fresh):
+    def phase(self, index, state, fresh, start_step=0):
         if index > 0:
             return None
         cfg = self.config

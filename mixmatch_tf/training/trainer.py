@@ -68,6 +68,8 @@ class RunConfig:
       sync_bn: synchronise batch-norm statistics across replicas.
       jit_compile: compile the train step with XLA.
       export_dir: export a SavedModel there at the end.
+      stop_at_step: stop (checkpointed, resumable) once the global step reaches
+        this, e.g. to train in chunks under a time limit; no metrics.json then.
     """
     model_dir: str
     seed: int = 0
@@ -83,6 +85,7 @@ class RunConfig:
     sync_bn: bool = False
     jit_compile: bool = False
     export_dir: Optional[str] = None
+    stop_at_step: Optional[int] = None
 
     def __post_init__(self):
         check(bool(self.model_dir), "model_dir", "is required")
@@ -99,6 +102,8 @@ class RunConfig:
               f"must be per_channel or symmetric, got {self.normalization!r}")
         for name in ("steps_per_call", "checkpoint_every", "keep_checkpoints", "eval_batch_size"):
             check(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)}")
+        check(self.stop_at_step is None or self.stop_at_step > 0, "stop_at_step",
+              f"must be > 0, got {self.stop_at_step}")
 
 
 def _model_factory(model, name, image_shape, num_classes, dropout, sync_bn):
@@ -243,7 +248,8 @@ class Trainer:
                                     self.run.sync_bn),
             num_replicas=replicas, map_train_set=self.map_train_set,
             clean_labels=data.train_labels, labeled_indices=labeled,
-            unlabeled_indices=unlabeled)
+            unlabeled_indices=unlabeled, noise_type=self.run.noise_type,
+            noise_rate=self.run.noise_rate)
         self.method = self.method_cls(self.config, self.context)
         with self.strategy.scope():
             self.state = self.method.build()
@@ -416,7 +422,7 @@ class Trainer:
     def checkpoint_variables(self):
         """Every variable of the method's state (networks, optimizers, method state)."""
         seen, out = set(), []
-        for value in self.state.values():
+        for value in tf.nest.flatten(self.state):
             variables = value.variables if hasattr(value, "variables") else [value]
             for v in variables:
                 if id(v) not in seen:
@@ -433,14 +439,23 @@ class Trainer:
 
     # ------------------------------------------------------------------ fit
     def fit(self):
-        """Trains to the end (or resumes and finishes) and writes metrics.json."""
+        """Trains to the end (or resumes and finishes) and writes metrics.json.
+
+        Returns the metrics; with ``stop_at_step`` reached first, only
+        ``{"steps", "complete": False}`` after saving a checkpoint.
+        """
         started, base_elapsed = time.time(), float(self.elapsed.numpy())
         eval_every = self.method.eval_every()
         total = self.method.total_steps()
+        stop_at = self.run.stop_at_step
         last_log, rate_window = 0.0, []
         while True:
+            if stop_at is not None and int(self.step) >= stop_at:
+                self._save(started, base_elapsed, "stop")
+                return {"steps": int(self.step), "complete": False}
             index, done = int(self.phase_index), int(self.phase_step)
-            phase = self.method.phase(index, self.state, fresh=(done == 0))
+            phase = self.method.phase(index, self.state, fresh=(done == 0),
+                                      start_step=int(self.step) - done)
             if phase is None:
                 break
             if done >= phase.steps:
@@ -453,9 +468,20 @@ class Trainer:
                 transform=p.transform, input_context=ctx))
             iterator = iter(dist)
             loop = self._loop(phase)
+            if phase.summaries:
+                with self._writer("train").as_default(step=int(self.step)):
+                    for k, v in phase.summaries.items():
+                        tf.summary.scalar(k, v)
+                logging.info("%s: %s", phase.name, ", ".join(
+                    f"{k} {v:.4g}" for k, v in sorted(phase.summaries.items())))
             while int(self.phase_step) < phase.steps:
                 step = int(self.step)
+                if stop_at is not None and step >= stop_at:
+                    self._save(started, base_elapsed, phase.name)
+                    return {"steps": step, "complete": False}
                 n = phase.steps - int(self.phase_step)
+                if stop_at is not None:
+                    n = min(n, stop_at - step)
                 n = min(n, self.run.steps_per_call,
                         self.run.checkpoint_every - step % self.run.checkpoint_every)
                 if eval_every:
@@ -487,7 +513,7 @@ class Trainer:
         if not self.evals or self.evals[-1]["step"] != int(self.step):
             self._record_eval("final")
         self._save(started, base_elapsed, "final")
-        metrics = self.write_metrics()
+        metrics = dict(self.write_metrics(), complete=True)
         if self.run.export_dir:
             metrics["export_path"] = self.export(self.run.export_dir)
         return metrics

@@ -1,0 +1,362 @@
+"""DivideMix: learning with noisy labels as semi-supervised learning.
+
+Algorithm 1 of the paper, with two networks held by role (``net1``, ``net2``):
+
+* warm-up: both networks train with cross-entropy on all noisy labels (plus the
+  confidence penalty, negative entropy, for asymmetric noise);
+* co-divide, at the start of every epoch: each network's per-sample
+  cross-entropy over the whole training set (un-augmented, inference mode, in
+  index order, computed under the strategy) is min-max normalised (optionally
+  averaged over the last epochs), a two-component 1-D GMM is fitted by EM
+  (``ops.gmm``, TFP), and the clean probability w of an example is the
+  posterior of the smaller-mean component. Each network then trains on the
+  division made by the *other* one: labeled = {w > tau} carrying w, unlabeled = rest;
+* each step of network k: co-refinement of the labeled targets
+  (w y + (1 - w) mean softmax over 2 augmentations, sharpened), co-guessing of the
+  unlabeled targets (mean softmax of both networks over 2 augmentations each,
+  sharpened), mixup of [x1, x2, u1, u2] with one lambda' = max(lambda, 1 - lambda)
+  per batch, L = L_x + lambda_u ramp L_u + L_reg (uniform prior);
+* SGD 0.02 (momentum 0.9, coupled weight decay 5e-4), lr / 10 at half of training;
+* test prediction and export: the ensemble softmax(logits_1 + logits_2).
+
+The length of warm-up and epochs is sized in steps, so that small data sets
+train as well as CIFAR: an epoch of network k has max(len(labeled) // B + 1,
+``min_steps_per_epoch``) steps (the official formula, with a floor), and a
+division that comes out empty or tiny is topped up with the examples of highest
+(or lowest) clean probability, logged, and training goes on.
+
+Per replica / global: the guessing is per example; the mixing is global (all
+parts gathered over replicas, one permutation and one lambda); the prior
+penalty uses the global mean prediction (all-reduced); the per-sample losses
+are gathered over all replicas and workers in index order. One step therefore
+does not depend on the replica count (with synchronised BN).
+
+Diagnostics each epoch (TensorBoard and metrics.json): examples divided as
+clean for each network, AUC of the clean probability against the true clean
+mask, precision and recall of the division. They read the true labels, which no
+train step ever sees.
+
+References:
+  Li, Socher, Hoi, DivideMix: Learning with Noisy Labels as Semi-supervised
+  Learning, ICLR 2020; LiJunnan1992/DivideMix ``Train_CIFAR.py``.
+"""
+import dataclasses
+import functools
+import math
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from mixmatch_tf import ops
+from mixmatch_tf.data.pipeline import Stream
+from mixmatch_tf.methods import common
+from mixmatch_tf.methods.base import Method, Phase, TrainConfig, check, register
+from mixmatch_tf.ops import gmm
+
+STATS = ("labeled", "auc", "precision", "recall")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(TrainConfig):
+    """CIFAR-10 settings of the official code; per-setting values are in the presets."""
+    batch_size: int = 64                 # labeled and unlabeled examples per step
+    warmup_batch_size: int = 128         # examples per warm-up step and network
+    learning_rate: float = 0.02          # SGD learning rate
+    momentum: float = 0.9                # SGD momentum
+    weight_decay: float = 5e-4           # coupled (PyTorch) weight decay
+    epochs: float = 300.0                # epochs in all, warm-up included
+    warmup_epochs: float = 10.0          # epochs of cross-entropy warm-up (CIFAR-100: 30)
+    lr_decay_at: tuple = (0.5,)          # fractions of the epochs where the lr is multiplied by lr_decay_factor
+    lr_decay_factor: float = 0.1         # multiplier at each decay
+    lambda_u: float = 25.0               # weight of L_u after its ramp-up
+    rampup_epochs: float = 16.0          # lambda_u ramps linearly over these epochs after warm-up
+    p_threshold: float = 0.5             # tau: clean probability above which an example is labeled
+    sharpen_temperature: float = 0.5     # T of Sharpen
+    mixup_alpha: float = 4.0             # Beta(alpha, alpha) of the mixing weight
+    lambda_prior: float = 1.0            # weight of the uniform-prior penalty L_reg
+    confidence_penalty: Optional[bool] = None  # warm-up negative-entropy penalty; None: on for asym noise
+    loss_history: int = 1                # average normalised losses over this many epochs (5 at 90% noise)
+    min_steps_per_epoch: int = 20        # at least this many steps per network per epoch
+    augment: bool = True                 # random crop (+ flip where valid)
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(self.train_steps is None, "train_steps",
+              "DivideMix trains by epochs (its epochs depend on the divisions); use --epochs")
+        check(0 <= self.warmup_epochs < self.epochs, "warmup_epochs",
+              f"must be in [0, epochs={self.epochs}), got {self.warmup_epochs}")
+        check(0.0 < self.p_threshold < 1.0, "p_threshold", f"must be in (0, 1), got {self.p_threshold}")
+        check(self.lambda_u >= 0, "lambda_u", f"must be >= 0, got {self.lambda_u}")
+        check(self.rampup_epochs >= 0, "rampup_epochs", "must be >= 0")
+        check(self.sharpen_temperature > 0, "sharpen_temperature", "must be > 0")
+        check(self.mixup_alpha > 0, "mixup_alpha", f"must be > 0, got {self.mixup_alpha}")
+        check(self.loss_history >= 1, "loss_history", "must be >= 1")
+        check(self.min_steps_per_epoch >= 1, "min_steps_per_epoch", "must be >= 1")
+        check(self.warmup_batch_size > 0, "warmup_batch_size", "must be > 0")
+        check(all(0 < f < 1 for f in self.lr_decay_at), "lr_decay_at",
+              f"must be fractions of training in (0, 1), got {self.lr_decay_at}")
+
+
+# The bundled digits: a small CNN, ~200 warm-up steps, 40 epochs of >= 20 steps per network.
+DIGITS = {"model": "small_cnn", "epochs": 60.0, "warmup_epochs": 20.0, "rampup_epochs": 16.0}
+
+
+@register("dividemix")
+class DivideMix(Method):
+    Config = Config
+    default_model = "preact_resnet18"
+    dataset_defaults = {"digits": DIGITS}
+
+    # ------------------------------------------------------------ schedule
+    def warmup_steps(self):
+        per_epoch = self.steps_per_epoch(batch_size=self.config.warmup_batch_size)
+        return int(round(self.config.warmup_epochs * per_epoch))
+
+    def train_epochs(self):
+        return int(math.ceil(self.config.epochs - self.config.warmup_epochs))
+
+    def total_steps(self):
+        """An estimate (divisions decide the real length), for progress and ETA."""
+        per_net = max(self.config.min_steps_per_epoch,
+                      self.ctx.num_train // (2 * self.config.batch_size) + 1)
+        return self.warmup_steps() + 2 * self.train_epochs() * per_net
+
+    def eval_every(self):
+        return self.config.eval_every  # None: evaluate at the end of every epoch
+
+    def learning_rate(self, epoch):
+        cfg = self.config
+        decays = sum(epoch >= f * cfg.epochs for f in cfg.lr_decay_at)
+        return cfg.learning_rate * cfg.lr_decay_factor ** decays
+
+    def penalize_confidence(self):
+        if self.config.confidence_penalty is not None:
+            return self.config.confidence_penalty
+        return self.ctx.noise_type == "asym"
+
+    # --------------------------------------------------------------- state
+    def build(self):
+        state = {}
+        for k in (1, 2):
+            net = self.ctx.model_fn()
+            opt = keras.optimizers.SGD(learning_rate=self.config.learning_rate,
+                                       momentum=self.config.momentum)
+            opt.build(net.trainable_variables)
+            state[f"net{k}"], state[f"opt{k}"] = net, opt
+        n, epochs = self.ctx.num_train, max(1, self.train_epochs())
+        variable = functools.partial(tf.Variable, trainable=False,
+                                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        # The division state: survives a kill through the checkpoint.
+        state["division"] = {
+            "prob1": variable(tf.zeros([n])), "prob2": variable(tf.zeros([n])),
+            "history1": variable(tf.zeros([self.config.loss_history, n])),
+            "history2": variable(tf.zeros([self.config.loss_history, n])),
+            "history_count": variable(tf.zeros([], tf.int64)),
+            # per epoch: STATS of the division each network trained on; -1 = undefined
+            "stats": variable(tf.fill([epochs, 2 * len(STATS)], -1.0)),
+            # epoch (fractional start), first global step and length of the current phase
+            "ramp": variable(tf.zeros([3])),
+        }
+        self._loss_fns = {k: functools.partial(self._per_sample_loss, state[f"net{k}"])
+                          for k in (1, 2)}
+        return state
+
+    def networks(self, state):
+        return [state["net1"], state["net2"]]
+
+    # -------------------------------------------------------------- phases
+    def phase(self, index, state, fresh, start_step=0):
+        cfg = self.config
+        if index == 0:
+            all_idx = np.arange(self.ctx.num_train)
+            streams = {s: Stream(indices=all_idx, batch_size=cfg.warmup_batch_size,
+                                 augment=cfg.augment) for s in ("a", "b")}
+            for k in (1, 2):
+                common.set_learning_rate(state[f"opt{k}"], self.learning_rate(0))
+            return Phase(name="warmup", steps=self.warmup_steps(), streams=streams,
+                         step_fn=self.warmup_step, evaluate_at_end=True)
+        epoch_index, k = divmod(index - 1, 2)
+        k += 1
+        if epoch_index >= self.train_epochs():
+            return None
+        epoch = cfg.warmup_epochs + epoch_index
+        div = state["division"]
+        summaries = {}
+        if k == 1 and fresh:
+            summaries = self.co_divide(state, epoch_index)
+        prob_other = div[f"prob{3 - k}"].numpy()
+        labeled, unlabeled = self.divide(prob_other, f"epoch {epoch:g}, net{k}")
+        steps = max(cfg.min_steps_per_epoch, len(labeled) // cfg.batch_size + 1)
+        div["ramp"].assign([epoch, start_step, steps])
+        common.set_learning_rate(state[f"opt{k}"], self.learning_rate(epoch))
+        streams = {
+            "labeled": Stream(indices=labeled, batch_size=cfg.batch_size, views=2,
+                              augment=cfg.augment, extras={"clean_prob": prob_other}),
+            "unlabeled": Stream(indices=unlabeled, batch_size=cfg.batch_size, views=2,
+                                augment=cfg.augment, with_labels=False),
+        }
+        return Phase(name=f"train_net{k}", steps=steps, streams=streams,
+                     step_fn=functools.partial(self.train_step, k=k), evaluate_at_end=(k == 2),
+                     summaries=summaries)
+
+    def divide(self, prob, where):
+        """(labeled, unlabeled) indices for threshold tau, topped up when too small."""
+        tau, least = self.config.p_threshold, self.config.batch_size
+        labeled = np.flatnonzero(prob > tau)
+        unlabeled = np.flatnonzero(prob <= tau)
+        if len(labeled) < least:
+            logging.warning("%s: only %d examples above tau=%g; training on the %d of highest "
+                            "clean probability", where, len(labeled), tau, least)
+            labeled = np.sort(np.argsort(-prob, kind="stable")[:least])
+        if len(unlabeled) < least:
+            logging.warning("%s: only %d examples at or below tau=%g; the %d of lowest clean "
+                            "probability also serve as unlabeled", where, len(unlabeled), tau,
+                            least)
+            unlabeled = np.sort(np.argsort(prob, kind="stable")[:least])
+        return labeled, unlabeled
+
+    # ------------------------------------------------------------ co-divide
+    def _per_sample_loss(self, net, batch):
+        logits = net(batch["image"], training=False)
+        return ops.cross_entropy(logits, batch["label"])
+
+    def co_divide(self, state, epoch_index):
+        """Lines 4-5 of Algorithm 1 for both networks; returns the epoch's diagnostics."""
+        div = state["division"]
+        count = min(int(div["history_count"].numpy()) + 1, self.config.loss_history)
+        probs = {}
+        for k in (1, 2):
+            losses = self.ctx.map_train_set(self._loss_fns[k]).astype(np.float64)
+            span = losses.max() - losses.min()
+            losses = (losses - losses.min()) / span if span > 0 else np.zeros_like(losses)
+            history = div[f"history{k}"]
+            history.assign(tf.concat([history[1:], tf.constant(losses[None], tf.float32)], 0))
+            fit_on = history.numpy()[-count:].mean(axis=0).astype(np.float64)
+            prob, _ = gmm.clean_probability(fit_on)
+            if not np.all(np.isfinite(prob)):
+                logging.warning("the GMM of net%d gave non-finite probabilities; using 1 - loss", k)
+                prob = 1.0 - fit_on
+            probs[k] = prob.astype(np.float32)
+            div[f"prob{k}"].assign(probs[k])
+        div["history_count"].assign(count)
+        stats, summaries = [], {}
+        for k in (1, 2):  # network k trains on the division made by the other network
+            values = self.division_stats(probs[3 - k])
+            stats += values
+            summaries.update({f"division/net{k}_{name}": v for name, v in zip(STATS, values)})
+        div["stats"].assign(tf.tensor_scatter_nd_update(
+            div["stats"], [[epoch_index]], tf.constant([stats], tf.float32)))
+        return summaries
+
+    def division_stats(self, prob):
+        """(labeled count, AUC, precision, recall) of a division against the true labels;
+        -1 where undefined (no noisy or no clean examples)."""
+        from sklearn.metrics import roc_auc_score
+        clean = self.ctx.clean_labels == self.ctx.train_labels
+        labeled = prob > self.config.p_threshold
+        auc = roc_auc_score(clean, prob) if 0 < clean.sum() < len(clean) else -1.0
+        precision = clean[labeled].mean() if labeled.any() else -1.0
+        recall = labeled[clean].mean() if clean.any() else -1.0
+        return [float(labeled.sum()), float(auc), float(precision), float(recall)]
+
+    # -------------------------------------------------------------- steps
+    def warmup_step(self, state, batch, step):
+        out = {}
+        for k, stream in ((1, "a"), (2, "b")):
+            net, opt = state[f"net{k}"], state[f"opt{k}"]
+            x, y = batch[stream]["image"], batch[stream]["label"]
+            with tf.GradientTape() as tape:
+                logits = net(x, training=True)
+                ce = tf.reduce_mean(ops.cross_entropy(logits, y))
+                loss = ce
+                if self.penalize_confidence():
+                    loss += tf.reduce_mean(ops.neg_entropy(logits))
+            grads = common.replica_gradients(tape, loss, net.trainable_variables)
+            grads = common.add_l2_gradients(grads, net.trainable_variables,
+                                            self.config.weight_decay)
+            opt.apply_gradients(zip(grads, net.trainable_variables))
+            out[f"loss_net{k}"] = ce
+        out["loss"] = (out["loss_net1"] + out["loss_net2"]) / 2
+        out["lr"] = state["opt1"].learning_rate
+        return out
+
+    def train_step(self, state, batch, step, k):
+        cfg = self.config
+        net, peer, opt = state[f"net{k}"], state[f"net{3 - k}"], state[f"opt{k}"]
+        lb, ub = batch["labeled"], batch["unlabeled"]
+        x1, x2 = lb["image"][:, 0], lb["image"][:, 1]
+        u1, u2 = ub["image"][:, 0], ub["image"][:, 1]
+        y = tf.one_hot(lb["label"], self.ctx.num_classes)
+
+        def own(v):
+            return tf.nn.softmax(common.call_without_stat_updates(net, v))
+
+        def other(v):
+            return tf.nn.softmax(peer(v, training=False))
+
+        # Co-guessing (Algorithm 1, line 20) and co-refinement (lines 17-18).
+        q_u = ops.sharpen(ops.guess_labels(tf.stack([own(u1), own(u2), other(u1), other(u2)])),
+                          cfg.sharpen_temperature)
+        p_x = ops.guess_labels(tf.stack([own(x1), own(x2)]))
+        q_x = ops.sharpen(ops.co_refine(y, lb["clean_prob"], p_x), cfg.sharpen_temperature)
+
+        # MixMatch over [x1, x2, u1, u2] with one lambda' per batch (line 27).
+        xs, ys = common.global_mixup([x1, x2, u1, u2], [q_x, q_x, q_u, q_u], cfg.mixup_alpha,
+                                     ops.make_seed(self.ctx.seed, 3, step), per_example=False)
+        epoch, start, length = tf.unstack(state["division"]["ramp"])
+        progress = epoch + (tf.cast(step, tf.float32) - start) / length - cfg.warmup_epochs
+        lambda_u = cfg.lambda_u * ops.linear_rampup(progress, cfg.rampup_epochs)
+        b = int(x1.shape[0])
+        with tf.GradientTape() as tape:
+            logits = net(tf.concat(xs, 0), training=True)
+            probs = tf.nn.softmax(logits)
+            loss_x = tf.reduce_mean(ops.soft_cross_entropy(logits[:2 * b], tf.concat(ys[:2], 0)))
+            loss_u = tf.reduce_mean(ops.squared_error(probs[2 * b:], tf.concat(ys[2:], 0)))
+            loss_reg = ops.prior_penalty(global_mean(probs))
+            loss = loss_x + lambda_u * loss_u + cfg.lambda_prior * loss_reg
+        grads = common.replica_gradients(tape, loss, net.trainable_variables)
+        grads = common.add_l2_gradients(grads, net.trainable_variables, cfg.weight_decay)
+        opt.apply_gradients(zip(grads, net.trainable_variables))
+        return {"loss": loss, "loss_x": loss_x, "loss_u": loss_u, "loss_reg": loss_reg,
+                "lambda_u": lambda_u, "lr": opt.learning_rate}
+
+    # ------------------------------------------------------------- outputs
+    def predict(self, state, images):
+        logits = state["net1"](images, training=False) + state["net2"](images, training=False)
+        return tf.nn.softmax(logits)
+
+    def diagnostics(self, state):
+        stats = state["division"]["stats"].numpy()
+        epochs = []
+        for i, row in enumerate(stats):
+            if np.all(row == -1.0):
+                continue
+            entry = {"epoch": float(self.config.warmup_epochs + i)}
+            for k in (1, 2):
+                for j, name in enumerate(STATS):
+                    value = float(row[(k - 1) * len(STATS) + j])
+                    entry[f"net{k}_{name}"] = None if value == -1.0 else value
+            epochs.append(entry)
+        out = {"division_history": epochs}
+        if epochs:
+            last = epochs[-1]
+            out["division"] = {k: v for k, v in last.items() if k != "epoch"}
+        return out
+
+
+def global_mean(probs):
+    """Mean of ``probs`` [b, C] over the global batch (all replicas).
+
+    The all-reduce passes gradients on (summed over replicas), which the 1 / R
+    scaling of ``replica_gradients`` turns into the gradient of the global term.
+    """
+    ctx = tf.distribute.get_replica_context()
+    total = tf.reduce_sum(probs, axis=0)
+    count = tf.cast(tf.shape(probs)[0], probs.dtype)
+    if ctx.num_replicas_in_sync > 1:
+        total = ctx.all_reduce(tf.distribute.ReduceOp.SUM, total)
+        count = count * ctx.num_replicas_in_sync
+    return total / count

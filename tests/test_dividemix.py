@@ -1,0 +1,187 @@
+"""DivideMix and Co-teaching: the GMM against scikit-learn, targets by hand, division
+handling, clean labels never read, resume mid-run, replicas."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import ROOT, run_script
+from mixmatch_tf import ops
+from mixmatch_tf.data import noise
+from mixmatch_tf.methods import coteaching, dividemix
+from mixmatch_tf.ops import gmm
+from mixmatch_tf.training import RunConfig, Trainer
+
+
+def _losses(seed, n=5000, noisy=0.5):
+    rng = np.random.RandomState(seed)
+    k = int(noisy * n)
+    x = np.concatenate([rng.gamma(1.0, 0.05, n - k), 0.5 + rng.gamma(4.0, 0.08, k)])
+    return (x - x.min()) / (x.max() - x.min())
+
+
+@pytest.mark.parametrize("seed,noisy", [(0, 0.5), (1, 0.2), (2, 0.8), (3, 0.9)])
+def test_gmm_matches_scikit_learn_from_the_same_start(seed, noisy):
+    from sklearn.mixture import GaussianMixture
+    x = _losses(seed, noisy=noisy)
+    w0, m0, v0 = (t.numpy() for t in gmm.initial_parameters(x, 5e-4))
+    ours = gmm.fit_gmm(x)
+    sk = GaussianMixture(n_components=2, max_iter=10, tol=1e-2, reg_covar=5e-4,
+                         weights_init=w0, means_init=m0[:, None],
+                         precisions_init=(1.0 / v0)[:, None, None]).fit(x[:, None])
+    assert ours.n_iter == sk.n_iter_
+    np.testing.assert_allclose(ours.means, sk.means_.ravel(), rtol=1e-6)
+    np.testing.assert_allclose(ours.variances, sk.covariances_.ravel(), rtol=1e-6)
+    prob, _ = gmm.clean_probability(x)
+    expected = sk.predict_proba(x[:, None])[:, np.argmin(sk.means_.ravel())]
+    np.testing.assert_allclose(prob, expected, atol=1e-4)
+    # and the clean component is the one of small losses
+    assert prob[x < 0.05].mean() > 0.9 and prob[x > 0.8].mean() < 0.1
+
+
+def test_gmm_start_hand_values():
+    w, m, v = (t.numpy() for t in gmm.initial_parameters([0.0, 0.1, 0.9, 1.0], reg_covar=0.0))
+    np.testing.assert_allclose(m, [0.05, 0.95], rtol=1e-6)
+    np.testing.assert_allclose(v, [0.0025, 0.0025], rtol=1e-4)
+    np.testing.assert_allclose(w, [0.5, 0.5], rtol=1e-6)
+
+
+def test_co_guessing_and_co_refinement_hand_values():
+    # co-guessing: mean of 4 predictions, then sharpen with T = 0.5
+    preds = tf.constant([[[0.6, 0.4]], [[0.8, 0.2]], [[0.4, 0.6]], [[0.6, 0.4]]])
+    q = ops.sharpen(ops.guess_labels(preds), 0.5)
+    np.testing.assert_allclose(q, [[0.36 / 0.52, 0.16 / 0.52]], rtol=1e-6)
+    # co-refinement: w y + (1 - w) p with w = 0.75, then sharpen
+    refined = ops.co_refine(tf.constant([[0.0, 1.0]]), tf.constant([0.75]),
+                            tf.constant([[0.6, 0.4]]))
+    np.testing.assert_allclose(refined, [[0.15, 0.85]], rtol=1e-6)
+    np.testing.assert_allclose(ops.sharpen(refined, 0.5),
+                               [[0.0225 / 0.745, 0.7225 / 0.745]], rtol=1e-5)
+
+
+def _method(num_train=200, **config):
+    from mixmatch_tf.methods.base import Context
+    ctx = Context(num_classes=10, image_shape=(8, 8, 1), train_labels=np.zeros(num_train, int),
+                  seed=0, model_fn=None)
+    return dividemix.DivideMix(dividemix.Config(**config), ctx)
+
+
+def test_empty_or_tiny_divisions_are_topped_up_not_fatal(caplog):
+    m = _method(batch_size=8)
+    prob = np.linspace(0, 0.4, 200)  # nobody above tau = 0.5
+    labeled, unlabeled = m.divide(prob, "test")
+    assert len(labeled) == 8 and set(labeled) == set(range(192, 200))
+    assert len(unlabeled) == 200
+    labeled, unlabeled = m.divide(np.full(200, 0.9), "test")  # nobody below
+    assert len(labeled) == 200 and len(unlabeled) == 8
+    assert "only 0 examples" in caplog.text
+
+
+def test_small_loss_mask_hand_values():
+    loss = tf.constant([0.5, 0.1, 0.9, 0.3])
+    np.testing.assert_array_equal(coteaching.small_loss_mask(loss, tf.constant(2)), [0, 1, 0, 1])
+    np.testing.assert_array_equal(coteaching.small_loss_mask(loss, tf.constant(0)), [0, 1, 0, 0])
+
+
+SHORT = {"epochs": 4.0, "warmup_epochs": 1.0, "min_steps_per_epoch": 4}
+
+
+def test_dividemix_runs_and_reports_division_diagnostics(tmp_path, one_replica, digits):
+    run = RunConfig(model_dir=str(tmp_path), noise_type="sym", noise_rate=0.5)
+    m = Trainer("dividemix", digits, run, config=SHORT, strategy=one_replica).fit()
+    assert len(m["division_history"]) == 3 and len(m["evals"]) == 4  # after warm-up + 3 epochs
+    div = m["division"]
+    assert 0.5 < div["net1_auc"] <= 1.0 and 0 < div["net1_labeled"] < digits.num_train
+    for key in ("net1_precision", "net1_recall", "net2_auc", "net2_labeled"):
+        assert div[key] is not None
+
+
+def test_no_step_reads_clean_labels(tmp_path, one_replica, digits):
+    """Poisoned true labels with the same noisy labels: identical training, other diagnostics."""
+    import dataclasses
+    poisoned = dataclasses.replace(digits, train_labels=(digits.train_labels + 3) % 10)
+    run = {"noise_type": "sym", "noise_rate": 0.5}
+    a = Trainer("dividemix", digits, RunConfig(model_dir=str(tmp_path / "a"), **run),
+                config=SHORT, strategy=one_replica)
+    os.makedirs(tmp_path / "b")
+    shutil.copy(tmp_path / "a" / noise.NOISE_FILE, tmp_path / "b" / noise.NOISE_FILE)
+    b = Trainer("dividemix", poisoned, RunConfig(model_dir=str(tmp_path / "b"), **run),
+                config=SHORT, strategy=one_replica)
+    np.testing.assert_array_equal(a.train_labels, b.train_labels)
+    ma, mb = a.fit(), b.fit()
+    for x, y in zip(a.state["net1"].get_weights() + a.state["net2"].get_weights(),
+                    b.state["net1"].get_weights() + b.state["net2"].get_weights()):
+        np.testing.assert_array_equal(x, y)
+    assert ma["division"]["net1_auc"] != mb["division"]["net1_auc"]
+
+
+@pytest.mark.parametrize("warmup_epochs", [1.0, 0.0])
+def test_one_and_two_replicas_take_the_same_step(tmp_path, one_replica, two_replicas, digits,
+                                                 warmup_epochs):
+    """One warm-up step, or (no warm-up) the first co-divide and one DivideMix step of net1."""
+    weights = []
+    for name, strategy in (("one", one_replica), ("two", two_replicas)):
+        run = RunConfig(model_dir=str(tmp_path / name), noise_type="sym", noise_rate=0.5,
+                        sync_bn=True, stop_at_step=1)
+        tr = Trainer("dividemix", digits, run,
+                     config={"epochs": 2.0, "warmup_epochs": warmup_epochs}, strategy=strategy)
+        assert tr.fit() == {"steps": 1, "complete": False}
+        weights.append(tr.state["net1"].get_weights() + tr.state["net2"].get_weights()
+                       + [tr.state["division"]["prob1"].numpy()])
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_coteaching_on_one_and_two_replicas(tmp_path, one_replica, two_replicas, digits):
+    for name, strategy in (("one", one_replica), ("two", two_replicas)):
+        run = RunConfig(model_dir=str(tmp_path / name), noise_type="sym", noise_rate=0.4)
+        m = Trainer("coteaching", digits, run, config={"train_steps": 6, "eval_every": 6},
+                    strategy=strategy).fit()
+        assert np.isfinite(m["train_metrics"]["loss"])
+        assert 0.0 < m["train_metrics"]["forget_rate"] <= 0.4
+
+
+def _weights(model_dir):
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(model_dir, "ckpt")))
+    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+            if k.startswith("state_") and "OPTIMIZER" not in k}
+
+
+def test_dividemix_killed_mid_epoch_resumes_with_its_division(tmp_path):
+    args = ["scripts/train.py", "--method=dividemix", "--dataset=digits", "--epochs=4",
+            "--warmup_epochs=1", "--min_steps_per_epoch=10", "--checkpoint_every=7",
+            "--steps_per_call=1", "--noise_type=sym", "--noise_rate=0.5", "--seed=1"]
+    full = run_script(args + [f"--model_dir={tmp_path / 'full'}"])
+    assert full.returncode == 0, full.stderr[-2000:]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable] + args + [f"--model_dir={killed}"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # warm-up is 11 steps; step 21 lies inside net1's first DivideMix epoch
+    deadline = time.time() + 300
+    while time.time() < deadline and not os.path.exists(killed / "ckpt" / "ckpt-21.index"):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not os.path.exists(killed / "metrics.json")
+    reader = tf.train.load_checkpoint(str(killed / "ckpt" / "ckpt-21"))
+    assert reader.get_tensor("phase_step/.ATTRIBUTES/VARIABLE_VALUE") > 0  # mid-phase
+    resumed = run_script(args + [f"--model_dir={killed}"])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a = json.load(open(tmp_path / "full" / "metrics.json"))
+    b = json.load(open(killed / "metrics.json"))
+    assert a["steps"] == b["steps"]
+    assert len(a["division_history"]) == len(b["division_history"]) == 3
+    for ea, eb in zip(a["division_history"], b["division_history"]):
+        assert ea.keys() == eb.keys()
+        for key in ea:
+            assert ea[key] == pytest.approx(eb[key], abs=2e-3), key
+    wa, wb = _weights(tmp_path / "full"), _weights(killed)
+    for k in wa:
+        np.testing.assert_allclose(wa[k], wb[k], rtol=1e-3, atol=1e-4, err_msg=k)
