@@ -136,7 +136,7 @@ def test_export_reloads_in_a_fresh_process_and_matches_predict(tmp_path, one_rep
     tr = make("mixup", tmp_path / "run", one_replica, digits, train_steps=30)
     tr.fit()
     path = tr.export(str(tmp_path / "export"))
-    assert path == str(tmp_path / "export" / "1")
+    assert path == str(tmp_path / "export" / "digits" / "1")
     assert tr.export(str(tmp_path / "export")).endswith("2")
     assert open(os.path.join(path, "assets", "class_names.txt")).read().split() == \
         [str(i) for i in range(10)]
@@ -174,7 +174,7 @@ def test_evaluate_and_export_scripts(tmp_path, one_replica, digits):
     out = run_script(["scripts/export.py", f"--model_dir={tmp_path / 'run'}",
                       f"--export_dir={tmp_path / 'exp'}"])
     assert out.returncode == 0, out.stderr[-2000:]
-    assert os.path.isfile(tmp_path / "exp" / "1" / "saved_model.pb")
+    assert os.path.isfile(tmp_path / "exp" / "digits" / "1" / "saved_model.pb")
 
 
 def test_user_keras_model_through_the_python_api(tmp_path, one_replica, digits):

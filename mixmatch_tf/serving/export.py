@@ -1,33 +1,95 @@
-"""SavedModels that TF Serving loads as they are.
+"""SavedModels that TF Serving runs as they are.
 
-``export_saved_model`` writes ``<export_base>/<version>/`` with integer versions
-that only grow. The folder is written under a temporary name and renamed into
-place, so a reader (or TF Serving polling the base folder) sees either the whole
-export or nothing.
+``export_saved_model`` writes ``<export_base>/<model_name>/<version>/``: the layout
+``tensorflow_model_server --model_base_path=<export_base>/<model_name>`` polls, with
+integer versions that only grow. Each version is written under a temporary name
+(``.tmp-*``, which TF Serving ignores since it is not an integer) and renamed into
+place, so a reader sees either the whole export or nothing.
 
-The ``serving_default`` signature takes uint8 images [None, H, W, C], applies the
-training normalisation, calls the method's ``predict`` (EMA weights, ensembles:
-whatever the method serves) and returns ``probabilities``, ``classes`` and
-``class_names`` (from the asset ``class_names.txt``).
+Signatures (both run the method's own ``predict``: EMA weights, ensembles, ...):
+  ``serving_default``  uint8 images ``images`` [None, H, W, C].
+  ``serving_bytes``    encoded images ``image_bytes`` (tf.string [None]: PNG, JPEG,
+                       GIF or BMP, what REST clients send as ``{"b64": ...}``),
+                       decoded and resized to H x W inside the graph.
+Both return ``probabilities`` (float32 [B, K]), ``classes`` (int64 [B]),
+``class_names`` (string [B]), ``top_k_classes`` (int64 [B, k]),
+``top_k_probabilities`` (float32 [B, k]) and ``top_k_class_names`` (string [B, k]).
+Shapes are checked inside the graph, so a bad request gets an InvalidArgumentError
+that says what was expected; a wrong dtype is refused by the signature itself.
+
+Beside the model: ``assets/class_names.txt`` (class names, one per line),
+``assets.extra/tf_serving_warmup_requests`` (PredictionLog records TF Serving
+replays before it serves a version) and ``<export_base>/models.config`` (a
+``--model_config_file`` listing every model under ``export_base``).
 """
 import os
+import re
 import shutil
 import uuid
 
 import keras
+import numpy as np
 import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+from tensorflow_serving.config import model_server_config_pb2
 
 from mixmatch_tf.data.preprocess import normalize
 
 CLASS_NAMES_FILE = "class_names.txt"
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+MODELS_CONFIG_FILE = "models.config"
+IMAGES_SIGNATURE = "serving_default"
+BYTES_SIGNATURE = "serving_bytes"
+IMAGES_INPUT = "images"
+BYTES_INPUT = "image_bytes"
+DEFAULT_MODEL_NAME = "model"  # the tensorflow/serving container's default MODEL_NAME
+DEFAULT_TOP_K = 5
+SERVE_VERSIONS = ("latest", "all")
+# Channel counts the bytes signature converts decoded images to (others: no such signature).
+ENCODED_CHANNELS = (1, 3, 4)
+# Leading bytes of the formats tf.io.decode_image reads.
+IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
+WARMUP_SAMPLES = 4
+# Model names go into URLs (/v1/models/NAME) and folder names.
+MODEL_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
-def next_version(export_base):
-    """1 + the largest integer version folder in ``export_base`` (1 if none)."""
-    if not os.path.isdir(export_base):
-        return 1
-    versions = [int(d) for d in os.listdir(export_base) if d.isdigit()]
-    return max(versions, default=0) + 1
+def check_model_name(name):
+    """Returns ``name`` if it is a valid model name, else raises ValueError."""
+    if not isinstance(name, str) or not MODEL_NAME_PATTERN.fullmatch(name):
+        raise ValueError(f"model_name {name!r} is not valid: use letters, digits, '_', '.' "
+                         "and '-', starting with a letter or digit (it becomes a folder and "
+                         "the NAME in /v1/models/NAME)")
+    return name
+
+
+def model_name_for_dataset(dataset_name):
+    """The default model name of a data set: its name, made safe for folders and URLs.
+
+    ``digits`` and TFDS names stay as they are; ``folder:PATH`` becomes the folder's
+    name and ``npz:PATH`` the file's stem. Other characters become ``_``.
+    """
+    name = dataset_name
+    if name.startswith("folder:"):
+        name = os.path.basename(os.path.normpath(name[len("folder:"):]))
+    elif name.startswith("npz:"):
+        name = os.path.splitext(os.path.basename(name[len("npz:"):]))[0]
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip("_.-")
+    return name or DEFAULT_MODEL_NAME
+
+
+def version_folders(model_base):
+    """The integer version folders of ``model_base``, ascending (as TF Serving sees them)."""
+    if not os.path.isdir(model_base):
+        return []
+    return sorted(int(d) for d in os.listdir(model_base)
+                  if d.isdigit() and os.path.isdir(os.path.join(model_base, d)))
+
+
+def next_version(model_base):
+    """1 + the largest integer version folder in ``model_base`` (1 if none)."""
+    return max(version_folders(model_base), default=0) + 1
 
 
 def class_name_table(names_file):
@@ -41,54 +103,303 @@ def class_name_table(names_file):
     return tf.lookup.StaticHashTable(init, default_value="")
 
 
-def serving_fn(method, state, normalization, image_shape, names=None):
-    """The uint8 -> {probabilities, classes[, class_names]} function of ``serving_default``."""
-    shape = [None] + list(image_shape)
-
-    @tf.function(input_signature=[tf.TensorSpec(shape, tf.uint8, name="images")])
-    def serve(images):
-        # The signature's shape is not enforced on requests that reach the graph
-        # directly (TF Serving, saved_model_cli): check it here, as an error.
-        images = tf.ensure_shape(images, shape)
-        probs = method.predict(state, normalize(images, normalization))
-        classes = tf.argmax(probs, axis=-1)
-        out = {"probabilities": tf.cast(probs, tf.float32), "classes": classes}
-        if names is not None:
-            out["class_names"] = names.lookup(classes)
-        return out
-    return serve
+def _shape_string(tensor):
+    """The runtime shape of ``tensor`` as "d0,d1,..." (a string tensor)."""
+    return tf.strings.reduce_join(tf.strings.as_string(tf.shape(tensor)), separator=",")
 
 
-def export_saved_model(method, state, normalization, image_shape, class_names, export_base):
-    """Exports the method's predictor; returns the new version folder.
+def _check_shape(tensor, pattern, expected):
+    """``tensor`` after an assertion that its runtime shape matches ``pattern``.
 
-    The class names travel as the asset ``assets/class_names.txt``, one per line
-    in class-id order.
+    The check reads the runtime shape as a string, so it holds for any rank and is
+    never folded away from the signature's static shape: TF Serving feeds requests
+    to the graph without checking them against the signature's shape.
     """
-    os.makedirs(export_base, exist_ok=True)
-    tmp = os.path.join(export_base, f".tmp-{uuid.uuid4().hex}")
+    shape = _shape_string(tensor)
+    check = tf.debugging.Assert(tf.strings.regex_full_match(shape, pattern),
+                                [tf.strings.join([expected, "; got shape [", shape, "]"])])
+    with tf.control_dependencies([check]):
+        return tf.identity(tensor)
+
+
+def check_images(images, image_shape):
+    """uint8 images [B, H, W, C] with B >= 1, or an InvalidArgumentError saying so."""
+    h, w, c = image_shape
+    images = _check_shape(images, rf"[1-9][0-9]*,{h},{w},{c}",
+                          f"images must be uint8 [batch, {h}, {w}, {c}] with batch >= 1")
+    return tf.ensure_shape(images, [None, h, w, c])
+
+
+def convert_channels(image, channels):
+    """uint8 [h, w, n] -> [h, w, channels], for n in 1..4 (grey, grey + alpha, RGB, RGBA).
+
+    Grey from colour is the ITU-R 601-2 luma (as ``tf.image.rgb_to_grayscale``),
+    rounded; a grey image stays exactly as it is, also when stored as RGB (GIF, BMP).
+    Colour from grey repeats the grey; a missing alpha channel is opaque.
+    """
+    def grey(n):
+        if n <= 2:
+            return image[..., :1]
+        luma = tf.tensordot(tf.cast(image[..., :3], tf.float32), [0.2989, 0.5870, 0.1140], 1)
+        return tf.cast(tf.clip_by_value(tf.round(luma), 0.0, 255.0), tf.uint8)[..., None]
+
+    def rgb(n):
+        return tf.tile(image[..., :1], [1, 1, 3]) if n <= 2 else image[..., :3]
+
+    def rgba(n):
+        alpha = image[..., n - 1:n] if n in (2, 4) else \
+            tf.fill(tf.shape(image[..., :1]), tf.constant(255, tf.uint8))
+        return tf.concat([rgb(n), alpha], axis=-1)
+
+    make = {1: grey, 3: rgb, 4: rgba}[channels]
+    branches = [lambda n=n: tf.ensure_shape(make(n), [None, None, channels]) for n in (1, 2, 3, 4)]
+    return tf.switch_case(tf.shape(image)[-1] - 1, branches)
+
+
+def decode_images(image_bytes, image_shape):
+    """Encoded images (string [B]) -> uint8 [B, H, W, C], resized inside the graph.
+
+    Each image is decoded as stored, converted to ``C`` channels
+    (``convert_channels``) and, if its size is not H x W, resized to H x W
+    (bilinear with antialiasing, then rounded to uint8; the aspect ratio is not
+    kept). Bytes that are not a PNG, JPEG, GIF or BMP image are an
+    InvalidArgumentError naming their batch positions.
+    """
+    h, w, c = image_shape
+    image_bytes = _check_shape(image_bytes, r"[1-9][0-9]*",
+                               "image_bytes must be a string vector [batch] of encoded "
+                               "PNG/JPEG/GIF/BMP images with batch >= 1")
+    image_bytes = tf.ensure_shape(image_bytes, [None])
+    known = tf.zeros_like(image_bytes, dtype=tf.bool)
+    for magic in IMAGE_SIGNATURES:
+        known |= tf.equal(tf.strings.substr(image_bytes, 0, len(magic)), magic)
+    bad = tf.strings.reduce_join(tf.strings.as_string(tf.where(~known)[:, 0]), separator=",")
+    check = tf.debugging.Assert(tf.reduce_all(known), [tf.strings.join([
+        "image_bytes[", bad, "] not decodable: expected encoded PNG, JPEG, GIF or BMP "
+        "images"])])
+
+    def decode(encoded):
+        image = tf.io.decode_image(encoded, channels=0, dtype=tf.uint8, expand_animations=False)
+        image = convert_channels(image, c)
+
+        def resize():
+            resized = tf.image.resize(image, [h, w], method="bilinear", antialias=True)
+            return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+        same_size = tf.reduce_all(tf.equal(tf.shape(image)[:2], [h, w]))
+        return tf.cond(same_size, lambda: image, resize)
+
+    with tf.control_dependencies([check]):
+        image_bytes = tf.identity(image_bytes)
+    return tf.map_fn(decode, image_bytes,
+                     fn_output_signature=tf.TensorSpec([h, w, c], tf.uint8))
+
+
+def serving_fns(method, state, normalization, image_shape, names, top_k):
+    """The signature functions: {signature name: tf.function with an input signature}."""
+    h, w, c = image_shape
+
+    def predict(images):
+        probs = tf.cast(method.predict(state, normalize(images, normalization)), tf.float32)
+        classes = tf.argmax(probs, axis=-1)
+        top = tf.math.top_k(probs, k=top_k)
+        top_classes = tf.cast(top.indices, tf.int64)
+        return {"probabilities": probs, "classes": classes,
+                "class_names": names.lookup(classes),
+                "top_k_classes": top_classes, "top_k_probabilities": top.values,
+                "top_k_class_names": names.lookup(top_classes)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.uint8, name=IMAGES_INPUT)])
+    def serve_images(images):
+        return predict(check_images(images, image_shape))
+
+    fns = {IMAGES_SIGNATURE: serve_images}
+    if c in ENCODED_CHANNELS:
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=BYTES_INPUT)])
+        def serve_bytes(image_bytes):
+            return predict(decode_images(image_bytes, image_shape))
+        fns[BYTES_SIGNATURE] = serve_bytes
+    return fns
+
+
+def encode_images(images, fmt="png"):
+    """uint8 images [B, H, W, C] -> list of encoded bytes (``png`` or ``jpeg``)."""
+    encode = tf.io.encode_png if fmt == "png" else tf.io.encode_jpeg
+    return [encode(tf.constant(image)).numpy() for image in np.asarray(images, np.uint8)]
+
+
+def warmup_requests(model_name, image_shape, sample_images=None):
+    """PredictRequests that exercise each signature: a zero image and real samples.
+
+    Args:
+      model_name: the served model's name (``model_spec.name``).
+      image_shape: (H, W, C) of the model's input.
+      sample_images: optional uint8 images [N, H, W, C] (e.g. test images); the
+        first ``WARMUP_SAMPLES`` are used, sent raw and as PNG (and JPEG, for 1 or
+        3 channels).
+
+    Returns:
+      A list of ``predict_pb2.PredictRequest``.
+    """
+    zeros = np.zeros((1,) + tuple(image_shape), np.uint8)
+    batches = [zeros]
+    if sample_images is not None and len(sample_images):
+        batches.append(np.asarray(sample_images[:WARMUP_SAMPLES], np.uint8))
+    requests = []
+
+    def add(signature, key, value):
+        request = predict_pb2.PredictRequest(
+            model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature))
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+        requests.append(request)
+
+    for batch in batches:
+        add(IMAGES_SIGNATURE, IMAGES_INPUT, batch)
+    if image_shape[-1] in ENCODED_CHANNELS:
+        formats = ["png"] + (["jpeg"] if image_shape[-1] in (1, 3) else [])
+        for fmt in formats:
+            add(BYTES_SIGNATURE, BYTES_INPUT,
+                np.array(encode_images(batches[-1], fmt), dtype=object))
+    return requests
+
+
+def write_warmup_file(saved_model_dir, requests):
+    """Writes ``assets.extra/tf_serving_warmup_requests``: one PredictionLog per request."""
+    path = os.path.join(saved_model_dir, WARMUP_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path) as writer:
+        for request in requests:
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+    return path
+
+
+def read_models_config(path):
+    """The ModelServerConfig in text-proto file ``path`` (an empty one if it is missing)."""
+    config = model_server_config_pb2.ModelServerConfig()
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            try:
+                text_format.Parse(f.read(), config)
+            except text_format.ParseError as e:
+                raise ValueError(f"{path} is not a TF Serving model config text proto ({e}); "
+                                 "fix or delete it") from None
+    return config
+
+
+def served_models(export_base):
+    """Names of the folders of ``export_base`` holding at least one version."""
+    if not os.path.isdir(export_base):
+        return []
+    return sorted(name for name in os.listdir(export_base)
+                  if not name.startswith(".") and version_folders(os.path.join(export_base, name)))
+
+
+def _check_serve_versions(serve_versions):
+    if serve_versions not in SERVE_VERSIONS:
+        raise ValueError(f"serve_versions {serve_versions!r} is not valid; valid: "
+                         f"{', '.join(SERVE_VERSIONS)}")
+
+
+def write_models_config(export_base, serving_base_path=None, serve_versions="latest"):
+    """Writes (atomically) ``<export_base>/models.config`` for ``--model_config_file``.
+
+    Entries already in the file are kept as they are (hand edits survive); every
+    model folder under ``export_base`` without an entry is added.
+
+    Args:
+      export_base: the folder holding ``<model_name>/<version>/`` folders.
+      serving_base_path: where the server sees ``export_base`` (e.g. ``/models``
+        inside the tensorflow/serving container); default: its absolute path here.
+      serve_versions: version policy of added entries: ``latest`` (the newest
+        version) or ``all`` (every version, each addressable as /versions/V).
+
+    Returns:
+      The path of the config file.
+    """
+    _check_serve_versions(serve_versions)
+    path = os.path.join(export_base, MODELS_CONFIG_FILE)
+    config = read_models_config(path)
+    listed = {c.name for c in config.model_config_list.config}
+    root = serving_base_path or os.path.abspath(export_base)
+    for name in served_models(export_base):
+        if name in listed:
+            continue
+        entry = config.model_config_list.config.add(
+            name=name, base_path=f"{root.rstrip('/')}/{name}", model_platform="tensorflow")
+        if serve_versions == "all":
+            entry.model_version_policy.all.SetInParent()
+        else:
+            entry.model_version_policy.latest.num_versions = 1
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text_format.MessageToString(config))
+    os.replace(tmp, path)
+    return path
+
+
+def export_saved_model(method, state, normalization, image_shape, class_names, export_base,
+                       model_name=DEFAULT_MODEL_NAME, top_k=None, sample_images=None,
+                       serving_base_path=None, serve_versions="latest"):
+    """Exports the method's predictor as a new version of ``model_name``.
+
+    Args:
+      method: the trained Method (its ``predict`` is what is served).
+      state: the method's state (networks).
+      normalization: the run's ``Normalization``.
+      image_shape: (H, W, C) of the training images.
+      class_names: class names in class-id order.
+      export_base: the folder of models; the version goes into
+        ``<export_base>/<model_name>/<version>/``.
+      model_name: the served model's name (letters, digits, ``_.-``).
+      top_k: number of top classes returned; default min(5, number of classes).
+      sample_images: optional uint8 images [N, H, W, C] for the warm-up requests.
+      serving_base_path: where the server sees ``export_base``, for models.config.
+      serve_versions: ``latest`` or ``all``, the version policy of a model newly
+        added to models.config.
+
+    Returns:
+      The new version folder.
+    """
+    check_model_name(model_name)
+    num_classes = len(class_names)
+    top_k = min(DEFAULT_TOP_K, num_classes) if top_k is None else top_k
+    if not 1 <= top_k <= num_classes:
+        raise ValueError(f"top_k must be in [1, {num_classes}] (the number of classes), "
+                         f"got {top_k}")
+    _check_serve_versions(serve_versions)
+    # A broken models.config is refused before any work, not after the export.
+    read_models_config(os.path.join(export_base, MODELS_CONFIG_FILE))
+    model_base = os.path.join(export_base, model_name)
+    os.makedirs(model_base, exist_ok=True)
+    tmp = os.path.join(model_base, f".tmp-{uuid.uuid4().hex}")
     staging = tmp + "-assets"
     try:
         os.makedirs(staging)
         names_file = os.path.join(staging, CLASS_NAMES_FILE)
         with open(names_file, "w", encoding="utf-8") as f:
             f.write("".join(f"{name}\n" for name in class_names))
-        # The endpoint tracks the variables it reads (only the predictor's networks).
+        # The endpoints track the variables they read (only the predictor's networks).
         archive = keras.export.ExportArchive()
         names = class_name_table(names_file)
         archive.track(names)
-        archive.add_endpoint("serving_default",
-                             serving_fn(method, state, normalization, image_shape, names))
+        for name, fn in serving_fns(method, state, normalization, tuple(image_shape), names,
+                                    top_k).items():
+            archive.add_endpoint(name, fn)
         archive.write_out(tmp, verbose=False)
+        write_warmup_file(tmp, warmup_requests(model_name, tuple(image_shape), sample_images))
         while True:
-            final = os.path.join(export_base, str(next_version(export_base)))
+            final = os.path.join(model_base, str(next_version(model_base)))
             try:
                 os.rename(tmp, final)
-                return final
+                break
             except OSError:
+                # Another export took this version first: take the next one.
                 if not os.path.exists(final):
                     raise
     finally:
         for path in (tmp, staging):
             if os.path.exists(path):
                 shutil.rmtree(path, ignore_errors=True)
+    write_models_config(export_base, serving_base_path, serve_versions)
+    return final

@@ -552,13 +552,21 @@ class Trainer:
         """Class probabilities for uint8 images [B, H, W, C] (the served predictor)."""
         return self.method.predict(self.state, normalize(images, self.normalization))
 
-    def export(self, export_base):
-        """Writes a SavedModel into a new integer version folder of ``export_base``."""
-        from mixmatch_tf.serving.export import export_saved_model
+    def export(self, export_base, model_name=None, **options):
+        """Writes a SavedModel into ``<export_base>/<model_name>/<new version>/``.
+
+        ``model_name`` defaults to the data set's name made folder-safe; ``options``
+        go to ``mixmatch_tf.serving.export_saved_model`` (``top_k``,
+        ``serving_base_path``, ``serve_versions``). Test images serve as warm-up
+        requests.
+        """
+        from mixmatch_tf.serving.export import export_saved_model, model_name_for_dataset
         if not self.chief:
             return None
         return export_saved_model(self.method, self.state, self.normalization,
-                                  self.data.image_shape, self.data.class_names, export_base)
+                                  self.data.image_shape, self.data.class_names, export_base,
+                                  model_name=model_name or model_name_for_dataset(self.data.name),
+                                  sample_images=self.data.test_images, **options)
 
 
 def load_run(model_dir, data_dir=None, strategy=None, data=None):
