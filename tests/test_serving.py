@@ -37,16 +37,18 @@ from mixmatch_tf.serving.export import (MODELS_CONFIG_FILE, WARMUP_FILE, check_m
 from mixmatch_tf.serving.local import SavedModelPredictor
 from mixmatch_tf.training import RunConfig, Trainer
 
-# Every method whose export must pass; append "dividemix" (and its settings below).
-METHODS = ["erm", "mixup", "mixmatch"]
-METHOD_CONFIG = {"mixmatch": {"num_labeled": 20}}
+# Every method whose export must pass, with short settings.
+METHODS = ["erm", "mixup", "mixmatch", "dividemix"]
+SHORT = {"train_steps": 20, "eval_every": 20}
+METHOD_CONFIG = {"mixmatch": dict(SHORT, num_labeled=20),
+                 "dividemix": {"epochs": 2.0, "warmup_epochs": 1.0, "min_steps_per_epoch": 3}}
 SAMPLES = 6
 OUTPUTS = {"probabilities", "classes", "class_names", "top_k_classes", "top_k_probabilities",
            "top_k_class_names"}
 
 
 def train(method, digits, strategy, model_dir):
-    config = dict({"train_steps": 20, "eval_every": 20}, **METHOD_CONFIG.get(method, {}))
+    config = METHOD_CONFIG.get(method, SHORT)
     trainer = Trainer(method, digits, RunConfig(model_dir=str(model_dir)), config=config,
                       strategy=strategy)
     trainer.fit()
