@@ -2,10 +2,14 @@ r"""The main job on the bundled UCI digits: trains, then prints a results table.
 
   python scripts/demo.py [--output_dir=runs/demo] [--seed=0]
 
-Noisy labels (50% symmetric noise): ERM against mixup (alpha 8, the paper's
-corrupted-label setting) with a small CNN and a step-decayed learning rate,
-60 epochs each. Every run is a normal run folder under --output_dir (resumable,
-with TensorBoard summaries and metrics.json).
+* Semi-supervised, the headline: MixMatch with 50 labels (5 per class) and the
+  other 1,247 training images unlabeled, against supervised-only training on the
+  same 50 labels (small CNN, 1,500 steps each).
+* Noisy labels (50% symmetric noise): ERM against mixup (alpha 8, the paper's
+  corrupted-label setting), small CNN, step-decayed learning rate, 60 epochs.
+
+Every run is a normal run folder under --output_dir (resumable, with TensorBoard
+summaries and metrics.json). About two minutes on 2 CPU cores.
 """
 import _setup  # noqa: F401
 import os
@@ -19,11 +23,14 @@ flags.DEFINE_integer("seed", 0, "Seed of every run.")
 FLAGS = flags.FLAGS
 
 NOISY = {"noise_type": "sym", "noise_rate": 0.5}
+SSL = "Semi-supervised: 50 labels (5 per class), small CNN, 1,500 steps"
+NOISE = "Noisy labels: 50% symmetric noise, small CNN, 60 epochs"
 RUNS = [
     # (section, label, method, run settings, method settings)
-    ("Noisy labels: 50% symmetric noise, small CNN, 60 epochs", "ERM", "erm", NOISY, {}),
-    ("Noisy labels: 50% symmetric noise, small CNN, 60 epochs", "mixup (alpha 8)", "mixup", NOISY,
-     {"mixup_alpha": 8.0}),
+    (SSL, "MixMatch", "mixmatch", {}, {"num_labeled": 50}),
+    (SSL, "supervised only", "supervised", {}, {"num_labeled": 50}),
+    (NOISE, "ERM", "erm", NOISY, {}),
+    (NOISE, "mixup (alpha 8)", "mixup", NOISY, {"mixup_alpha": 8.0}),
 ]
 
 

@@ -9,4 +9,5 @@ if ! "$PY" -c "import importlib.metadata as m; m.version('mixmatch_tf')" 2>/dev/
   "$PY" -m pip install --quiet -e .
 fi
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
-exec "$PY" scripts/demo.py "$@"
+# TensorFlow's C++ start-up chatter (oneDNN notice, no CUDA driver) is filtered out.
+"$PY" scripts/demo.py "$@" 2> >(grep -v -E '^(I0000 |W0000 |E0000 .*cu|WARNING: All log messages before absl|To enable the following instructions)' >&2)

@@ -1,4 +1,6 @@
 """Command-line flags: invalid values are refused before any work, naming the flag."""
+import os
+
 import pytest
 from absl import app
 
@@ -45,11 +47,24 @@ def test_method_flags_come_from_the_configs_and_defaults_depend_on_the_data():
     assert config.epochs == 200 and config.learning_rate == 0.05 and config.model is None
 
 
-@pytest.mark.parametrize("preset", ["erm_cifar10", "mixup_cifar10"])
-def test_presets_parse(preset):
-    method, config, _ = parse([f"--flagfile={ROOT}/flags/presets/{preset}.cfg"])
-    assert method.name == preset.split("_")[0] and config.model == "preact_resnet18"
+PRESETS = sorted(f[:-4] for f in os.listdir(os.path.join(ROOT, "flags", "presets")))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_parses_into_a_valid_config(preset):
+    method, config, run = parse([f"--flagfile={ROOT}/flags/presets/{preset}.cfg"])
+    assert preset.replace("cifar10n", "cifar10").startswith(method.name.replace("_ssl", ""))
+
+
+def test_preset_values():
+    _, config, _ = parse([f"--flagfile={ROOT}/flags/presets/mixup_cifar10.cfg"])
+    assert config.model == "preact_resnet18" and config.mixup_alpha == 1.0
     assert config.lr_decay_at == (0.5, 0.75) and config.weight_decay == 1e-4
+    _, config, run = parse([f"--flagfile={ROOT}/flags/presets/dividemix_cifar10_sym90.cfg"])
+    assert (config.lambda_u, config.p_threshold, config.loss_history) == (50.0, 0.6, 5)
+    assert (run.noise_type, run.noise_rate) == ("sym", 0.9)
+    _, config, run = parse([f"--flagfile={ROOT}/flags/presets/mixmatch_svhn_250.cfg"])
+    assert (config.lambda_u, config.num_labeled, run.normalization) == (250.0, 250, "symmetric")
 
 
 def test_the_script_exits_with_the_message_before_any_work(tmp_path):

@@ -10,6 +10,8 @@ References:
   Zagoruyko & Komodakis, Wide Residual Networks, 2016; google-research/mixmatch
   ``libml/models.py``.
 """
+import math
+
 import keras
 
 from mixmatch_tf.models.registry import batch_norm, classifier_head, register_model
@@ -41,6 +43,12 @@ def _residual(x0, filters, stride, activate_before_residual, sync_bn, name):
     return keras.layers.Add(name=f"{name}_add")([x0, x])
 
 
+def default_scales(input_shape):
+    """Stages of downscaling as the official code picks them: log2(width) - 2
+    (3 for 32x32 images, 4 for STL-10's 96x96, at least 1)."""
+    return max(1, int(math.log2(min(input_shape[0], input_shape[1]))) - 2)
+
+
 @register_model("wrn28_2")
 def wrn28_2(input_shape, num_classes, dropout=0.0, sync_bn=False):
     """WRN-28-2 of the MixMatch paper (filters 32)."""
@@ -54,9 +62,11 @@ def wrn28_large(input_shape, num_classes, dropout=0.0, sync_bn=False):
                  name="wrn28_large")
 
 
-def wrn28(input_shape, num_classes, filters=32, scales=3, repeat=4, dropout=0.0, sync_bn=False,
-          name="wrn28_2"):
-    """Stages: ``stem``, ``stage1``..``stage{scales}``, ``head``."""
+def wrn28(input_shape, num_classes, filters=32, scales=None, repeat=4, dropout=0.0,
+          sync_bn=False, name="wrn28_2"):
+    """Stages: ``stem``, ``stage1``..``stage{scales}``, ``head``; ``scales`` defaults to
+    ``default_scales(input_shape)``."""
+    scales = scales or default_scales(input_shape)
     stages = []
     inp = keras.Input(input_shape)
     stages.append(keras.Model(inp, _conv(16, 3, name="stem_conv")(inp), name="stem"))

@@ -281,6 +281,7 @@ class Trainer:
         self._loops = {}
         self._map_fns = {}
         self._eval_fn = None
+        self._train_batches = None
         self.train_metrics = {}
         self._finite_fn = None
         self._writers = None
@@ -335,29 +336,30 @@ class Trainer:
         self._loops[phase.name] = loop
         return loop
 
-    def map_train_set(self, fn, batch_size=None):
+    def map_train_set(self, fn):
         """Runs ``fn(batch) -> [b, ...]`` per replica over the un-augmented training set.
 
-        Returns the outputs as a NumPy array in training-index order, whatever the
-        number of replicas or workers.
+        ``batch`` holds normalised ``image``, ``label`` and ``index``. Returns the
+        outputs as a NumPy array in training-index order, whatever the number of
+        replicas or workers. The distributed uint8 batches are made once and kept.
         """
-        strategy = self.strategy
+        strategy, norm = self.strategy, self.normalization
         if fn not in self._map_fns:
             @tf.function
             def step(batch):
                 def replica(b):
-                    return fn(b), b["index"], b["mask"]
+                    return fn(dict(b, image=normalize(b["image"], norm))), b["index"], b["mask"]
                 out = strategy.run(replica, args=(batch,))
                 return tuple(strategy.gather(v, axis=0) for v in out)
             self._map_fns[fn] = step
-        step = self._map_fns[fn]
-        bs = batch_size or self.run.eval_batch_size
         n = self.data.num_train
-        dist = self._distribute(lambda ctx: eval_dataset(self.source, bs, indices=np.arange(n),
-                                                         input_context=ctx))
+        if self._train_batches is None:
+            self._train_batches = list(self._distribute(lambda ctx: eval_dataset(
+                self.source, self.run.eval_batch_size, indices=np.arange(n), input_context=ctx,
+                raw=True)))
         out = None
-        for batch in dist:
-            values, index, mask = (t.numpy() for t in step(batch))
+        for batch in self._train_batches:
+            values, index, mask = (t.numpy() for t in self._map_fns[fn](batch))
             if out is None:
                 out = np.zeros((n,) + values.shape[1:], values.dtype)
             out[index[mask]] = values[mask]
