@@ -22,9 +22,9 @@ setuptools.setup(
         "absl-py",
         "scikit-learn",
         "pillow",
+        "matplotlib",
     ],
     extras_require={
         "test": ["pytest"],
-        "plots": ["matplotlib"],
     },
 )

@@ -20,12 +20,6 @@ from mixmatch_tf.models import model_names
 from mixmatch_tf.training import strategy as strategy_lib
 
 FLAGS = flags.FLAGS
-RUN_FLAGS = ("method", "dataset", "data_dir", "model_dir", "seed", "noise_type", "noise_rate",
-             "label_set", "normalization", "steps_per_call", "checkpoint_every",
-             "keep_checkpoints", "eval_batch_size", "strategy", "cpu_replicas", "sync_bn",
-             "jit_compile", "export_dir", "stop_at_step")
-
-
 def define_run_flags():
     flags.DEFINE_string("method", "mixup", f"Method: {', '.join(method_names())}.")
     flags.DEFINE_string("dataset", "digits",
@@ -50,6 +44,8 @@ def define_run_flags():
     flags.DEFINE_integer("cpu_replicas", 0, "Without GPUs: mirror over this many logical CPU "
                          "devices (to try multi-replica training).")
     flags.DEFINE_bool("sync_bn", False, "Synchronise batch norm across replicas.")
+    flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
+                      "Keras dtype policy; mixed_float16 adds loss scaling.")
     flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.")
     flags.DEFINE_string("export_dir", None, "Export a SavedModel here at the end "
                         "(a new integer version folder).")
@@ -182,6 +178,7 @@ def resolve(dataset_name):
                         checkpoint_every=FLAGS.checkpoint_every,
                         keep_checkpoints=FLAGS.keep_checkpoints,
                         eval_batch_size=FLAGS.eval_batch_size, sync_bn=FLAGS.sync_bn,
+                        precision=FLAGS.precision,
                         jit_compile=FLAGS.jit_compile, export_dir=FLAGS.export_dir,
                         stop_at_step=FLAGS.stop_at_step)
     except ConfigError as e:

@@ -47,13 +47,26 @@ def test_method_flags_come_from_the_configs_and_defaults_depend_on_the_data():
     assert config.epochs == 200 and config.learning_rate == 0.05 and config.model is None
 
 
-PRESETS = sorted(f[:-4] for f in os.listdir(os.path.join(ROOT, "flags", "presets")))
+PRESET_DIR = os.path.join(ROOT, "flags", "presets")
+PRESETS = sorted(os.path.relpath(os.path.join(d, f), PRESET_DIR)[:-4]
+                 for d, _, files in os.walk(PRESET_DIR) for f in files if f.endswith(".cfg"))
 
 
 @pytest.mark.parametrize("preset", PRESETS)
-def test_every_preset_parses_into_a_valid_config(preset):
-    method, config, run = parse([f"--flagfile={ROOT}/flags/presets/{preset}.cfg"])
-    assert preset.replace("cifar10n", "cifar10").startswith(method.name.replace("_ssl", ""))
+def test_every_preset_parses_into_a_valid_config(preset, monkeypatch):
+    monkeypatch.chdir(ROOT)  # presets nest flagfiles by repository-relative paths
+    method, config, run = parse([f"--flagfile=flags/presets/{preset}.cfg"])
+    if "/" not in preset:
+        assert preset.replace("cifar10n", "cifar10").startswith(method.name.replace("_ssl", ""))
+
+
+def test_suites_reference_existing_presets():
+    from mixmatch_tf.reproduce import SUITES
+    for suite in SUITES.values():
+        for spec in suite.make_runs([0]):
+            for k, v in spec.flags:
+                if k == "flagfile":
+                    assert os.path.isfile(os.path.join(ROOT, v)), (suite.name, v)
 
 
 def test_preset_values():

@@ -105,6 +105,8 @@ class Context:
         strategy and returning its per-example outputs in index order.
       clean_labels: true labels, for diagnostics only (never in a train step).
       noise_type, noise_rate: the synthetic label noise the user asked for, if any.
+      train_images: the training images (uint8), for methods that need the input
+        space itself (mixup's nearest-neighbour partners).
     """
     num_classes: int
     image_shape: tuple
@@ -118,6 +120,7 @@ class Context:
     clean_labels: Optional[np.ndarray] = None
     noise_type: Optional[str] = None
     noise_rate: float = 0.0
+    train_images: Optional[np.ndarray] = None
 
     @property
     def num_train(self):

@@ -1,4 +1,5 @@
 """Small pieces that several train steps write out: weight decay, EMA, replicas."""
+import keras
 import tensorflow as tf
 
 
@@ -7,15 +8,28 @@ def num_replicas():
     return tf.distribute.get_strategy().num_replicas_in_sync
 
 
-def replica_gradients(tape, loss, variables):
+def build_optimizer(optimizer, network):
+    """Builds ``optimizer`` for ``network`` now (lazily built optimizers fail under
+    MirroredStrategy), wrapped in a LossScaleOptimizer under mixed_float16."""
+    if keras.mixed_precision.global_policy().name == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    optimizer.build(network.trainable_variables)
+    return optimizer
+
+
+def replica_gradients(tape, loss, variables, optimizer=None):
     """Gradients of a per-replica mean loss, scaled by 1 / replicas.
 
     Keras optimizers sum gradients over replicas, so the applied update is the
     gradient of the global mean loss whatever the replica count (the slices are
-    of equal size).
+    of equal size). With a LossScaleOptimizer (mixed_float16) backpropagation
+    starts from the loss scale, so float16 gradients do not underflow; the
+    optimizer unscales them when it applies them.
     """
-    scale = 1.0 / num_replicas()
-    return [None if g is None else g * scale for g in tape.gradient(loss, variables)]
+    seed = tf.ones_like(loss) / num_replicas()
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        seed *= tf.cast(optimizer.dynamic_scale, loss.dtype)
+    return tape.gradient(loss, variables, output_gradients=seed)
 
 
 def add_l2_gradients(grads, variables, weight_decay):

@@ -71,8 +71,8 @@ class CoTeaching(Method):
         state = {}
         for k in (1, 2):
             net = self.ctx.model_fn()
-            opt = keras.optimizers.Adam(learning_rate=self.config.learning_rate)
-            opt.build(net.trainable_variables)
+            opt = common.build_optimizer(
+                keras.optimizers.Adam(learning_rate=self.config.learning_rate), net)
             state[f"net{k}"], state[f"opt{k}"] = net, opt
         return state
 
@@ -114,7 +114,7 @@ class CoTeaching(Method):
         for k, loss in ((1, update1), (2, update2)):
             net, opt = state[f"net{k}"], state[f"opt{k}"]
             common.set_learning_rate(opt, lr)
-            grads = common.replica_gradients(tape, loss, net.trainable_variables)
+            grads = common.replica_gradients(tape, loss, net.trainable_variables, opt)
             grads = common.add_l2_gradients(grads, net.trainable_variables,
                                             self.config.weight_decay)
             opt.apply_gradients(zip(grads, net.trainable_variables))

@@ -57,6 +57,7 @@ from mixmatch_tf.methods.base import Method, Phase, TrainConfig, check, register
 from mixmatch_tf.ops import gmm
 
 STATS = ("labeled", "auc", "precision", "recall")
+HIST_BINS = 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +70,7 @@ class Config(TrainConfig):
     weight_decay: float = 5e-4           # coupled (PyTorch) weight decay
     epochs: float = 300.0                # epochs in all, warm-up included
     warmup_epochs: float = 10.0          # epochs of cross-entropy warm-up (CIFAR-100: 30)
-    lr_decay_at: tuple = (0.5,)          # fractions of the epochs where the lr is multiplied by lr_decay_factor
+    lr_decay_at: tuple = (0.5,)          # fractions of the epochs at which lr *= lr_decay_factor
     lr_decay_factor: float = 0.1         # multiplier at each decay
     lambda_u: float = 25.0               # weight of L_u after its ramp-up
     rampup_epochs: float = 16.0          # lambda_u ramps linearly over these epochs after warm-up
@@ -142,9 +143,8 @@ class DivideMix(Method):
         state = {}
         for k in (1, 2):
             net = self.ctx.model_fn()
-            opt = keras.optimizers.SGD(learning_rate=self.config.learning_rate,
-                                       momentum=self.config.momentum)
-            opt.build(net.trainable_variables)
+            opt = common.build_optimizer(keras.optimizers.SGD(
+                learning_rate=self.config.learning_rate, momentum=self.config.momentum), net)
             state[f"net{k}"], state[f"opt{k}"] = net, opt
         n, epochs = self.ctx.num_train, max(1, self.train_epochs())
         variable = functools.partial(tf.Variable, trainable=False,
@@ -159,6 +159,9 @@ class DivideMix(Method):
             "stats": variable(tf.fill([epochs, 2 * len(STATS)], -1.0)),
             # epoch (fractional start), first global step and length of the current phase
             "ramp": variable(tf.zeros([3])),
+            # histograms of net1's normalised losses, clean / noisy, at the last co-divide
+            "loss_hist": variable(tf.zeros([2, HIST_BINS])),
+            "loss_hist_epoch": variable(tf.constant(-1.0)),
         }
         self._loss_fns = {k: functools.partial(self._per_sample_loss, state[f"net{k}"])
                           for k in (1, 2)}
@@ -234,6 +237,8 @@ class DivideMix(Method):
             losses = (losses - losses.min()) / span if span > 0 else np.zeros_like(losses)
             history = div[f"history{k}"]
             history.assign(tf.concat([history[1:], tf.constant(losses[None], tf.float32)], 0))
+            if k == 1:
+                self.record_loss_histogram(state, losses, epoch_index)
             fit_on = history.numpy()[-count:].mean(axis=0).astype(np.float64)
             prob, _ = gmm.clean_probability(fit_on)
             if not np.all(np.isfinite(prob)):
@@ -250,6 +255,14 @@ class DivideMix(Method):
         div["stats"].assign(tf.tensor_scatter_nd_update(
             div["stats"], [[epoch_index]], tf.constant([stats], tf.float32)))
         return summaries
+
+    def record_loss_histogram(self, state, losses, epoch_index):
+        """Histograms of normalised losses of truly clean and noisy examples (diagnostics)."""
+        clean = self.ctx.clean_labels == self.ctx.train_labels
+        bins = np.linspace(0.0, 1.0, HIST_BINS + 1)
+        counts = [np.histogram(losses[mask], bins)[0] for mask in (clean, ~clean)]
+        state["division"]["loss_hist"].assign(np.asarray(counts, np.float32))
+        state["division"]["loss_hist_epoch"].assign(self.config.warmup_epochs + epoch_index)
 
     def division_stats(self, prob):
         """(labeled count, AUC, precision, recall) of a division against the true labels;
@@ -274,7 +287,7 @@ class DivideMix(Method):
                 loss = ce
                 if self.penalize_confidence():
                     loss += tf.reduce_mean(ops.neg_entropy(logits))
-            grads = common.replica_gradients(tape, loss, net.trainable_variables)
+            grads = common.replica_gradients(tape, loss, net.trainable_variables, opt)
             grads = common.add_l2_gradients(grads, net.trainable_variables,
                                             self.config.weight_decay)
             opt.apply_gradients(zip(grads, net.trainable_variables))
@@ -317,7 +330,7 @@ class DivideMix(Method):
             loss_u = tf.reduce_mean(ops.squared_error(probs[2 * b:], tf.concat(ys[2:], 0)))
             loss_reg = ops.prior_penalty(global_mean(probs))
             loss = loss_x + lambda_u * loss_u + cfg.lambda_prior * loss_reg
-        grads = common.replica_gradients(tape, loss, net.trainable_variables)
+        grads = common.replica_gradients(tape, loss, net.trainable_variables, opt)
         grads = common.add_l2_gradients(grads, net.trainable_variables, cfg.weight_decay)
         opt.apply_gradients(zip(grads, net.trainable_variables))
         return {"loss": loss, "loss_x": loss_x, "loss_u": loss_u, "loss_reg": loss_reg,
@@ -341,6 +354,11 @@ class DivideMix(Method):
                     entry[f"net{k}_{name}"] = None if value == -1.0 else value
             epochs.append(entry)
         out = {"division_history": epochs}
+        div = state["division"]
+        if float(div["loss_hist_epoch"].numpy()) >= 0:
+            clean, noisy = div["loss_hist"].numpy().tolist()
+            out["loss_histograms"] = {"epoch": float(div["loss_hist_epoch"].numpy()),
+                                      "clean": clean, "noisy": noisy}
         if epochs:
             last = epochs[-1]
             out["division"] = {k: v for k, v in last.items() if k != "epoch"}

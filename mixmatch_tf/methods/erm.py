@@ -3,7 +3,10 @@
 * one network, SGD with momentum 0.9 and PyTorch-style (coupled) weight decay;
 * learning rate divided by 10 at 50% and 75% of training (epochs 100 and 150 of 200);
 * soft cross-entropy against ``target`` when the pipeline provides one (mixup
-  and its relatives), else against the one-hot label.
+  and its relatives), else against the one-hot label;
+* the ablations that change ERM's targets or inputs without mixing: label
+  smoothing, Gaussian input noise (applied to the global batch in tf.data), and
+  dropout before the classifier (the corrupted-label table's "+ dropout").
 
 Per replica / global: nothing is mixed here; losses are per-replica means and
 gradients are summed over replicas, so any replica count computes the gradient
@@ -28,12 +31,19 @@ from mixmatch_tf.methods.base import Method, Phase, TrainConfig, check, register
 class Config(TrainConfig):
     """Paper settings (PreAct ResNet-18 on CIFAR-10)."""
     momentum: float = 0.9                  # SGD momentum
-    lr_decay_at: tuple = (0.5, 0.75)       # fractions of training where lr /= 1/lr_decay_factor
+    lr_decay_at: tuple = (0.5, 0.75)       # fractions of training at which lr *= lr_decay_factor
     lr_decay_factor: float = 0.1           # multiplier at each decay
     augment: bool = True                   # random crop (+ flip where valid)
+    dropout: float = 0.0                   # dropout rate before the classifier
+    label_smoothing: float = 0.0           # targets (1 - eps) y + eps / C
+    input_noise: float = 0.0               # std of Gaussian noise added to the normalised inputs
 
     def __post_init__(self):
         super().__post_init__()
+        check(0 <= self.dropout < 1, "dropout", f"must be in [0, 1), got {self.dropout}")
+        check(0 <= self.label_smoothing < 1, "label_smoothing",
+              f"must be in [0, 1), got {self.label_smoothing}")
+        check(self.input_noise >= 0, "input_noise", f"must be >= 0, got {self.input_noise}")
         check(all(0 < f < 1 for f in self.lr_decay_at), "lr_decay_at",
               f"must be fractions of training in (0, 1), got {self.lr_decay_at}")
         check(0 < self.lr_decay_factor <= 1, "lr_decay_factor",
@@ -54,9 +64,8 @@ class ERM(Method):
 
     def build(self):
         net = self.ctx.model_fn()
-        opt = keras.optimizers.SGD(learning_rate=self.config.learning_rate,
-                                   momentum=self.config.momentum)
-        opt.build(net.trainable_variables)
+        opt = common.build_optimizer(keras.optimizers.SGD(
+            learning_rate=self.config.learning_rate, momentum=self.config.momentum), net)
         return {"net": net, "opt": opt}
 
     def learning_rate(self, step):
@@ -65,9 +74,26 @@ class ERM(Method):
                               [int(f * total) for f in self.config.lr_decay_at],
                               self.config.lr_decay_factor)
 
+    def targets(self, labels):
+        """One-hot (optionally smoothed) targets of integer labels."""
+        y = tf.one_hot(labels, self.ctx.num_classes)
+        eps = self.config.label_smoothing
+        return ops.smooth_labels(y, eps) if eps else y
+
     def transform(self):
-        """The tf.data transform of each global batch (none for ERM)."""
-        return None
+        """The tf.data transform of each global batch: label smoothing and input noise."""
+        cfg = self.config
+        if not cfg.label_smoothing and not cfg.input_noise:
+            return None
+
+        def transform(batch, seed, source):
+            del source
+            b = batch["train"]
+            out = dict(b, target=self.targets(b["label"]))
+            if cfg.input_noise:
+                out["image"] = ops.gaussian_noise(b["image"], cfg.input_noise, seed)
+            return {"train": out}
+        return transform
 
     def phase(self, index, state, fresh, start_step=0):
         if index > 0:
@@ -79,17 +105,19 @@ class ERM(Method):
         return Phase(name="train", steps=self.total_steps(), streams={"train": stream},
                      step_fn=self.train_step, transform=self.transform())
 
+    def forward(self, net, batch, step):
+        """(logits, targets) of a training batch."""
+        y = batch.get("target")
+        return net(batch["image"], training=True), (self.targets(batch["label"]) if y is None
+                                                    else y)
+
     def train_step(self, state, batch, step):
         net, opt = state["net"], state["opt"]
-        x = batch["train"]["image"]
-        y = batch["train"].get("target")
-        if y is None:
-            y = tf.one_hot(batch["train"]["label"], self.ctx.num_classes)
         lr = common.set_learning_rate(opt, self.learning_rate(step))
         with tf.GradientTape() as tape:
-            logits = net(x, training=True)
+            logits, y = self.forward(net, batch["train"], step)
             loss = tf.reduce_mean(ops.soft_cross_entropy(logits, y))
-        grads = common.replica_gradients(tape, loss, net.trainable_variables)
+        grads = common.replica_gradients(tape, loss, net.trainable_variables, opt)
         grads = common.add_l2_gradients(grads, net.trainable_variables, self.config.weight_decay)
         opt.apply_gradients(zip(grads, net.trainable_variables))
         return {"loss": loss, "lr": lr}

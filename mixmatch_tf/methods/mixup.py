@@ -6,41 +6,71 @@
 * x~ = lambda x_i + (1 - lambda) x_j, y~ = lambda y_i + (1 - lambda) y_j,
   trained with soft cross-entropy; everything else is ERM.
 
-Per replica / global: the mixing runs inside tf.data on the *global* batch
-before it is split over replicas, so lambda and the permutation are global and
-the result does not depend on the replica count.
+The paper's ablations are switches: mix inputs only (``mix_targets=False``),
+with label smoothing (ERM's ``label_smoothing``), same-class partners
+(``same_class``), k-nearest-neighbour partners in input space (``pairing=knn``,
+k = ``knn_k``), convex combinations of ``num_mixed`` >= 3 examples with
+Dirichlet(alpha) weights, and mixing of hidden representations after stage
+``mix_layer`` of the network (manifold mixup) instead of inputs.
+
+Per replica / global: input mixing runs inside tf.data on the *global* batch
+before it is split over replicas, so lambda and the partners are global and the
+result does not depend on the replica count. Hidden-layer mixing happens in the
+step, with lambda and the permutation drawn per replica (partners within the
+replica's slice).
 
 References:
-  Zhang et al., mixup: Beyond Empirical Risk Minimization, ICLR 2018.
+  Zhang et al., mixup: Beyond Empirical Risk Minimization, ICLR 2018 (section 3,
+  the ablation table, and the tips on Dirichlet mixing); Verma et al., Manifold
+  Mixup, ICML 2019 (hidden-layer mixing).
 """
 import dataclasses
 
+import numpy as np
 import tensorflow as tf
 
 from mixmatch_tf import ops
 from mixmatch_tf.methods import erm
-from mixmatch_tf.methods.base import check, register
+from mixmatch_tf.methods.base import ConfigError, check, register
+from mixmatch_tf.models import split_stages
+
+PAIRINGS = ("random", "knn")
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(erm.Config):
     mixup_alpha: float = 1.0               # Beta(alpha, alpha); 1.0 on CIFAR
     mixup_per_example: bool = False        # one lambda per example instead of per batch
+    mix_targets: bool = True               # mix the labels too (False: "mix inputs only")
+    pairing: str = "random"                # partners: random | knn (nearest neighbours in input space)
+    same_class: bool = False               # partners from the same class only (SC instead of AC)
+    knn_k: int = 200                       # neighbours of the knn pairing
+    num_mixed: int = 2                     # examples per combination; >= 3: Dirichlet weights
+    mix_layer: int = 0                     # 0: mix inputs; k > 0: mix the output of stage k
 
     def __post_init__(self):
         super().__post_init__()
         check(self.mixup_alpha > 0, "mixup_alpha", f"must be > 0, got {self.mixup_alpha}")
+        check(self.pairing in PAIRINGS, "pairing",
+              f"must be one of {', '.join(PAIRINGS)}, got {self.pairing!r}")
+        check(self.knn_k >= 1, "knn_k", f"must be >= 1, got {self.knn_k}")
+        check(self.num_mixed >= 2, "num_mixed", f"must be >= 2, got {self.num_mixed}")
+        check(self.mix_layer >= 0, "mix_layer", f"must be >= 0, got {self.mix_layer}")
+        special = self.pairing != "random" or self.same_class
+        check(not (special and self.num_mixed > 2), "num_mixed",
+              "Dirichlet mixing of 3+ examples uses random partners (pairing=random, "
+              "same_class=False)")
+        check(not (self.mix_layer and (special or self.num_mixed > 2)), "mix_layer",
+              "hidden-layer mixing uses random pairs of the batch")
 
 
-def mixup_batch(batch, seed, alpha, num_classes, per_example):
-    """Mixes a global batch {"image", "label", ...} -> adds soft ``target``."""
-    x = batch["image"]
-    y = tf.one_hot(batch["label"], num_classes)
-    lam_seed, perm_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    n = tf.shape(x)[0]
-    lam = ops.sample_beta(alpha, [n] if per_example else [], lam_seed)
-    x, y = ops.mixup(x, y, lam, ops.sample_permutation(n, perm_seed))
-    return dict(batch, image=x, target=y)
+def same_class_partner(index, labels_sorted_order, class_start, class_count, labels, seed):
+    """A uniformly random training example of the same class as each ``index``."""
+    c = tf.gather(labels, index)
+    u = tf.random.stateless_uniform(tf.shape(index), seed)
+    pos = tf.gather(class_start, c) + tf.cast(u * tf.cast(tf.gather(class_count, c), tf.float32),
+                                              tf.int64)
+    return tf.gather(labels_sorted_order, pos)
 
 
 @register("mixup")
@@ -48,11 +78,90 @@ class Mixup(erm.ERM):
     Config = Config
     dataset_defaults = {"digits": erm.DIGITS}
 
+    def build(self):
+        state = super().build()
+        if self.config.mix_layer:
+            stages = len(split_stages(state["net"]))
+            if self.config.mix_layer >= stages:
+                raise ConfigError("mix_layer", f"must be below the {stages} stages of the model "
+                                  f"({', '.join(s.name for s in split_stages(state['net']))})")
+        return state
+
+    def partner_fn(self):
+        """fn(index, seed) -> partner indices in the training set, for the knn / same-class
+        pairings (None for random pairs within the batch)."""
+        cfg = self.config
+        labels = np.asarray(self.ctx.train_labels, np.int64)
+        if cfg.pairing == "knn":
+            feats = np.asarray(self.ctx.train_images, np.float32).reshape(len(labels), -1)
+            table = ops.knn_table(feats, cfg.knn_k, labels if cfg.same_class else None)
+            k = int(table.shape[1])
+
+            def partner(index, seed):
+                j = tf.random.stateless_uniform(tf.shape(index), seed, 0, k, dtype=tf.int64)
+                return tf.cast(tf.gather_nd(table, tf.stack([index, j], 1)), tf.int64)
+            return partner
+        if cfg.same_class:
+            order = tf.constant(np.argsort(labels, kind="stable"), tf.int64)
+            counts = np.bincount(labels, minlength=self.ctx.num_classes)
+            start = tf.constant(np.concatenate([[0], np.cumsum(counts)[:-1]]), tf.int64)
+            count = tf.constant(counts, tf.int64)
+            lab = tf.constant(labels)
+            return lambda index, seed: same_class_partner(index, order, start, count, lab, seed)
+        return None
+
     def transform(self):
-        cfg, c = self.config, self.ctx.num_classes
+        cfg = self.config
+        if cfg.mix_layer:
+            return super().transform()
+        partner = self.partner_fn()
 
         def transform(batch, seed, source):
-            del source
-            return {"train": mixup_batch(batch["train"], seed, cfg.mixup_alpha, c,
-                                         cfg.mixup_per_example)}
+            b = batch["train"]
+            seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 5))
+            x, y = b["image"], self.targets(b["label"])
+            n = tf.shape(x)[0]
+            shape = [n] if cfg.mixup_per_example else []
+            if cfg.num_mixed > 2:
+                weights = ops.sample_dirichlet(cfg.mixup_alpha, cfg.num_mixed, shape, seeds[0])
+                perms = tf.stack([tf.range(n)] + [
+                    ops.sample_permutation(n, tf.random.experimental.stateless_fold_in(seeds[1], j))
+                    for j in range(1, cfg.num_mixed)])
+                x_mix, y_mix = ops.mixup_many(x, y, weights, perms)
+            else:
+                lam = ops.sample_beta(cfg.mixup_alpha, shape, seeds[0])
+                if partner is None:
+                    perm = ops.sample_permutation(n, seeds[1])
+                    x_p, y_p = tf.gather(x, perm), tf.gather(y, perm)
+                else:
+                    other = source.fetch(partner(b["index"], seeds[2]), seed=seeds[3],
+                                         augment=cfg.augment)
+                    x_p, y_p = other["image"], self.targets(other["label"])
+                x_mix, y_mix = ops.mix(x, x_p, lam), ops.mix(y, y_p, lam)
+            out = dict(b, image=x_mix, target=y_mix if cfg.mix_targets else y)
+            if cfg.input_noise:
+                out["image"] = ops.gaussian_noise(out["image"], cfg.input_noise, seeds[4])
+            return {"train": out}
         return transform
+
+    def forward(self, net, batch, step):
+        cfg = self.config
+        if not cfg.mix_layer:
+            return super().forward(net, batch, step)
+        x, y = batch["image"], batch.get("target")
+        y = self.targets(batch["label"]) if y is None else y
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        lam_seed, perm_seed = tf.unstack(tf.random.experimental.stateless_split(
+            ops.make_seed(self.ctx.seed, 4, step, replica), 2))
+        n = tf.shape(x)[0]
+        lam = ops.sample_beta(cfg.mixup_alpha, [n] if cfg.mixup_per_example else [], lam_seed)
+        perm = ops.sample_permutation(n, perm_seed)
+        stages = split_stages(net)
+        h = x
+        for stage in stages[:cfg.mix_layer]:
+            h = stage(h, training=True)
+        h = ops.mix(h, tf.gather(h, perm), lam)
+        for stage in stages[cfg.mix_layer:]:
+            h = stage(h, training=True)
+        y_mix = ops.mix(y, tf.gather(y, perm), lam)
+        return h, (y_mix if cfg.mix_targets else y)

@@ -56,8 +56,8 @@ class SemiSupervised(Method):
 
     def build(self):
         student = self.ctx.model_fn()
-        opt = keras.optimizers.Adam(learning_rate=self.config.learning_rate)
-        opt.build(student.trainable_variables)
+        opt = common.build_optimizer(
+            keras.optimizers.Adam(learning_rate=self.config.learning_rate), student)
         state = {"student": student, "opt": opt}
         if self.config.ema_decay > 0:
             ema = self.ctx.model_fn()
@@ -90,7 +90,7 @@ class SemiSupervised(Method):
     def update(self, state, tape, loss):
         """Adam step on ``loss``, then decoupled weight decay, then the EMA."""
         student, opt = state["student"], state["opt"]
-        grads = common.replica_gradients(tape, loss, student.trainable_variables)
+        grads = common.replica_gradients(tape, loss, student.trainable_variables, opt)
         opt.apply_gradients(zip(grads, student.trainable_variables))
         common.decay_kernels(student, self.config.weight_decay * self.config.learning_rate)
         if "ema" in state:

@@ -47,3 +47,23 @@ def classifier_head(features, num_classes, dropout, kernel_initializer, name="he
     x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(features) if dropout else features
     x = keras.layers.Dense(num_classes, kernel_initializer=kernel_initializer, name=f"{name}_dense")(x)
     return keras.layers.Activation("linear", dtype="float32", name=f"{name}_logits")(x)
+
+
+def forward_flops(model):
+    """Multiply-adds x 2 of one example's forward pass through conv and dense layers.
+
+    Batch norm, activations and additions are left out (a few percent); used to
+    report achieved FLOP/s against the machine's matmul ceiling.
+    """
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            total += forward_flops(layer)
+        elif isinstance(layer, keras.layers.Conv2D):
+            kh, kw = layer.kernel_size
+            cin = layer.input.shape[-1]
+            _, h, w, cout = layer.output.shape
+            total += 2 * kh * kw * cin * cout * h * w // layer.groups
+        elif isinstance(layer, keras.layers.Dense):
+            total += 2 * layer.input.shape[-1] * layer.units
+    return int(total)

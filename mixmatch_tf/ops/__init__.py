@@ -7,9 +7,9 @@ pin hand-computed values and a resumed run draws the same numbers.
 from mixmatch_tf.ops.losses import (cross_entropy, entropy, neg_entropy,
                                     prior_penalty, soft_cross_entropy,
                                     squared_error)
-from mixmatch_tf.ops.mixing import (max_lambda, mix, mixup, mixup_many,
-                                    sample_beta, sample_dirichlet,
+from mixmatch_tf.ops.mixing import (gaussian_noise, knn_table, max_lambda, mix,
+                                    mixup, mixup_many, sample_beta, sample_dirichlet,
                                     sample_permutation)
 from mixmatch_tf.ops.random import make_seed
 from mixmatch_tf.ops.schedules import linear_rampup, step_decay
-from mixmatch_tf.ops.targets import co_refine, guess_labels, sharpen
+from mixmatch_tf.ops.targets import co_refine, guess_labels, sharpen, smooth_labels

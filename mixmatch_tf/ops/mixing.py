@@ -114,3 +114,51 @@ def mixup_many(x, y, weights, perms):
         x_out += _broadcast_weight(w, x) * tf.gather(x, perms[j])
         y_out += _broadcast_weight(w, y) * tf.gather(y, perms[j])
     return x_out, y_out
+
+
+def gaussian_noise(x, stddev, seed):
+    """x + N(0, stddev^2) per element: the Gaussian vicinity of Chapelle et al. (2000).
+
+    References:
+      mixup, section 2 and the ablation table ("add Gaussian noise to inputs").
+    """
+    return x + stddev * tf.random.stateless_normal(tf.shape(x), seed, dtype=x.dtype)
+
+
+def knn_table(features, k, labels=None, chunk=2048):
+    """Indices of the k nearest neighbours (Euclidean) of every row, itself excluded.
+
+    Args:
+      features: float [N, D] (e.g. flattened pixels).
+      k: neighbours per example; reduced to what exists (N - 1, or the smallest
+        class size - 1 with ``labels``).
+      labels: optional int [N]: neighbours are then searched within each class.
+      chunk: rows per matmul block (memory is chunk x N).
+
+    Returns:
+      int32 [N, k'] with k' = min(k, available).
+
+    References:
+      mixup, the ablation table ("KNN: mix between k-nearest neighbors (k=200)").
+    """
+    x = tf.convert_to_tensor(features, tf.float32)
+    n = int(x.shape[0])
+    if labels is not None:
+        counts = tf.math.bincount(tf.cast(labels, tf.int32))
+        k = min(k, int(tf.reduce_min(tf.boolean_mask(counts, counts > 0))) - 1)
+    k = max(1, min(k, n - 1))
+    sq = tf.reduce_sum(tf.square(x), axis=1)
+    rows = []
+    for start in range(0, n, chunk):
+        block = x[start:start + chunk]
+        d = sq[start:start + chunk, None] - 2.0 * tf.matmul(block, x, transpose_b=True) + sq[None]
+        ids = tf.range(start, start + int(block.shape[0]))
+        d = tf.tensor_scatter_nd_update(
+            d, tf.stack([tf.range(int(block.shape[0])), ids], 1), tf.fill([int(block.shape[0])],
+                                                                           float("inf")))
+        if labels is not None:
+            lab = tf.convert_to_tensor(labels)
+            other = tf.not_equal(lab[start:start + chunk, None], lab[None])
+            d = tf.where(other, tf.fill(tf.shape(d), float("inf")), d)
+        rows.append(tf.math.top_k(-d, k=k).indices)
+    return tf.concat(rows, 0)

@@ -47,3 +47,13 @@ def co_refine(labels_onehot, clean_prob, probs):
     """
     w = tf.reshape(tf.cast(clean_prob, probs.dtype), [-1, 1])
     return tf.stop_gradient(w * labels_onehot + (1.0 - w) * probs)
+
+
+def smooth_labels(labels_onehot, epsilon):
+    """(1 - eps) y + eps / C: label smoothing.
+
+    References:
+      Szegedy et al., Rethinking the Inception Architecture, 2016 (an ablation of mixup).
+    """
+    c = tf.cast(tf.shape(labels_onehot)[-1], labels_onehot.dtype)
+    return (1.0 - epsilon) * labels_onehot + epsilon / c

@@ -19,6 +19,8 @@ Files in ``model_dir``:
 """
 import dataclasses
 import os
+import shutil
+import tempfile
 import time
 from typing import Optional
 
@@ -45,6 +47,9 @@ IDENTITY_KEYS = ("method", "config", "dataset", "seed", "noise_type", "noise_rat
                  "label_set", "normalization_kind", "sync_bn")
 
 
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or Inf; the run stopped without saving."""
 
@@ -66,6 +71,8 @@ class RunConfig:
       eval_batch_size: global batch size of evaluation passes.
       log_every_seconds: minimum seconds between progress lines.
       sync_bn: synchronise batch-norm statistics across replicas.
+      precision: Keras dtype policy: "float32", "mixed_bfloat16" (CPUs with bf16
+        units, TPUs, recent GPUs) or "mixed_float16" (GPUs; with loss scaling).
       jit_compile: compile the train step with XLA.
       export_dir: export a SavedModel there at the end.
       stop_at_step: stop (checkpointed, resumable) once the global step reaches
@@ -83,6 +90,7 @@ class RunConfig:
     eval_batch_size: int = 500
     log_every_seconds: float = 5.0
     sync_bn: bool = False
+    precision: str = "float32"
     jit_compile: bool = False
     export_dir: Optional[str] = None
     stop_at_step: Optional[int] = None
@@ -102,6 +110,8 @@ class RunConfig:
               f"must be per_channel or symmetric, got {self.normalization!r}")
         for name in ("steps_per_call", "checkpoint_every", "keep_checkpoints", "eval_batch_size"):
             check(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)}")
+        check(self.precision in PRECISIONS, "precision",
+              f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         check(self.stop_at_step is None or self.stop_at_step > 0, "stop_at_step",
               f"must be > 0, got {self.stop_at_step}")
 
@@ -233,6 +243,7 @@ class Trainer:
 
     def _build(self, model):
         keras.utils.set_random_seed(self.run.seed)
+        keras.mixed_precision.set_global_policy(self.run.precision)
         data = self.data
         self.train_labels = self._train_labels()
         images, labels, labeled, unlabeled = self._split()
@@ -249,7 +260,7 @@ class Trainer:
             num_replicas=replicas, map_train_set=self.map_train_set,
             clean_labels=data.train_labels, labeled_indices=labeled,
             unlabeled_indices=unlabeled, noise_type=self.run.noise_type,
-            noise_rate=self.run.noise_rate)
+            noise_rate=self.run.noise_rate, train_images=data.train_images)
         self.method = self.method_cls(self.config, self.context)
         with self.strategy.scope():
             self.state = self.method.build()
@@ -266,15 +277,14 @@ class Trainer:
             step=self.step, phase_index=self.phase_index, phase_step=self.phase_step,
             elapsed=self.elapsed, rng=rng, **trackables)
         ckpt_dir = os.path.join(self.run.model_dir, "ckpt")
-        if not self.chief:  # non-chief workers write their (identical) copy aside
-            ckpt_dir = os.path.join(self.run.model_dir, "workers",
-                                    f"{self.strategy.cluster_resolver.task_id}")
-        self.manager = tf.train.CheckpointManager(self.checkpoint, ckpt_dir,
+        # Every worker saves (saving may need collectives), but only the chief into
+        # model_dir; the others write to a private folder that is deleted again.
+        save_dir = ckpt_dir if self.chief else tempfile.mkdtemp(prefix="mixmatch_tf_worker_")
+        self.manager = tf.train.CheckpointManager(self.checkpoint, save_dir,
                                                   max_to_keep=self.run.keep_checkpoints)
-        self.restored_from = None
-        if self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-            self.restored_from = self.manager.latest_checkpoint
+        self.restored_from = tf.train.latest_checkpoint(ckpt_dir)
+        if self.restored_from:
+            self.checkpoint.restore(self.restored_from).assert_existing_objects_matched()
             logging.info("Resumed from %s at step %d", self.restored_from, int(self.step))
         evals = results.read_json(os.path.join(self.run.model_dir, EVALS_FILE), [])
         self.evals = [e for e in evals if e["step"] <= int(self.step)]
@@ -409,7 +419,8 @@ class Trainer:
         return error
 
     def _non_finite(self, what, phase_name):
-        kept = self.manager.latest_checkpoint or "none (no checkpoint was saved yet)"
+        kept = (tf.train.latest_checkpoint(os.path.join(self.run.model_dir, "ckpt"))
+                or "none (no checkpoint was saved yet)")
         raise NonFiniteLossError(
             f"{what} at step {int(self.step)} (phase {phase_name!r}); stopped without saving. "
             f"Last good checkpoint: {kept}")
@@ -437,7 +448,10 @@ class Trainer:
         if not self._state_is_finite():
             self._non_finite("a weight became NaN or Inf", phase_name)
         self.elapsed.assign(base_elapsed + time.time() - started)
-        return self.manager.save(checkpoint_number=int(self.step))
+        path = self.manager.save(checkpoint_number=int(self.step))
+        if not self.chief:
+            shutil.rmtree(self.manager.directory, ignore_errors=True)
+        return path
 
     # ------------------------------------------------------------------ fit
     def fit(self):

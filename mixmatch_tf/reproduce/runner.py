@@ -1,0 +1,104 @@
+"""Runs a suite's training runs as ``scripts/train.py`` processes, several at a time.
+
+A run whose folder already holds ``metrics.json`` is skipped; a run that was
+interrupted resumes from its checkpoint (train.py does that by itself), so a
+suite stopped at any point and started again loses nothing. With several
+parallel jobs each process is limited to one TensorFlow thread per core share.
+"""
+import os
+import subprocess
+import sys
+import time
+
+from mixmatch_tf.training.results import read_json
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run_dir(output_dir, spec):
+    return os.path.join(output_dir, "runs", spec.run_id)
+
+
+def is_done(output_dir, spec):
+    return os.path.exists(os.path.join(run_dir(output_dir, spec), "metrics.json"))
+
+
+def _environment(threads):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    if threads:
+        env.update(TF_NUM_INTRAOP_THREADS=str(threads), TF_NUM_INTEROP_THREADS=str(threads),
+                   OMP_NUM_THREADS=str(threads))
+    return env
+
+
+def _format_seconds(s):
+    s = int(max(0, s))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+class Progress:
+    """One line per finished run: count, percent, elapsed and ETA over the whole suite."""
+
+    def __init__(self, total, done, stream=sys.stdout):
+        self.total, self.done, self.stream = total, done, stream
+        self.started, self.finished_here = time.time(), 0
+
+    def update(self, message):
+        self.done += 1
+        self.finished_here += 1
+        elapsed = time.time() - self.started
+        rate = elapsed / self.finished_here
+        eta = rate * (self.total - self.done)
+        width = 30
+        filled = int(width * self.done / max(1, self.total))
+        bar = "#" * filled + "-" * (width - filled)
+        print(f"[{bar}] {self.done}/{self.total} {100 * self.done / max(1, self.total):3.0f}% "
+              f"| {_format_seconds(elapsed)} elapsed, ETA {_format_seconds(eta)} | {message}",
+              file=self.stream, flush=True)
+
+
+def run_suite(specs, output_dir, jobs=1, data_dir=None, python=sys.executable, stream=sys.stdout):
+    """Runs every spec not yet finished; returns the list of (spec, returncode) that failed."""
+    os.makedirs(os.path.join(output_dir, "runs"), exist_ok=True)
+    todo = [s for s in specs if not is_done(output_dir, s)]
+    progress = Progress(len(specs), len(specs) - len(todo), stream)
+    if not todo:
+        print(f"all {len(specs)} runs already finished", file=stream)
+        return []
+    cores = os.cpu_count() or 1
+    threads = max(1, cores // jobs) if jobs > 1 else None
+    running, failed = {}, []
+    queue = list(todo)
+    try:
+        while queue or running:
+            while queue and len(running) < jobs:
+                spec = queue.pop(0)
+                folder = run_dir(output_dir, spec)
+                os.makedirs(folder, exist_ok=True)
+                log = open(os.path.join(folder, "log.txt"), "a")
+                cmd = [python, os.path.join(ROOT, "scripts", "train.py")] + spec.argv(folder,
+                                                                                       data_dir)
+                log.write(f"$ {' '.join(cmd)}\n")
+                log.flush()
+                proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                        env=_environment(threads))
+                running[proc] = (spec, log, time.time())
+            time.sleep(0.2)
+            for proc in [p for p in running if p.poll() is not None]:
+                spec, log, t0 = running.pop(proc)
+                log.close()
+                if proc.returncode == 0:
+                    m = read_json(os.path.join(run_dir(output_dir, spec), "metrics.json"), {})
+                    progress.update(f"{spec.run_id}: test error {m.get('test_error', float('nan')):.2f}% "
+                                    f"({time.time() - t0:.0f} s)")
+                else:
+                    failed.append((spec, proc.returncode))
+                    progress.update(f"{spec.run_id}: FAILED (exit {proc.returncode}), see "
+                                    f"{os.path.join(run_dir(output_dir, spec), 'log.txt')}")
+    except KeyboardInterrupt:
+        for proc in running:
+            proc.kill()
+        print("interrupted: finished runs are kept, unfinished ones resume next time",
+              file=stream)
+        raise
+    return failed

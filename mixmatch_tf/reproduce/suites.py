@@ -1,0 +1,279 @@
+"""Named lists of runs that reproduce a table, with the paper's numbers where it has them.
+
+A suite is a grid of runs: table rows (methods or variants) x table columns
+(settings) x seeds. Every run is an ordinary ``scripts/train.py`` command whose
+flags are listed here, so each cell can be re-run or inspected by hand.
+"""
+import dataclasses
+import re
+from typing import Callable, Optional, Sequence, Tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One training run of a suite.
+
+    Attributes:
+      row, column: where its result goes in the suite's table.
+      flags: ``scripts/train.py`` flags as (name, value) pairs (a value of None
+        means a bare boolean flag).
+      seed: the run seed.
+      paper: the paper's number for this cell, if it has one.
+    """
+    row: str
+    column: str
+    flags: Tuple[Tuple[str, Optional[str]], ...]
+    seed: int
+    paper: Optional[float] = None
+
+    @property
+    def run_id(self):
+        return f"{slug(self.row)}--{slug(self.column)}--seed{self.seed}"
+
+    def argv(self, model_dir, data_dir=None):
+        args = [f"--{k}" if v is None else f"--{k}={v}" for k, v in self.flags]
+        args += [f"--seed={self.seed}", f"--model_dir={model_dir}"]
+        if data_dir:
+            args.append(f"--data_dir={data_dir}")
+        return args
+
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+    """A reproduction: its runs, the metrics its tables show, its figures.
+
+    Attributes:
+      name: as given to ``--suite``.
+      title: the heading of its report.
+      description: a paragraph for the report (what is compared, settings).
+      make_runs: seeds -> the list of RunSpecs.
+      metrics: (metrics.json key, label) pairs; one table per metric.
+      figures: names of figure makers in ``report.FIGURES``.
+      experiment: for suites that are not grids of training runs, a function
+        ``(output_dir, seeds) -> markdown`` that runs the experiment itself.
+    """
+    name: str
+    title: str
+    description: str
+    make_runs: Callable[[Sequence[int]], list] = lambda seeds: []
+    metrics: Tuple[Tuple[str, str], ...] = (("test_error", "last test error (%)"),)
+    figures: Tuple[str, ...] = ()
+    experiment: Optional[Callable] = None
+
+
+def slug(text):
+    return re.sub(r"[^a-zA-Z0-9.]+", "-", text).strip("-").lower()
+
+
+def grid(rows, columns, seeds, base=(), paper=None):
+    """RunSpecs for rows x columns x seeds; rows/columns map labels to flag pairs."""
+    paper = paper or {}
+    return [RunSpec(row=r, column=c, flags=tuple(base) + tuple(rf) + tuple(cf), seed=s,
+                    paper=paper.get((r, c)))
+            for r, rf in rows for c, cf in columns for s in seeds]
+
+
+# ----------------------------------------------------------------------------- digits
+SSL_METHODS = [("MixMatch", "mixmatch"), ("Supervised", "supervised"), ("Pi-Model", "pi_model"),
+               ("Pseudo-Label", "pseudo_label"), ("Mean Teacher", "mean_teacher"),
+               ("VAT", "vat"), ("mixup (SSL)", "mixup_ssl")]
+
+
+def digits_ssl_runs(seeds):
+    rows = [(label, (("method", m),)) for label, m in SSL_METHODS]
+    columns = [(f"{n} labels", (("num_labeled", str(n)),)) for n in (20, 50, 100)]
+    return grid(rows, columns, seeds, base=(("dataset", "digits"),))
+
+
+NOISE_SETTINGS = [("sym 20%", "sym", "0.2"), ("sym 50%", "sym", "0.5"), ("sym 80%", "sym", "0.8"),
+                  ("asym 40%", "asym", "0.4")]
+
+
+def digits_noisy_runs(seeds):
+    rows = [("ERM", (("method", "erm"),)),
+            ("mixup (alpha 8)", (("method", "mixup"), ("mixup_alpha", "8"))),
+            ("Co-teaching", (("method", "coteaching"),)),
+            ("DivideMix", (("method", "dividemix"),))]
+    columns = [(label, (("noise_type", t), ("noise_rate", r))) for label, t, r in NOISE_SETTINGS]
+    return grid(rows, columns, seeds, base=(("dataset", "digits"),))
+
+
+# The mixup paper's ablation table (CIFAR-10, PreAct ResNet-18): row -> (flags,
+# paper's median test error of the last 10 epochs at weight decay 1e-4 and 5e-4).
+ABLATION = [
+    ("ERM", (("method", "erm"),), (5.53, 5.18)),
+    ("mixup AC + RP", (("method", "mixup"),), (4.24, 4.68)),
+    ("mixup AC + KNN", (("method", "mixup"), ("pairing", "knn")), (4.98, 5.26)),
+    ("mix labels and latent representations, layer 1", (("method", "mixup"), ("mix_layer", "1")),
+     (4.44, 4.51)),
+    ("mix labels and latent representations, layer 2", (("method", "mixup"), ("mix_layer", "2")),
+     (4.56, 4.61)),
+    ("mix inputs only SC + KNN", (("method", "mixup"), ("mix_targets", "false"),
+                                  ("same_class", "true"), ("pairing", "knn")), (5.45, 5.52)),
+    ("mix inputs only AC + KNN", (("method", "mixup"), ("mix_targets", "false"),
+                                  ("pairing", "knn")), (5.43, 5.48)),
+    ("mix inputs only SC + RP", (("method", "mixup"), ("mix_targets", "false"),
+                                 ("same_class", "true")), (5.23, 5.55)),
+    ("mix inputs only AC + RP", (("method", "mixup"), ("mix_targets", "false")), (5.17, 5.72)),
+    ("label smoothing eps 0.05", (("method", "erm"), ("label_smoothing", "0.05")), (5.25, 5.02)),
+    ("label smoothing eps 0.1", (("method", "erm"), ("label_smoothing", "0.1")), (5.33, 5.17)),
+    ("label smoothing eps 0.2", (("method", "erm"), ("label_smoothing", "0.2")), (5.34, 5.06)),
+    ("mix inputs + label smoothing eps 0.05", (("method", "mixup"), ("mix_targets", "false"),
+                                               ("label_smoothing", "0.05")), (5.02, 5.40)),
+    ("mix inputs + label smoothing eps 0.1", (("method", "mixup"), ("mix_targets", "false"),
+                                              ("label_smoothing", "0.1")), (5.08, 5.09)),
+    ("mix inputs + label smoothing eps 0.2", (("method", "mixup"), ("mix_targets", "false"),
+                                              ("label_smoothing", "0.2")), (4.98, 5.06)),
+    ("mix inputs + label smoothing eps 0.4", (("method", "mixup"), ("mix_targets", "false"),
+                                              ("label_smoothing", "0.4")), (5.25, 5.39)),
+    ("Gaussian input noise sigma 0.05", (("method", "erm"), ("input_noise", "0.05")),
+     (5.53, 5.04)),
+    ("Gaussian input noise sigma 0.1", (("method", "erm"), ("input_noise", "0.1")), (6.41, 5.86)),
+    ("Gaussian input noise sigma 0.2", (("method", "erm"), ("input_noise", "0.2")), (7.16, 7.24)),
+    ("mixup of 3 examples, Dirichlet", (("method", "mixup"), ("num_mixed", "3")), (None, None)),
+]
+WEIGHT_DECAYS = ("1e-4", "5e-4")
+
+
+def mixup_ablation_digits_runs(seeds):
+    rows = [(label, flags) for label, flags, _ in ABLATION]
+    columns = [(f"wd {wd}", (("weight_decay", wd),)) for wd in WEIGHT_DECAYS]
+    return grid(rows, columns, seeds, base=(("dataset", "digits"),))
+
+
+def ablation_preset(label, wd):
+    return f"{PRESETS}/mixup_ablation/{slug(label)}--wd{wd}.cfg"
+
+
+def mixup_ablation_cifar10_runs(seeds):
+    return [RunSpec(label, f"wd {wd}", (("flagfile", ablation_preset(label, wd)),), s,
+                    paper=paper[i])
+            for label, _, paper in ABLATION for i, wd in enumerate(WEIGHT_DECAYS) for s in seeds]
+
+
+# ------------------------------------------------------------------------ full scale
+PRESETS = "flags/presets"
+
+MIXMATCH_C10 = {250: 11.08, 500: 9.65, 1000: 7.75, 2000: 7.03, 4000: 6.24}
+MIXMATCH_SVHN = {250: 3.78, 500: 3.64, 1000: 3.27, 2000: 3.04, 4000: 2.89}
+BASELINES_C10_4000 = {"Pi-Model": 17.41, "Pseudo-Label": 16.21, "mixup (SSL)": 13.15,
+                      "VAT": 11.05, "Mean Teacher": 10.36}
+
+
+def cifar10_ssl_runs(seeds):
+    runs = [RunSpec("MixMatch", f"{n} labels", (("flagfile", f"{PRESETS}/mixmatch_cifar10_{n}.cfg"),),
+                    s, paper=err) for n, err in MIXMATCH_C10.items() for s in seeds]
+    for label, method in SSL_METHODS[1:]:
+        runs += [RunSpec(label, "4000 labels",
+                         (("flagfile", f"{PRESETS}/{method}_cifar10_4000.cfg"),), s,
+                         paper=BASELINES_C10_4000.get(label)) for s in seeds]
+    return runs
+
+
+def svhn_ssl_runs(seeds):
+    return [RunSpec("MixMatch", f"{n} labels", (("flagfile", f"{PRESETS}/mixmatch_svhn_{n}.cfg"),),
+                    s, paper=err) for n, err in MIXMATCH_SVHN.items() for s in seeds]
+
+
+# DivideMix paper, CIFAR-10/100 accuracy best / last-10 -> error
+DIVIDEMIX_C10 = {"sym20": (3.9, 4.3), "sym50": (5.4, 5.6), "sym80": (6.8, 7.1),
+                 "sym90": (24.0, 24.6), "asym40": (6.6, 7.9)}
+DIVIDEMIX_C100 = {"sym80": (39.8, 40.4), "sym90": (68.5, 69.0)}
+
+
+def cifar_noisy_runs(dataset, cells):
+    def make(seeds):
+        runs = []
+        for cell in ("sym20", "sym50", "sym80", "sym90") + (("asym40",) if dataset == "cifar10" else ()):
+            paper = cells.get(cell, (None, None))[1]
+            runs += [RunSpec("DivideMix", cell, (("flagfile",
+                                                  f"{PRESETS}/dividemix_{dataset}_{cell}.cfg"),),
+                             s, paper=paper) for s in seeds]
+        return runs
+    return make
+
+
+MIXUP_C10 = {("ERM", "wd 1e-4"): 5.53, ("mixup", "wd 1e-4"): 4.24}
+
+
+def cifar10_mixup_runs(seeds):
+    return [RunSpec(label, "wd 1e-4", (("flagfile", f"{PRESETS}/{name}_cifar10.cfg"),), s,
+                    paper=MIXUP_C10[(label, "wd 1e-4")])
+            for label, name in (("ERM", "erm"), ("mixup", "mixup")) for s in seeds]
+
+
+SUITES = {}
+
+
+def register(suite):
+    SUITES[suite.name] = suite
+    return suite
+
+
+register(Suite(
+    "digits_ssl", "Semi-supervised learning on the bundled digits",
+    "MixMatch and the baselines of its tables with 20, 50 and 100 labels (class-balanced, drawn "
+    "with the seed) and the rest of the 1,297 training images unlabeled; small CNN, 1,500 steps, "
+    "the digits defaults of each method. The number is the median test error of the last 20 "
+    "evaluations (every 50 steps), as the MixMatch paper reports.",
+    digits_ssl_runs, metrics=(("median_last_20_test_error", "test error (%), median of the last 20 "
+                               "evaluations"),),
+    figures=("error_curves",)))
+
+register(Suite(
+    "digits_noisy", "Learning with noisy labels on the bundled digits",
+    "ERM, mixup (alpha 8), Co-teaching and DivideMix with 20/50/80% symmetric and 40% "
+    "asymmetric label noise (DivideMix's definitions; digits mapping 7<->1, 3->8, 5->6, 9->4); "
+    "small CNN, the digits defaults of each method.",
+    digits_noisy_runs, metrics=(("test_error", "last-epoch test error (%)"),
+                                ("best_test_error", "best test error (%)")),
+    figures=("error_curves", "division_auc", "loss_histograms")))
+
+register(Suite(
+    "mixup_ablation_digits", "The mixup ablation table on the bundled digits",
+    "Every row of the mixup paper's ablation table (mixing inputs and/or labels, all-class (AC) "
+    "vs same-class (SC) partners, random (RP) vs nearest-neighbour (KNN, k=200) pairs, hidden "
+    "layers of the small CNN, label smoothing, Gaussian input noise, and Dirichlet mixing of 3 "
+    "examples) at weight decay 1e-4 and 5e-4; small CNN, 60 epochs, alpha 1, clean labels. The "
+    "number is the median test error of the last 10 epochs.",
+    mixup_ablation_digits_runs,
+    metrics=(("median_last_10_test_error", "test error (%), median of the last 10 epochs"),)))
+
+register(Suite(
+    "mixup_ablation_cifar10", "The mixup ablation table on CIFAR-10 (needs the data and a GPU)",
+    "The presets under flags/presets/mixup_ablation/ (PreAct ResNet-18, 200 epochs).",
+    mixup_ablation_cifar10_runs,
+    metrics=(("median_last_10_test_error", "test error (%), median of the last 10 epochs"),)))
+
+register(Suite(
+    "cifar10_ssl", "MixMatch and baselines on CIFAR-10 (needs the TFDS data and a GPU)",
+    "MixMatch Table 5: MixMatch at 250-4000 labels, the baselines at 4000 labels, with the "
+    "official settings (flags/presets). Paper numbers: error %, mean of 5 label splits.",
+    cifar10_ssl_runs, metrics=(("median_last_20_test_error", "test error (%)"),)))
+
+register(Suite(
+    "svhn_ssl", "MixMatch on SVHN (needs the TFDS data and a GPU)",
+    "MixMatch Table 6 with the official settings (flags/presets).",
+    svhn_ssl_runs, metrics=(("median_last_20_test_error", "test error (%)"),)))
+
+register(Suite(
+    "cifar10_noisy", "DivideMix on CIFAR-10 (needs the TFDS data and a GPU)",
+    "DivideMix's CIFAR-10 table with the per-cell lambda_u and tau (flags/presets). Paper: "
+    "error % of the mean of the last 10 epochs.",
+    cifar_noisy_runs("cifar10", DIVIDEMIX_C10),
+    metrics=(("median_last_10_test_error", "test error (%), last 10 epochs"),
+             ("best_test_error", "best test error (%)"))))
+
+register(Suite(
+    "cifar100_noisy", "DivideMix on CIFAR-100 (needs the TFDS data and a GPU)",
+    "DivideMix's CIFAR-100 table with the per-cell lambda_u and tau (flags/presets).",
+    cifar_noisy_runs("cifar100", DIVIDEMIX_C100),
+    metrics=(("median_last_10_test_error", "test error (%), last 10 epochs"),
+             ("best_test_error", "best test error (%)"))))
+
+register(Suite(
+    "cifar10_mixup", "ERM and mixup on CIFAR-10 (needs the TFDS data and a GPU)",
+    "PreAct ResNet-18, 200 epochs, weight decay 1e-4 (mixup paper ablation table). Paper: median "
+    "test error of the last 10 epochs.",
+    cifar10_mixup_runs, metrics=(("median_last_10_test_error", "test error (%)"),),
+    figures=("error_curves",)))

@@ -1,0 +1,201 @@
+r"""Speed of the train steps, the input pipeline, DivideMix's loss pass and its GMM.
+
+  python scripts/benchmark.py                      # every method, float32 and mixed_bfloat16
+  python scripts/benchmark.py --method=mixmatch --precision=float32 --steps=10
+
+Each method runs on its paper model and batch with random CIFAR-shaped data
+(MixMatch: WRN-28-2, 64 labeled + 2 x 64 unlabeled; DivideMix: PreAct ResNet-18,
+64 + 64 with both networks' guessing passes; mixup: PreAct ResNet-18, 128), through
+the same Trainer, pipeline and compiled loop as training. One ``key=value`` line per
+method and precision:
+
+  method=mixmatch model=wrn28_2 precision=float32 train_images_per_s=... step_seconds=...
+  pipeline_images_per_s=... gflops_per_s=... matmul_gflops_per_s=... matmul_fraction=...
+
+``train_images_per_s`` counts the images a step trains on (MixMatch 192, DivideMix's
+256 mixed images, mixup 128), from the median time of ``--steps`` timed steps after
+``--warmup`` calls. ``gflops_per_s`` is the achieved rate of the step's conv/dense
+work (forward passes x1, trained passes x3) against a large matmul of the same
+precision timed in the same run (``matmul_gflops_per_s``), so numbers compare
+across machines. DivideMix also reports its per-sample loss pass over
+``--loss_pass_images`` images and its GMM fit on that many losses, beside
+scikit-learn's GaussianMixture on the same losses.
+"""
+import _setup  # noqa: F401
+import statistics
+import tempfile
+import time
+
+import numpy as np
+from absl import app, flags
+
+flags.DEFINE_list("method", ["mixmatch", "dividemix", "mixup"], "Methods to time.")
+flags.DEFINE_list("precision", ["float32", "mixed_bfloat16"],
+                  "Precisions: float32, mixed_bfloat16, mixed_float16.")
+flags.DEFINE_integer("steps", 10, "Timed steps (the median step time is reported).")
+flags.DEFINE_integer("warmup", 2, "Untimed steps first (tracing, autotuning).")
+flags.DEFINE_integer("steps_per_call", 1, "Train steps per tf.function call.")
+flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.")
+flags.DEFINE_integer("threads", 0, "Intra- and inter-op threads (0: TensorFlow's default).")
+flags.DEFINE_integer("loss_pass_images", 50000, "Images of DivideMix's per-sample loss pass.")
+flags.DEFINE_integer("pipeline_steps", 30, "Steps drawn to time the input pipeline alone.")
+flags.DEFINE_integer("eval_batch_size", 500, "Batch of the per-sample loss pass.")
+FLAGS = flags.FLAGS
+
+SETUPS = {  # method -> (model, config, images per step)
+    "mixmatch": ("wrn28_2", {"num_labeled": 4000, "batch_size": 64, "num_augmentations": 2}, 192),
+    "dividemix": ("preact_resnet18", {"batch_size": 64, "warmup_epochs": 0.0}, 256),
+    "mixup": ("preact_resnet18", {"batch_size": 128}, 128),
+}
+
+
+def cifar_like(n, seed=0):
+    """Random CIFAR-shaped data (uint8 32x32x3, 10 classes) in an ImageData."""
+    from mixmatch_tf.data import ImageData
+    rng = np.random.RandomState(seed)
+    return ImageData(name="random_cifar", train_images=rng.randint(0, 256, (n, 32, 32, 3), np.uint8),
+                     train_labels=rng.randint(0, 10, n).astype(np.int64),
+                     test_images=rng.randint(0, 256, (100, 32, 32, 3), np.uint8),
+                     test_labels=rng.randint(0, 10, 100).astype(np.int64), num_classes=10,
+                     class_names=tuple(str(i) for i in range(10)), flip=True, pad=4)
+
+
+def matmul_gflops(precision, size=2048, reps=10):
+    import tensorflow as tf
+    dtype = tf.bfloat16 if precision == "mixed_bfloat16" else (
+        tf.float16 if precision == "mixed_float16" else tf.float32)
+    a = tf.random.normal([size, size], dtype=tf.float32)
+    a = tf.cast(a, dtype)
+
+    @tf.function
+    def run(x):
+        for _ in range(reps):
+            x = tf.matmul(x, a) * tf.cast(1e-3, dtype)
+        return tf.reduce_sum(tf.cast(x, tf.float32))
+    run(a).numpy()
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        run(a).numpy()
+        times.append(time.perf_counter() - t)
+    return 2 * size ** 3 * reps / min(times) / 1e9
+
+
+def step_flops(method, trainer):
+    """FLOPs of one train step (forward x1 for no-gradient passes, x3 for trained ones)."""
+    from mixmatch_tf.models import build_model, forward_flops
+    model, cfg, _ = SETUPS[method]
+    per_image = forward_flops(build_model(model, (32, 32, 3), 10))
+    b = cfg["batch_size"]
+    if method == "mixmatch":
+        k = cfg["num_augmentations"]
+        return per_image * (k * b + 3 * (b + k * b))
+    if method == "dividemix":
+        return per_image * (6 * b + 3 * 4 * b)
+    return per_image * 3 * b
+
+
+def time_loop(trainer, phase, steps, warmup, steps_per_call):
+    """Median seconds per step of the compiled multi-step loop."""
+    import tensorflow as tf
+    from mixmatch_tf.data.pipeline import train_dataset
+    dist = trainer.strategy.distribute_datasets_from_function(
+        lambda ctx: train_dataset(trainer.source, phase.streams, seed=0, salt=1,
+                                  transform=phase.transform, input_context=ctx))
+    iterator = iter(dist)
+    loop = trainer._loop(phase)  # the very loop fit() runs
+    n = tf.constant(steps_per_call, tf.int32)
+    for _ in range(max(1, warmup // steps_per_call)):
+        loop(iterator, n)[0]["loss"].numpy()
+    times = []
+    for _ in range(max(1, steps // steps_per_call)):
+        t = time.perf_counter()
+        loop(iterator, n)[0]["loss"].numpy()
+        times.append((time.perf_counter() - t) / steps_per_call)
+    return statistics.median(times)
+
+
+def time_pipeline(trainer, phase, steps, images_per_step):
+    from mixmatch_tf.data.pipeline import train_dataset
+    it = iter(train_dataset(trainer.source, phase.streams, seed=0, salt=2,
+                            transform=phase.transform))
+    next(it)
+    t = time.perf_counter()
+    for _ in range(steps):
+        next(it)
+    return steps * images_per_step / (time.perf_counter() - t)
+
+
+def benchmark(method, precision, data, ceiling):
+    from mixmatch_tf.training import RunConfig, Trainer
+    model, config, images = SETUPS[method]
+    run = RunConfig(model_dir=tempfile.mkdtemp(prefix="mixmatch_tf_bench_"), precision=precision,
+                    jit_compile=FLAGS.jit_compile, eval_batch_size=FLAGS.eval_batch_size,
+                    noise_type="sym" if method == "dividemix" else None,
+                    noise_rate=0.5 if method == "dividemix" else 0.0)
+    trainer = Trainer(method, data, run, config=dict(config, model=model))
+    out = {"method": method, "model": model, "precision": precision}
+    extra = {}
+    if method == "dividemix":
+        loss_fn = trainer.method._loss_fns[1]
+        trainer.map_train_set(loss_fn)  # traces and caches the batches
+        t = time.perf_counter()
+        losses = trainer.map_train_set(loss_fn)
+        extra["loss_pass_seconds"] = time.perf_counter() - t
+        extra["loss_pass_images_per_s"] = len(losses) / extra["loss_pass_seconds"]
+        normed = (losses - losses.min()) / max(1e-12, losses.max() - losses.min())
+        extra.update(time_gmm(normed))
+        # Train net2 on a random division (the co-divide itself is the pass timed above).
+        rng = np.random.RandomState(0)
+        for k in (1, 2):
+            trainer.state["division"][f"prob{k}"].assign(rng.rand(len(losses)).astype(np.float32))
+        phase = trainer.method.phase(2, trainer.state, fresh=False)
+    else:
+        phase = trainer.method.phase(0, trainer.state, fresh=True)
+    seconds = time_loop(trainer, phase, FLAGS.steps, FLAGS.warmup, FLAGS.steps_per_call)
+    out["train_images_per_s"] = images / seconds
+    out["step_seconds"] = seconds
+    out["pipeline_images_per_s"] = time_pipeline(trainer, phase, FLAGS.pipeline_steps, images)
+    out["gflops_per_s"] = step_flops(method, trainer) / seconds / 1e9
+    out["matmul_gflops_per_s"] = ceiling
+    out["matmul_fraction"] = out["gflops_per_s"] / ceiling
+    out.update(extra)
+    return out
+
+
+def time_gmm(losses):
+    from sklearn.mixture import GaussianMixture
+    from mixmatch_tf.ops import gmm
+    gmm.clean_probability(losses)  # trace
+    t = time.perf_counter()
+    gmm.clean_probability(losses)
+    ours = time.perf_counter() - t
+    t = time.perf_counter()
+    GaussianMixture(n_components=2, max_iter=10, tol=1e-2, reg_covar=5e-4).fit(
+        losses.reshape(-1, 1)).predict_proba(losses.reshape(-1, 1))
+    return {"gmm_seconds": ours, "sklearn_gmm_seconds": time.perf_counter() - t}
+
+
+def main(argv):
+    del argv
+    import tensorflow as tf
+    if FLAGS.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
+    unknown = set(FLAGS.method) - set(SETUPS)
+    if unknown:
+        raise app.UsageError(f"Invalid flag --method: {sorted(unknown)}; valid: {', '.join(SETUPS)}")
+    device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+    data = cifar_like(max(FLAGS.loss_pass_images, 5000))
+    for precision in FLAGS.precision:
+        ceiling = matmul_gflops(precision)
+        for method in FLAGS.method:
+            result = benchmark(method, precision, data, ceiling)
+            fields = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                      for k, v in result.items()]
+            print(" ".join(fields + [f"device={device}", f"jit={int(FLAGS.jit_compile)}",
+                                     f"steps_per_call={FLAGS.steps_per_call}"]), flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)

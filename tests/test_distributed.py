@@ -1,0 +1,61 @@
+"""MultiWorkerMirroredStrategy: two worker processes on localhost train like two replicas."""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from conftest import ROOT, run_script
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _weights(model_dir):
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(model_dir, "ckpt")))
+    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+            if k.startswith("state_net") and "OPTIMIZER" not in k}
+
+
+def test_two_workers_end_with_the_weights_of_two_mirrored_replicas(tmp_path):
+    args = ["scripts/train.py", "--method=mixup", "--dataset=digits", "--train_steps=6",
+            "--eval_every=3", "--checkpoint_every=3", "--seed=5"]
+    mirrored = run_script(args + ["--cpu_replicas=2", f"--model_dir={tmp_path / 'mirrored'}"])
+    assert mirrored.returncode == 0, mirrored.stderr[-2000:]
+
+    ports = _free_ports(2)
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    procs = []
+    for i in range(2):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
+                   TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker",
+                                                                      "index": i}}))
+        procs.append(subprocess.Popen(
+            [sys.executable] + args + ["--strategy=multi_worker",
+                                       f"--model_dir={tmp_path / 'multi'}"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+
+    multi = json.load(open(tmp_path / "multi" / "metrics.json"))
+    assert multi["num_replicas"] == 2 and multi["steps"] == 6
+    # only the chief writes into model_dir
+    assert sorted(os.listdir(tmp_path / "multi" / "ckpt"))[0].startswith("checkpoint")
+    assert not (tmp_path / "multi" / "workers").exists()
+    a, b = _weights(tmp_path / "mirrored"), _weights(tmp_path / "multi")
+    assert a.keys() == b.keys() and a
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-5, err_msg=k)
+    mirrored_metrics = json.load(open(tmp_path / "mirrored" / "metrics.json"))
+    assert abs(mirrored_metrics["test_error"] - multi["test_error"]) < 0.5
