@@ -148,13 +148,14 @@ def validate_names():
     if FLAGS.method not in method_names():
         usage_error("method", f"unknown method; valid: {', '.join(method_names())}")
     ds = FLAGS.dataset
-    known = ("digits",) + tuple(sources.TFDS_DATASETS)
-    if ds not in known and not ds.startswith(("folder:", "npz:")):
+    known = ("digits",) + tuple(sources.TFDS_DATASETS) + sources.SKLEARN_TABULAR
+    if ds not in known and not ds.startswith(("folder:", "npz:", "csv:")):
         usage_error("dataset", f"unknown dataset; valid: {', '.join(sources.dataset_names())}")
     if ds.startswith("folder:") and not os.path.isdir(ds[len("folder:"):]):
         usage_error("dataset", f"folder {ds[len('folder:'):]!r} does not exist")
-    if ds.startswith("npz:") and not os.path.isfile(ds[len("npz:"):]):
-        usage_error("dataset", f"file {ds[len('npz:'):]!r} does not exist")
+    for prefix in ("npz:", "csv:"):
+        if ds.startswith(prefix) and not os.path.isfile(ds[len(prefix):]):
+            usage_error("dataset", f"file {ds[len(prefix):]!r} does not exist")
     model = FLAGS["model"].value if "model" in FLAGS else None
     if model is not None and model not in model_names():
         usage_error("model", f"unknown model; valid: {', '.join(model_names())}")

@@ -13,7 +13,7 @@ import os
 import shlex
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from mixmatch_tf.reproduce import SUITES, run_suite, write_report
 
@@ -28,6 +28,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
+    logging.set_verbosity(logging.WARNING)
     try:
         seeds = [int(s) for s in FLAGS.seeds]
     except ValueError:
@@ -40,7 +41,7 @@ def main(argv):
     os.makedirs(output_dir, exist_ok=True)
     command = " ".join(["python scripts/reproduce.py"] + [shlex.quote(a) for a in sys.argv[1:]])
     if suite.experiment is not None:
-        text = suite.experiment(output_dir, seeds)
+        text = suite.experiment(output_dir, seeds, jobs=FLAGS.jobs)
         with open(os.path.join(output_dir, "REPORT.md"), "w", encoding="utf-8") as f:
             f.write(f"# {suite.title}\n\n{suite.description}\n\nCommand: `{command}`\n\n{text}")
         print(text)

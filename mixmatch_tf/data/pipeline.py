@@ -84,7 +84,7 @@ class ArraySource:
             x = pixels
             if raw:
                 return x
-            if augment:
+            if augment and self.pad and x.shape.rank == 4:
                 view_seed = tf.random.experimental.stateless_fold_in(seed, k)
                 x = augment_lib.augment_batch(x, view_seed, self.pad, self.flip)
             return normalize(x, self.normalization)

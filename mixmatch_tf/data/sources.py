@@ -1,9 +1,10 @@
-"""Where the images come from: bundled digits, TFDS, a folder, an ``.npz`` file.
+"""Where the data come from: bundled digits, TFDS, a folder, ``.npz`` and CSV files.
 
-Every source is read into memory as uint8 arrays ``[N, H, W, C]`` with int64
-labels, checked before any training starts: a corrupt image or an out-of-range
-label is reported with its file (or index) and value. (``tf.one_hot`` would turn
-an out-of-range label into an all-zero row without a word.)
+Images are read into memory as uint8 arrays ``[N, H, W, C]``, tabular data
+(mixup is not only for images) as float32 features ``[N, D]``, with int64 labels,
+all checked before any training starts: a corrupt image, a non-finite feature or
+an out-of-range label is reported with its file (or index) and value.
+(``tf.one_hot`` would turn an out-of-range label into an all-zero row without a word.)
 """
 import dataclasses
 import os
@@ -50,6 +51,11 @@ class ImageData:
     @property
     def image_shape(self):
         return tuple(int(d) for d in self.train_images.shape[1:])
+
+    @property
+    def tabular(self):
+        """True for feature vectors [N, D] (no image augmentation, an MLP by default)."""
+        return self.train_images.ndim == 2
 
     @property
     def num_train(self):
@@ -217,7 +223,7 @@ def check_labels(labels, num_classes, where):
 
 
 def load_npz(path, test_fraction=FOLDER_TEST_FRACTION, seed=0):
-    """A user's ``.npz`` with ``x`` (uint8 images) and ``y`` (int labels).
+    """A user's ``.npz`` with ``x`` (uint8 images, or float features [N, D]) and ``y``.
 
     Optional keys: ``x_test`` and ``y_test`` (else a stratified ``test_fraction``
     of the examples is held out), ``class_names`` (else classes are 0..max(y)).
@@ -241,6 +247,9 @@ def load_npz(path, test_fraction=FOLDER_TEST_FRACTION, seed=0):
             raise ValueError(f"{path}: 'y' must hold integer class ids")
         class_names = tuple(str(i) for i in range(int(np.max(y_all)) + 1))
     c = len(class_names)
+    if np.asarray(arrays["x"]).ndim == 2:  # feature vectors: tabular data
+        return tabular_data("npz:" + path, arrays["x"], arrays["y"], class_names, test_fraction,
+                            seed, arrays.get("x_test"), arrays.get("y_test"))
     x = _check_images(arrays["x"], f"{path} ['x']")
     y = check_labels(arrays["y"], c, f"{path} ['y']")
     if len(x) != len(y):
@@ -311,8 +320,93 @@ def load_folder(path, test_fraction=FOLDER_TEST_FRACTION, seed=0):
                      pad=max(1, x.shape[1] // 8))
 
 
+def _check_features(x, where):
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.number):
+        raise ValueError(f"{where}: features must be numbers, got dtype {x.dtype}")
+    x = x.astype(np.float32)
+    bad = np.argwhere(~np.isfinite(x))
+    if bad.size:
+        i, j = (int(v) for v in bad[0])
+        raise ValueError(f"{where}: feature {j} of row {i} is {x[i, j]}; features must be finite")
+    return x
+
+
+def tabular_data(name, x, y, class_names, test_fraction=FOLDER_TEST_FRACTION, seed=0,
+                 x_test=None, y_test=None):
+    """ImageData of float32 feature vectors, split (stratified) unless a test set is given."""
+    x = _check_features(x, name)
+    y = check_labels(y, len(class_names), name)
+    if len(x) != len(y):
+        raise ValueError(f"{name}: {len(x)} feature rows but {len(y)} labels")
+    if x_test is None:
+        train, test = stratified_split(y, int(round(test_fraction * len(y))), seed)
+        x, y, x_test, y_test = x[train], y[train], x[test], y[test]
+    else:
+        x_test = _check_features(x_test, name + " (test)")
+        y_test = check_labels(y_test, len(class_names), name + " (test)")
+    return ImageData(name=name, train_images=x, train_labels=y, test_images=x_test,
+                     test_labels=y_test, num_classes=len(class_names),
+                     class_names=tuple(class_names), flip=False, pad=0)
+
+
+SKLEARN_TABULAR = ("breast_cancer", "wine")
+
+
+def load_sklearn_tabular(name):
+    """A UCI data set that scikit-learn ships (no network): breast_cancer or wine.
+
+    A fixed stratified 20% of the rows is the test set (``stratified_split`` seed 0).
+    """
+    from sklearn import datasets as sk_datasets
+    bunch = getattr(sk_datasets, f"load_{name}")()
+    return tabular_data(name, bunch.data, bunch.target, [str(c) for c in bunch.target_names])
+
+
+def load_csv(path, test_fraction=FOLDER_TEST_FRACTION, seed=0):
+    """Tabular data from a CSV file: numeric feature columns, the label in the last column.
+
+    A first line that does not parse as numbers is a header. Labels may be class ids
+    or names (then sorted to ids). A stratified ``test_fraction`` is held out.
+    """
+    import csv
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"CSV file {path!r} does not exist")
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.reader(f) if r]
+    if rows and not _is_number(rows[0][0]):
+        rows = rows[1:]
+    if len(rows) < 2:
+        raise ValueError(f"{path}: needs at least two data rows, found {len(rows)}")
+    width = len(rows[0])
+    for i, r in enumerate(rows):
+        if len(r) != width:
+            raise ValueError(f"{path}: row {i + 1} has {len(r)} columns, the first has {width}")
+        for j, v in enumerate(r[:-1]):
+            if not _is_number(v):
+                raise ValueError(f"{path}: row {i + 1}, column {j + 1} is {v!r}, not a number")
+    x = np.asarray([[float(v) for v in r[:-1]] for r in rows], np.float32)
+    raw = [r[-1].strip() for r in rows]
+    if all(_is_number(v) and float(v) == int(float(v)) for v in raw):
+        y = np.asarray([int(float(v)) for v in raw], np.int64)
+        names = [str(i) for i in range(int(y.max()) + 1)]
+    else:
+        names = sorted(set(raw))
+        y = np.asarray([names.index(v) for v in raw], np.int64)
+    return tabular_data("csv:" + path, x, y, names, test_fraction, seed)
+
+
+def _is_number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
 def dataset_names():
-    return ("digits",) + tuple(TFDS_DATASETS) + ("folder:PATH", "npz:PATH")
+    return (("digits",) + tuple(TFDS_DATASETS) + SKLEARN_TABULAR
+            + ("folder:PATH", "npz:PATH", "csv:PATH"))
 
 
 def load_dataset(spec, data_dir=None):
@@ -325,4 +419,8 @@ def load_dataset(spec, data_dir=None):
         return load_folder(spec[len("folder:"):])
     if spec.startswith("npz:"):
         return load_npz(spec[len("npz:"):])
+    if spec in SKLEARN_TABULAR:
+        return load_sklearn_tabular(spec)
+    if spec.startswith("csv:"):
+        return load_csv(spec[len("csv:"):])
     raise ValueError(f"unknown dataset {spec!r}; valid: {', '.join(dataset_names())}")

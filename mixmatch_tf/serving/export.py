@@ -7,10 +7,11 @@ integer versions that only grow. Each version is written under a temporary name
 place, so a reader sees either the whole export or nothing.
 
 Signatures (both run the method's own ``predict``: EMA weights, ensembles, ...):
-  ``serving_default``  uint8 images ``images`` [None, H, W, C].
+  ``serving_default``  uint8 images ``images`` [None, H, W, C] (float32 features
+                       [None, D] for tabular data).
   ``serving_bytes``    encoded images ``image_bytes`` (tf.string [None]: PNG, JPEG,
                        GIF or BMP, what REST clients send as ``{"b64": ...}``),
-                       decoded and resized to H x W inside the graph.
+                       decoded and resized to H x W inside the graph (images only).
 Both return ``probabilities`` (float32 [B, K]), ``classes`` (int64 [B]),
 ``class_names`` (string [B]), ``top_k_classes`` (int64 [B, k]),
 ``top_k_probabilities`` (float32 [B, k]) and ``top_k_class_names`` (string [B, k]).
@@ -122,12 +123,12 @@ def _check_shape(tensor, pattern, expected):
         return tf.identity(tensor)
 
 
-def check_images(images, image_shape):
-    """uint8 images [B, H, W, C] with B >= 1, or an InvalidArgumentError saying so."""
-    h, w, c = image_shape
-    images = _check_shape(images, rf"[1-9][0-9]*,{h},{w},{c}",
-                          f"images must be uint8 [batch, {h}, {w}, {c}] with batch >= 1")
-    return tf.ensure_shape(images, [None, h, w, c])
+def check_images(images, image_shape, dtype="uint8"):
+    """Inputs [B, *image_shape] with B >= 1, or an InvalidArgumentError saying so."""
+    dims = [str(d) for d in image_shape]
+    images = _check_shape(images, "[1-9][0-9]*," + ",".join(dims),
+                          f"images must be {dtype} [batch, {', '.join(dims)}] with batch >= 1")
+    return tf.ensure_shape(images, [None] + list(image_shape))
 
 
 def convert_channels(image, channels):
@@ -194,9 +195,8 @@ def decode_images(image_bytes, image_shape):
                      fn_output_signature=tf.TensorSpec([h, w, c], tf.uint8))
 
 
-def serving_fns(method, state, normalization, image_shape, names, top_k):
+def serving_fns(method, state, normalization, image_shape, names, top_k, input_dtype="uint8"):
     """The signature functions: {signature name: tf.function with an input signature}."""
-    h, w, c = image_shape
 
     def predict(images):
         probs = tf.cast(method.predict(state, normalize(images, normalization)), tf.float32)
@@ -208,17 +208,24 @@ def serving_fns(method, state, normalization, image_shape, names, top_k):
                 "top_k_classes": top_classes, "top_k_probabilities": top.values,
                 "top_k_class_names": names.lookup(top_classes)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.uint8, name=IMAGES_INPUT)])
+    @tf.function(input_signature=[tf.TensorSpec([None] + list(image_shape), input_dtype,
+                                                 name=IMAGES_INPUT)])
     def serve_images(images):
-        return predict(check_images(images, image_shape))
+        return predict(check_images(images, image_shape, input_dtype))
 
     fns = {IMAGES_SIGNATURE: serve_images}
-    if c in ENCODED_CHANNELS:
+    if is_image(image_shape, input_dtype):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=BYTES_INPUT)])
         def serve_bytes(image_bytes):
             return predict(decode_images(image_bytes, image_shape))
         fns[BYTES_SIGNATURE] = serve_bytes
     return fns
+
+
+def is_image(image_shape, input_dtype):
+    """Whether inputs are images that can also arrive encoded (uint8, 1-4 channels)."""
+    return (len(image_shape) == 3 and image_shape[-1] in ENCODED_CHANNELS
+            and np.dtype(input_dtype) == np.uint8)
 
 
 def encode_images(images, fmt="png"):
@@ -227,7 +234,7 @@ def encode_images(images, fmt="png"):
     return [encode(tf.constant(image)).numpy() for image in np.asarray(images, np.uint8)]
 
 
-def warmup_requests(model_name, image_shape, sample_images=None):
+def warmup_requests(model_name, image_shape, sample_images=None, input_dtype="uint8"):
     """PredictRequests that exercise each signature: a zero image and real samples.
 
     Args:
@@ -240,10 +247,10 @@ def warmup_requests(model_name, image_shape, sample_images=None):
     Returns:
       A list of ``predict_pb2.PredictRequest``.
     """
-    zeros = np.zeros((1,) + tuple(image_shape), np.uint8)
+    zeros = np.zeros((1,) + tuple(image_shape), input_dtype)
     batches = [zeros]
     if sample_images is not None and len(sample_images):
-        batches.append(np.asarray(sample_images[:WARMUP_SAMPLES], np.uint8))
+        batches.append(np.asarray(sample_images[:WARMUP_SAMPLES], input_dtype))
     requests = []
 
     def add(signature, key, value):
@@ -254,7 +261,7 @@ def warmup_requests(model_name, image_shape, sample_images=None):
 
     for batch in batches:
         add(IMAGES_SIGNATURE, IMAGES_INPUT, batch)
-    if image_shape[-1] in ENCODED_CHANNELS:
+    if is_image(image_shape, input_dtype):
         formats = ["png"] + (["jpeg"] if image_shape[-1] in (1, 3) else [])
         for fmt in formats:
             add(BYTES_SIGNATURE, BYTES_INPUT,
@@ -340,7 +347,7 @@ def write_models_config(export_base, serving_base_path=None, serve_versions="lat
 
 def export_saved_model(method, state, normalization, image_shape, class_names, export_base,
                        model_name=DEFAULT_MODEL_NAME, top_k=None, sample_images=None,
-                       serving_base_path=None, serve_versions="latest"):
+                       serving_base_path=None, serve_versions="latest", input_dtype="uint8"):
     """Exports the method's predictor as a new version of ``model_name``.
 
     Args:
@@ -357,6 +364,7 @@ def export_saved_model(method, state, normalization, image_shape, class_names, e
       serving_base_path: where the server sees ``export_base``, for models.config.
       serve_versions: ``latest`` or ``all``, the version policy of a model newly
         added to models.config.
+      input_dtype: ``uint8`` for images, ``float32`` for tabular features.
 
     Returns:
       The new version folder.
@@ -384,10 +392,11 @@ def export_saved_model(method, state, normalization, image_shape, class_names, e
         names = class_name_table(names_file)
         archive.track(names)
         for name, fn in serving_fns(method, state, normalization, tuple(image_shape), names,
-                                    top_k).items():
+                                    top_k, input_dtype).items():
             archive.add_endpoint(name, fn)
         archive.write_out(tmp, verbose=False)
-        write_warmup_file(tmp, warmup_requests(model_name, tuple(image_shape), sample_images))
+        write_warmup_file(tmp, warmup_requests(model_name, tuple(image_shape), sample_images,
+                                               input_dtype))
         while True:
             final = os.path.join(model_base, str(next_version(model_base)))
             try:

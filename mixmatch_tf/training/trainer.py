@@ -161,7 +161,8 @@ class Trainer:
         self.strategy = strategy or make_strategy()
         self.chief = is_chief(self.strategy)
         if self.config.model is None and model is None:
-            self.config = dataclasses.replace(self.config, model=self.method_cls.default_model)
+            default = "mlp" if self.data.tabular else self.method_cls.default_model
+            self.config = dataclasses.replace(self.config, model=default)
         self._check_label_set()
         self._prepare_run_dir()
         self._build(model)
@@ -558,10 +559,29 @@ class Trainer:
             "train_metrics": self.train_metrics,
         }
         out.update(results.summarize(self.evals))
+        out.update(self.train_errors())
         out.update(self.method.diagnostics(self.state))
         if self.chief:
             results.write_json(os.path.join(self.run.model_dir, METRICS_FILE), out)
         return out
+
+    def _predict_batch(self, batch):
+        return self.method.predict(self.state, batch["image"])
+
+    def train_errors(self):
+        """Training error (%) of the final predictor on the examples whose labels are
+        real and on those whose labels were corrupted (against the corrupted label):
+        the mixup paper's measure of memorisation. Empty without label noise."""
+        corrupted = self.train_labels != self.data.train_labels
+        if not corrupted.any():
+            return {}
+        pred = self.map_train_set(self._predict_batch).argmax(axis=-1)
+        real = ~corrupted
+        return {
+            "train_error_real": 100.0 * float(np.mean(pred[real] != self.data.train_labels[real])),
+            "train_error_corrupted": 100.0 * float(np.mean(pred[corrupted]
+                                                           != self.train_labels[corrupted])),
+        }
 
     # ---------------------------------------------------------------- export
     def predict(self, images):
@@ -582,7 +602,8 @@ class Trainer:
         return export_saved_model(self.method, self.state, self.normalization,
                                   self.data.image_shape, self.data.class_names, export_base,
                                   model_name=model_name or model_name_for_dataset(self.data.name),
-                                  sample_images=self.data.test_images, **options)
+                                  sample_images=self.data.test_images,
+                                  input_dtype=self.data.train_images.dtype.name, **options)
 
 
 def load_run(model_dir, data_dir=None, strategy=None, data=None):

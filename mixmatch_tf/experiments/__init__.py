@@ -1,0 +1,1 @@
+"""The mixup paper's experiments beyond accuracy tables (run through scripts/reproduce.py)."""
