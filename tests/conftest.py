@@ -37,3 +37,11 @@ def run_script(args, timeout=600, env=None):
     full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     return subprocess.run([sys.executable] + args, cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout, env=full_env)
+
+
+def checkpoint_weights(model_dir, prefix="state_"):
+    """The method-state tensors of a run's latest checkpoint (optimizer slots left out)."""
+    import tensorflow as tf
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(model_dir, "ckpt")))
+    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+            if k.startswith(prefix) and "OPTIMIZER" not in k}

@@ -6,9 +6,8 @@ import subprocess
 import sys
 
 import numpy as np
-import tensorflow as tf
 
-from conftest import ROOT, run_script
+from conftest import ROOT, checkpoint_weights, run_script
 
 
 def _free_ports(n):
@@ -19,12 +18,6 @@ def _free_ports(n):
     for s in socks:
         s.close()
     return ports
-
-
-def _weights(model_dir):
-    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(model_dir, "ckpt")))
-    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
-            if k.startswith("state_net") and "OPTIMIZER" not in k}
 
 
 def test_two_workers_end_with_the_weights_of_two_mirrored_replicas(tmp_path):
@@ -53,7 +46,8 @@ def test_two_workers_end_with_the_weights_of_two_mirrored_replicas(tmp_path):
     # only the chief writes into model_dir
     assert sorted(os.listdir(tmp_path / "multi" / "ckpt"))[0].startswith("checkpoint")
     assert not (tmp_path / "multi" / "workers").exists()
-    a, b = _weights(tmp_path / "mirrored"), _weights(tmp_path / "multi")
+    a = checkpoint_weights(tmp_path / "mirrored", "state_net")
+    b = checkpoint_weights(tmp_path / "multi", "state_net")
     assert a.keys() == b.keys() and a
     for k in a:
         np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-5, err_msg=k)

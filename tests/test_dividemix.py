@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import ROOT, run_script
+from conftest import ROOT, checkpoint_weights, run_script
 from mixmatch_tf import ops
 from mixmatch_tf.data import noise
 from mixmatch_tf.methods import coteaching, dividemix
@@ -148,12 +148,6 @@ def test_coteaching_on_one_and_two_replicas(tmp_path, one_replica, two_replicas,
         assert 0.0 < m["train_metrics"]["forget_rate"] <= 0.4
 
 
-def _weights(model_dir):
-    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(model_dir, "ckpt")))
-    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
-            if k.startswith("state_") and "OPTIMIZER" not in k}
-
-
 def test_dividemix_killed_mid_epoch_resumes_with_its_division(tmp_path):
     args = ["scripts/train.py", "--method=dividemix", "--dataset=digits", "--epochs=4",
             "--warmup_epochs=1", "--min_steps_per_epoch=10", "--checkpoint_every=7",
@@ -182,6 +176,6 @@ def test_dividemix_killed_mid_epoch_resumes_with_its_division(tmp_path):
         assert ea.keys() == eb.keys()
         for key in ea:
             assert ea[key] == pytest.approx(eb[key], abs=2e-3), key
-    wa, wb = _weights(tmp_path / "full"), _weights(killed)
+    wa, wb = checkpoint_weights(tmp_path / "full"), checkpoint_weights(killed)
     for k in wa:
         np.testing.assert_allclose(wa[k], wb[k], rtol=1e-3, atol=1e-4, err_msg=k)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import ROOT, run_script
+from conftest import ROOT, checkpoint_weights, run_script
 from mixmatch_tf.methods import ConfigError
 from mixmatch_tf.training import NonFiniteLossError, RunConfig, Trainer, load_run
 
@@ -94,12 +94,6 @@ def test_resume_refuses_other_settings(tmp_path, one_replica, digits):
         make("mixup", tmp_path, one_replica, digits, train_steps=2)
 
 
-def _final_weights(model_dir):
-    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(model_dir, "ckpt")))
-    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
-            if k.startswith("state_") and "OPTIMIZER" not in k}
-
-
 def test_killed_run_resumes_and_ends_where_an_uninterrupted_run_ends(tmp_path):
     args = ["scripts/train.py", "--method=mixup", "--dataset=digits", "--train_steps=400",
             "--checkpoint_every=100", "--steps_per_call=20", "--noise_type=sym",
@@ -126,7 +120,7 @@ def test_killed_run_resumes_and_ends_where_an_uninterrupted_run_ends(tmp_path):
     b = json.load(open(killed_dir / "metrics.json"))
     assert a["steps"] == b["steps"] == 400
     assert abs(a["test_error"] - b["test_error"]) <= 0.4
-    wa, wb = _final_weights(tmp_path / "full"), _final_weights(killed_dir)
+    wa, wb = checkpoint_weights(tmp_path / "full"), checkpoint_weights(killed_dir)
     assert wa.keys() == wb.keys() and wa
     for k in wa:
         np.testing.assert_allclose(wa[k], wb[k], rtol=1e-3, atol=1e-4, err_msg=k)

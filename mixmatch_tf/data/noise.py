@@ -13,10 +13,11 @@
     each class -> the next class of its superclass, cyclically.
   - digits: the visually confusable pairs 7 <-> 1, 3 -> 8, 5 -> 6, 9 -> 4.
 """
-import json
 import os
 
 import numpy as np
+
+from mixmatch_tf.data.run_files import load_or_make
 
 CIFAR10_ASYMMETRIC = {9: 1, 2: 0, 4: 7, 3: 5, 5: 3}
 DIGITS_ASYMMETRIC = {7: 1, 1: 7, 3: 8, 5: 6, 9: 4}
@@ -90,23 +91,13 @@ def noisy_labels_for_run(dataset, noise_type, rate, seed, model_dir):
     read back on every resume, so a resumed run trains on the very same labels.
     A file made with other settings is an error, never silently replaced.
     """
-    path = os.path.join(model_dir, NOISE_FILE)
     settings = {"dataset": dataset.name, "noise_type": noise_type, "noise_rate": float(rate),
                 "seed": int(seed), "num_train": dataset.num_train}
-    if os.path.exists(path):
-        with np.load(path, allow_pickle=False) as f:
-            saved = json.loads(str(f["settings"]))
-            noisy = f["labels"]
-        if saved != settings:
-            raise ValueError(f"{path} was made with {saved}, not {settings}; use a new "
-                             "--model_dir or the original noise flags")
-        return noisy
-    mapping = asymmetric_mapping(dataset) if noise_type == "asym" else None
-    noisy = make_noisy_labels(dataset.train_labels, dataset.num_classes, noise_type, rate, seed,
-                              mapping)
-    os.makedirs(model_dir, exist_ok=True)
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, labels=noisy, clean_labels=dataset.train_labels,
-             settings=np.asarray(json.dumps(settings, sort_keys=True)))
-    os.replace(tmp, path)
-    return noisy
+
+    def make():
+        mapping = asymmetric_mapping(dataset) if noise_type == "asym" else None
+        noisy = make_noisy_labels(dataset.train_labels, dataset.num_classes, noise_type, rate,
+                                  seed, mapping)
+        return {"labels": noisy, "clean_labels": dataset.train_labels}
+    return load_or_make(os.path.join(model_dir, NOISE_FILE), settings, make,
+                        "use a new --model_dir or the original noise flags")["labels"]

@@ -1,8 +1,9 @@
 """Class-balanced labeled subsets for semi-supervised learning, saved per run."""
-import json
 import os
 
 import numpy as np
+
+from mixmatch_tf.data.run_files import load_or_make
 
 SPLIT_FILE = "labeled_indices.npz"
 
@@ -32,19 +33,8 @@ def labeled_subset(labels, num_labeled, num_classes, seed):
 
 def labeled_split_for_run(labels, num_labeled, num_classes, seed, model_dir):
     """Draws (or reloads) the run's labeled indices from ``model_dir/labeled_indices.npz``."""
-    path = os.path.join(model_dir, SPLIT_FILE)
     settings = {"num_labeled": int(num_labeled), "seed": int(seed), "num_train": int(len(labels))}
-    if os.path.exists(path):
-        with np.load(path, allow_pickle=False) as f:
-            saved = json.loads(str(f["settings"]))
-            indices = f["indices"]
-        if saved != settings:
-            raise ValueError(f"{path} was made with {saved}, not {settings}; use a new "
-                             "--model_dir or the original --num_labeled and --seed")
-        return indices
-    indices = labeled_subset(labels, num_labeled, num_classes, seed)
-    os.makedirs(model_dir, exist_ok=True)
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, indices=indices, settings=np.asarray(json.dumps(settings, sort_keys=True)))
-    os.replace(tmp, path)
-    return indices
+    return load_or_make(
+        os.path.join(model_dir, SPLIT_FILE), settings,
+        lambda: {"indices": labeled_subset(labels, num_labeled, num_classes, seed)},
+        "use a new --model_dir or the original --num_labeled and --seed")["indices"]

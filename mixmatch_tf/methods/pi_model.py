@@ -18,18 +18,12 @@ import tensorflow as tf
 
 from mixmatch_tf import ops
 from mixmatch_tf.methods import common, semi
-from mixmatch_tf.methods.base import check, register
+from mixmatch_tf.methods.base import register
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(semi.SemiConfig):
+class Config(semi.ConsistencyConfig):
     consistency_weight: float = 20.0     # weight of the consistency loss (CIFAR-10)
-    warmup_fraction: float = 0.4         # the weight ramps up over this fraction of training
-
-    def __post_init__(self):
-        super().__post_init__()
-        check(self.consistency_weight >= 0, "consistency_weight", "must be >= 0")
-        check(0 < self.warmup_fraction <= 1, "warmup_fraction", "must be in (0, 1]")
 
 
 @register("pi_model")
@@ -42,7 +36,7 @@ class PiModel(semi.SemiSupervised):
         net = state["student"]
         x_lb, y_lb = self.labeled(batch)
         u = batch["unlabeled"]["image"]
-        weight = self.config.consistency_weight * self.warmup(step, self.config.warmup_fraction)
+        weight = self.consistency_weight(step)
         with tf.GradientTape() as tape:
             logits_x = net(x_lb, training=True)
             teacher = tf.stop_gradient(tf.nn.softmax(common.call_without_stat_updates(net, u[:, 0])))

@@ -20,16 +20,13 @@ from mixmatch_tf.methods.base import check, register
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(semi.SemiConfig):
+class Config(semi.ConsistencyConfig):
     consistency_weight: float = 1.0      # weight of the pseudo-label loss
-    warmup_fraction: float = 0.4         # the weight ramps up over this fraction of training
     threshold: float = 0.95              # confidence above which a pseudo-label is used
 
     def __post_init__(self):
         super().__post_init__()
         check(0 <= self.threshold < 1, "threshold", f"must be in [0, 1), got {self.threshold}")
-        check(self.consistency_weight >= 0, "consistency_weight", "must be >= 0")
-        check(0 < self.warmup_fraction <= 1, "warmup_fraction", "must be in (0, 1]")
 
 
 def pseudo_label_loss(logits, threshold):
@@ -49,7 +46,7 @@ class PseudoLabel(semi.SemiSupervised):
         net = state["student"]
         x_lb, y_lb = self.labeled(batch)
         u = batch["unlabeled"]["image"][:, 0]
-        weight = self.config.consistency_weight * self.warmup(step, self.config.warmup_fraction)
+        weight = self.consistency_weight(step)
         with tf.GradientTape() as tape:
             logits_x = net(x_lb, training=True)
             logits_u = common.call_without_stat_updates(net, u)

@@ -42,6 +42,20 @@ class SemiConfig(TrainConfig):
         check(self.num_labeled > 0, "num_labeled", f"must be > 0, got {self.num_labeled}")
 
 
+@dataclasses.dataclass(frozen=True)
+class ConsistencyConfig(SemiConfig):
+    """The baselines' unlabeled-loss weight, ramped up linearly from 0 (official code)."""
+    consistency_weight: float = 1.0      # weight of the unlabeled loss
+    warmup_fraction: float = 0.4         # the weight ramps up over this fraction of training
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(self.consistency_weight >= 0, "consistency_weight",
+              f"must be >= 0, got {self.consistency_weight}")
+        check(0 < self.warmup_fraction <= 1, "warmup_fraction",
+              f"must be in (0, 1], got {self.warmup_fraction}")
+
+
 # The bundled digits: a small CNN, 50 labels, 1,500 steps (about half a minute on 2 cores).
 DIGITS = {"model": "small_cnn", "num_labeled": 50, "train_steps": 1500, "eval_every": 50,
           "ema_decay": 0.99}
@@ -96,9 +110,11 @@ class SemiSupervised(Method):
         if "ema" in state:
             common.ema_update(state["ema"], student, self.config.ema_decay)
 
-    def warmup(self, step, fraction):
-        """clip(step / (fraction * total steps), 0, 1): the baselines' consistency ramp."""
-        return ops.linear_rampup(step, max(1, int(fraction * self.total_steps())))
+    def consistency_weight(self, step):
+        """consistency_weight * clip(step / (warmup_fraction * total steps), 0, 1)."""
+        cfg = self.config
+        ramp = ops.linear_rampup(step, max(1, int(cfg.warmup_fraction * self.total_steps())))
+        return cfg.consistency_weight * ramp
 
     def predict(self, state, images):
         net = state.get("ema", state["student"])

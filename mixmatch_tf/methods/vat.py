@@ -25,9 +25,8 @@ from mixmatch_tf.methods.base import check, register
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(semi.SemiConfig):
+class Config(semi.ConsistencyConfig):
     consistency_weight: float = 0.3      # weight of the VAT loss
-    warmup_fraction: float = 0.4         # the VAT weight ramps up over this fraction of training
     vat_eps: float = 6.0                 # length of the adversarial perturbation
     vat_xi: float = 1e-6                 # length of the probe in the power iteration
     entmin_weight: float = 0.06          # weight of entropy minimisation on unlabeled data
@@ -37,8 +36,6 @@ class Config(semi.SemiConfig):
         check(self.vat_eps > 0, "vat_eps", f"must be > 0, got {self.vat_eps}")
         check(self.vat_xi > 0, "vat_xi", f"must be > 0, got {self.vat_xi}")
         check(self.entmin_weight >= 0, "entmin_weight", "must be >= 0")
-        check(self.consistency_weight >= 0, "consistency_weight", "must be >= 0")
-        check(0 < self.warmup_fraction <= 1, "warmup_fraction", "must be in (0, 1]")
 
 
 def normalize_direction(d):
@@ -76,7 +73,7 @@ class VAT(semi.SemiSupervised):
         forward = lambda v: common.call_without_stat_updates(net, v)  # noqa: E731
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
         seed = ops.make_seed(self.ctx.seed, 2, step, replica)
-        weight = cfg.consistency_weight * self.warmup(step, cfg.warmup_fraction)
+        weight = self.consistency_weight(step)
         with tf.GradientTape() as tape:
             logits_x = net(x_lb, training=True)
             logits_u = forward(u)
