@@ -90,13 +90,13 @@ def test_small_loss_mask_hand_values():
     np.testing.assert_array_equal(coteaching.small_loss_mask(loss, tf.constant(0)), [0, 1, 0, 0])
 
 
-SHORT = {"epochs": 4.0, "warmup_epochs": 1.0, "min_steps_per_epoch": 4}
+SHORT = {"epochs": 3.0, "warmup_epochs": 1.0, "min_steps_per_epoch": 4}
 
 
 def test_dividemix_runs_and_reports_division_diagnostics(tmp_path, one_replica, digits):
     run = RunConfig(model_dir=str(tmp_path), noise_type="sym", noise_rate=0.5)
     m = Trainer("dividemix", digits, run, config=SHORT, strategy=one_replica).fit()
-    assert len(m["division_history"]) == 3 and len(m["evals"]) == 4  # after warm-up + 3 epochs
+    assert len(m["division_history"]) == 2 and len(m["evals"]) == 3  # after warm-up + 2 epochs
     div = m["division"]
     assert 0.5 < div["net1_auc"] <= 1.0 and 0 < div["net1_labeled"] < digits.num_train
     for key in ("net1_precision", "net1_recall", "net2_auc", "net2_labeled"):
@@ -149,9 +149,9 @@ def test_coteaching_on_one_and_two_replicas(tmp_path, one_replica, two_replicas,
 
 
 def test_dividemix_killed_mid_epoch_resumes_with_its_division(tmp_path):
-    args = ["scripts/train.py", "--method=dividemix", "--dataset=digits", "--epochs=4",
+    args = ["scripts/train.py", "--method=dividemix", "--dataset=digits", "--epochs=3",
             "--warmup_epochs=1", "--min_steps_per_epoch=10", "--checkpoint_every=7",
-            "--steps_per_call=1", "--noise_type=sym", "--noise_rate=0.5", "--seed=1"]
+            "--noise_type=sym", "--noise_rate=0.5", "--seed=1"]
     full = run_script(args + [f"--model_dir={tmp_path / 'full'}"])
     assert full.returncode == 0, full.stderr[-2000:]
     killed = tmp_path / "killed"
@@ -171,7 +171,7 @@ def test_dividemix_killed_mid_epoch_resumes_with_its_division(tmp_path):
     a = json.load(open(tmp_path / "full" / "metrics.json"))
     b = json.load(open(killed / "metrics.json"))
     assert a["steps"] == b["steps"]
-    assert len(a["division_history"]) == len(b["division_history"]) == 3
+    assert len(a["division_history"]) == len(b["division_history"]) == 2
     for ea, eb in zip(a["division_history"], b["division_history"]):
         assert ea.keys() == eb.keys()
         for key in ea:

@@ -5,7 +5,7 @@ import pytest
 from mixmatch_tf.models import build_model, model_names, split_stages
 
 SHAPES = {"small_cnn": (8, 8, 1), "wrn28_2": (32, 32, 3), "preact_resnet18": (32, 32, 3),
-          "wrn28_large": (32, 32, 3)}
+          "wrn28_large": (32, 32, 3), "mlp": (13,)}
 
 
 def trainable(model):

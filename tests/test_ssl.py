@@ -140,11 +140,11 @@ def test_every_ssl_method_trains_on_one_and_two_replicas(tmp_path, one_replica, 
                                                         digits, method):
     for name, strategy in (("one", one_replica), ("two", two_replicas)):
         tr = Trainer(method, digits, RunConfig(model_dir=str(tmp_path / name)),
-                     config={"train_steps": 4, "eval_every": 4, "num_labeled": 20},
+                     config={"train_steps": 2, "eval_every": 2, "num_labeled": 20},
                      strategy=strategy)
         before = [w.copy() for w in tr.state["student"].get_weights()]
         m = tr.fit()
-        assert np.isfinite(m["train_metrics"]["loss"]) and m["steps"] == 4
+        assert np.isfinite(m["train_metrics"]["loss"]) and m["steps"] == 2
         after = tr.state["student"].get_weights()
         assert any(not np.allclose(a, b) for a, b in zip(before, after))
 

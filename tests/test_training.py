@@ -95,8 +95,8 @@ def test_resume_refuses_other_settings(tmp_path, one_replica, digits):
 
 
 def test_killed_run_resumes_and_ends_where_an_uninterrupted_run_ends(tmp_path):
-    args = ["scripts/train.py", "--method=mixup", "--dataset=digits", "--train_steps=400",
-            "--checkpoint_every=100", "--steps_per_call=20", "--noise_type=sym",
+    args = ["scripts/train.py", "--method=mixup", "--dataset=digits", "--train_steps=200",
+            "--checkpoint_every=50", "--steps_per_call=10", "--noise_type=sym",
             "--noise_rate=0.3", "--seed=3"]
     full = run_script(args + [f"--model_dir={tmp_path / 'full'}"])
     assert full.returncode == 0, full.stderr[-2000:]
@@ -106,7 +106,7 @@ def test_killed_run_resumes_and_ends_where_an_uninterrupted_run_ends(tmp_path):
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline:
-        if os.path.exists(killed_dir / "ckpt" / "ckpt-200.index"):
+        if os.path.exists(killed_dir / "ckpt" / "ckpt-100.index"):
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
@@ -118,7 +118,7 @@ def test_killed_run_resumes_and_ends_where_an_uninterrupted_run_ends(tmp_path):
 
     a = json.load(open(tmp_path / "full" / "metrics.json"))
     b = json.load(open(killed_dir / "metrics.json"))
-    assert a["steps"] == b["steps"] == 400
+    assert a["steps"] == b["steps"] == 200
     assert abs(a["test_error"] - b["test_error"]) <= 0.4
     wa, wb = checkpoint_weights(tmp_path / "full"), checkpoint_weights(killed_dir)
     assert wa.keys() == wb.keys() and wa
