@@ -107,16 +107,16 @@ def run(output_dir, seeds, jobs=1, **_):
     fig.savefig(os.path.join(output_dir, "figures", "between_points.png"), dpi=110)
     plt.close(fig)
 
-    def fmt(values):
+    def fmt(values, spec=".2f"):
         arr = np.asarray(values, float)
-        return f"{arr.mean():.2f} +- {arr.std(ddof=1) if len(arr) > 1 else 0:.2f}"
+        return f"{arr.mean():{spec}} +- {arr.std(ddof=1) if len(arr) > 1 else 0:{spec}}"
     inner = slice(1, -1)  # lambda strictly between 0 and 1
     lines = ["## Between training points (Figure 2)", "",
              "| | misses (%), mean over 0 < lambda < 1 | input-gradient norm, mean over "
              "0 < lambda < 1 | clean test error (%) |", "|---|---|---|---|"]
     for label, values in measured.items():
         lines.append(f"| {label} | {fmt([v[0][inner].mean() for v in values])} | "
-                     f"{fmt([v[1][inner].mean() for v in values])} | "
+                     f"{fmt([v[1][inner].mean() for v in values], '.4f')} | "
                      f"{fmt([v[2] for v in values])} |")
     attack_names = list(measured[RUNS[0][0]][0][3])
     lines += ["", "![between_points](figures/between_points.png)", "",
