@@ -76,6 +76,17 @@ def test_sample_permutation_is_a_permutation():
     assert sorted(p.numpy().tolist()) == list(range(50))
 
 
+def test_sample_permutation_compiles_with_xla_inside_xla_compatible():
+    from mixmatch_tf.ops import mixing
+    seed = ops.make_seed(1)
+    with mixing.xla_compatible():
+        p = tf.function(lambda s: ops.sample_permutation(50, s), jit_compile=True)(seed)
+    assert sorted(p.numpy().tolist()) == list(range(50))
+    with pytest.raises(Exception, match="StatelessShuffle"):
+        tf.function(lambda s: ops.sample_permutation(50, s), jit_compile=True)(seed)
+    assert not mixing._XLA["on"]  # the context restores the default
+
+
 def test_sharpen_hand_values():
     p = tf.constant([[0.6, 0.4], [0.5, 0.5]])
     out = run_all_ways(lambda q: ops.sharpen(q, 0.5), p)

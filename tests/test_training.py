@@ -35,6 +35,17 @@ def test_erm_smoke(tmp_path, one_replica, digits):
     assert os.path.isdir(tmp_path / "train") and os.path.isdir(tmp_path / "eval")
 
 
+def test_jit_compiled_steps_train(tmp_path, one_replica, digits):
+    """--jit_compile compiles a step that mixes inside the step (MixMatch's global mixup)."""
+    tr = make("mixmatch", tmp_path, one_replica, digits, run={"jit_compile": True},
+              num_labeled=50, train_steps=3, eval_every=3, model="small_cnn")
+    before = [w.copy() for w in tr.state["student"].get_weights()]
+    m = tr.fit()
+    assert m["steps"] == 3 and np.isfinite(m["train_metrics"]["loss"])
+    after = tr.state["student"].get_weights()
+    assert any(not np.allclose(a, b) for a, b in zip(before, after))
+
+
 def test_mixup_learns_the_digits(tmp_path, one_replica, digits):
     m = make("mixup", tmp_path, one_replica, digits, train_steps=400, eval_every=400).fit()
     assert m["test_error"] < 8.0, m["test_error"]

@@ -55,18 +55,21 @@ def initial_parameters(x, reg_covar=5e-4, kmeans_iter=20):
     Returns float64 tensors (weights [2], means [2], variances [2]).
     """
     return _initial_parameters(tf.convert_to_tensor(np.asarray(x, np.float64).reshape(-1)),
-                               tf.constant(float(reg_covar), tf.float64), kmeans_iter)
+                               tf.constant(float(reg_covar), tf.float64), tf.constant(kmeans_iter))
 
 
 @tf.function(reduce_retracing=True)
 def _initial_parameters(x, reg_covar, kmeans_iter):
     centers = tf.stack([tf.reduce_min(x), tf.reduce_max(x)])
-    for _ in range(kmeans_iter):
+    step, moved = tf.constant(0), tf.constant(True)
+    while step < kmeans_iter and moved:  # Lloyd's steps until the centres stop moving
         hard = tf.cast(tf.abs(x - centers[1]) < tf.abs(x - centers[0]), tf.int32)
         resp = tf.one_hot(hard, 2, dtype=tf.float64)
         count = tf.reduce_sum(resp, axis=0)
-        centers = tf.where(count > 0, tf.reduce_sum(resp * x[:, None], 0) / tf.maximum(count, 1.0),
-                           centers)
+        new = tf.where(count > 0, tf.reduce_sum(resp * x[:, None], 0) / tf.maximum(count, 1.0),
+                       centers)
+        moved = tf.reduce_any(new != centers)
+        centers, step = new, step + 1
     hard = tf.cast(tf.abs(x - centers[1]) < tf.abs(x - centers[0]), tf.int32)
     return _m_step(x, tf.one_hot(hard, 2, dtype=tf.float64), reg_covar)
 
@@ -98,7 +101,7 @@ def fit_gmm(x, max_iter=10, tol=1e-2, reg_covar=5e-4, init=None):
     """
     x = tf.convert_to_tensor(np.asarray(x, np.float64).reshape(-1))
     w, m, v = init if init is not None else _initial_parameters(
-        x, tf.constant(float(reg_covar), tf.float64), 20)
+        x, tf.constant(float(reg_covar), tf.float64), tf.constant(20))
     out = _fit(x, tf.constant(w, tf.float64), tf.constant(m, tf.float64),
                tf.constant(v, tf.float64), tf.constant(int(max_iter)),
                tf.constant(float(tol), tf.float64), tf.constant(float(reg_covar), tf.float64))
@@ -109,9 +112,13 @@ def fit_gmm(x, max_iter=10, tol=1e-2, reg_covar=5e-4, init=None):
 def posteriors(x, gmm):
     """Component posteriors [N, 2] of ``x`` under a fitted ``GMM``."""
     x = tf.convert_to_tensor(np.asarray(x, np.float64).reshape(-1))
-    _, log_resp = _log_responsibilities(x, tf.constant(gmm.weights), tf.constant(gmm.means),
-                                        tf.constant(gmm.variances))
-    return tf.exp(log_resp).numpy()
+    return _posteriors(x, tf.constant(gmm.weights), tf.constant(gmm.means),
+                       tf.constant(gmm.variances)).numpy()
+
+
+@tf.function(reduce_retracing=True)
+def _posteriors(x, weights, means, variances):
+    return tf.exp(_log_responsibilities(x, weights, means, variances)[1])
 
 
 def clean_probability(losses, max_iter=10, tol=1e-2, reg_covar=5e-4):

@@ -4,10 +4,32 @@ References:
   Zhang, Cisse, Dauphin, Lopez-Paz. mixup: Beyond Empirical Risk Minimization. ICLR 2018.
   Berthelot et al. MixMatch: A Holistic Approach to Semi-Supervised Learning. NeurIPS 2019.
 """
+import contextlib
+
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 tfd = tfp.distributions
+
+# Whether ops traced now must compile with XLA (see ``xla_compatible``).
+_XLA = {"on": False}
+
+
+@contextlib.contextmanager
+def xla_compatible(on=True):
+    """Within it, traced samplers use only ops that XLA compiles.
+
+    ``sample_permutation`` then draws its permutation as the argsort of stateless
+    uniforms (XLA has no kernel for ``StatelessShuffle``): an equally uniform
+    permutation, but not the same one, so a run with ``--jit_compile`` draws other
+    permutations than one without. The trainer enters it while tracing an
+    XLA-compiled train step.
+    """
+    previous, _XLA["on"] = _XLA["on"], bool(on)
+    try:
+        yield
+    finally:
+        _XLA["on"] = previous
 
 
 def _tfp_seed(seed):
@@ -45,6 +67,8 @@ def sample_dirichlet(alpha, num_components, shape, seed):
 
 def sample_permutation(n, seed):
     """A uniformly random permutation of ``range(n)`` (int32 [n])."""
+    if _XLA["on"]:
+        return tf.argsort(tf.random.stateless_uniform([n], seed))
     return tf.random.experimental.stateless_shuffle(tf.range(n), seed=seed)
 
 

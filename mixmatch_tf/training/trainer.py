@@ -36,6 +36,7 @@ from mixmatch_tf.data.preprocess import Normalization, normalize
 from mixmatch_tf.data.sources import ImageData, load_dataset
 from mixmatch_tf.methods.base import ConfigError, Context, check, get_method, resolve_config
 from mixmatch_tf.models import build_model
+from mixmatch_tf.ops import mixing
 from mixmatch_tf.training import results
 from mixmatch_tf.training.strategy import is_chief, make_strategy
 
@@ -317,7 +318,8 @@ class Trainer:
         strategy, state, step_fn = self.strategy, self.state, phase.step_fn
 
         def replica_fn(batch, step):
-            out = step_fn(state, batch, step)
+            with mixing.xla_compatible(self.run.jit_compile):  # runs while tracing only
+                out = step_fn(state, batch, step)
             if "loss" not in out:
                 raise ValueError(f"the train step of phase {phase.name!r} must return 'loss'")
             return {k: tf.cast(v, tf.float32) for k, v in out.items()}
