@@ -10,6 +10,8 @@ For a trained ERM and a trained mixup model (ordinary run folders):
   (10 steps of eps / 10, projected on the eps-ball and on the valid pixel range)
   for several eps, in pixel units out of 255.
 """
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -70,9 +72,8 @@ RUNS = (("ERM", (("method", "erm"),)), ("mixup (alpha 1)", (("method", "mixup"),
 
 def run(output_dir, seeds, jobs=1, **_):
     """Trains ERM and mixup on the clean digits (ordinary runs), then measures both."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from mixmatch_tf.reproduce.report import mean_std, pyplot, save_figure
+    plt = pyplot()
     from mixmatch_tf.reproduce.runner import run_dir, run_suite
     from mixmatch_tf.reproduce.suites import RunSpec
     from mixmatch_tf.training import load_run, make_strategy
@@ -101,29 +102,22 @@ def run(output_dir, seeds, jobs=1, **_):
         ax.set_xlabel("lambda")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    import os
-    os.makedirs(os.path.join(output_dir, "figures"), exist_ok=True)
-    fig.savefig(os.path.join(output_dir, "figures", "between_points.png"), dpi=110)
-    plt.close(fig)
+    save_figure(fig, os.path.join(output_dir, "figures", "between_points.png"))
 
-    def fmt(values, spec=".2f"):
-        arr = np.asarray(values, float)
-        return f"{arr.mean():{spec}} +- {arr.std(ddof=1) if len(arr) > 1 else 0:{spec}}"
     inner = slice(1, -1)  # lambda strictly between 0 and 1
     lines = ["## Between training points (Figure 2)", "",
              "| | misses (%), mean over 0 < lambda < 1 | input-gradient norm, mean over "
              "0 < lambda < 1 | clean test error (%) |", "|---|---|---|---|"]
     for label, values in measured.items():
-        lines.append(f"| {label} | {fmt([v[0][inner].mean() for v in values])} | "
-                     f"{fmt([v[1][inner].mean() for v in values], '.4f')} | "
-                     f"{fmt([v[2] for v in values])} |")
+        lines.append(f"| {label} | {mean_std([v[0][inner].mean() for v in values])} | "
+                     f"{mean_std([v[1][inner].mean() for v in values], '.4f')} | "
+                     f"{mean_std([v[2] for v in values])} |")
     attack_names = list(measured[RUNS[0][0]][0][3])
     lines += ["", "![between_points](figures/between_points.png)", "",
               "## Adversarial robustness: top-1 test error (%), eps in pixels out of 255", "",
               "| | " + " | ".join(attack_names) + " |", "|---" * (len(attack_names) + 1) + "|"]
     for label, values in measured.items():
-        lines.append(f"| {label} | " + " | ".join(fmt([v[3][a] for v in values])
+        lines.append(f"| {label} | " + " | ".join(mean_std([v[3][a] for v in values])
                                                   for a in attack_names) + " |")
     lines += ["", f"Seeds: {', '.join(map(str, seeds))}; 500 random pairs per run.", ""]
     return "\n".join(lines)

@@ -93,9 +93,8 @@ def train(seed, use_mixup, alpha=0.2, iterations=20000, batch=128, lr=1e-3):
 
 
 def run(output_dir, seeds, iterations=20000, **_):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from mixmatch_tf.reproduce.report import mean_std, pyplot, save_figure
+    plt = pyplot()
     rows = {"GAN": [], "GAN + mixup (alpha 0.2)": []}
     shown = {}
     for seed in seeds:
@@ -114,16 +113,13 @@ def run(output_dir, seeds, iterations=20000, **_):
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(f"{label.split(' (')[0]}, it {it}", fontsize=8)
-    fig.tight_layout()
-    os.makedirs(os.path.join(output_dir, "figures"), exist_ok=True)
-    fig.savefig(os.path.join(output_dir, "figures", "gan2d.png"), dpi=110)
-    plt.close(fig)
+    save_figure(fig, os.path.join(output_dir, "figures", "gan2d.png"))
     lines = [f"| | modes covered (of {MODES}) | high-quality samples (%) |", "|---|---|---|"]
     for label, values in rows.items():
         modes = np.array([v[0] for v in values], float)
         good = np.array([v[1] for v in values])
         lines.append(f"| {label} | {modes.mean():.1f} (min {modes.min():.0f}) | "
-                     f"{good.mean():.1f} +- {good.std(ddof=1) if len(good) > 1 else 0:.1f} |")
+                     f"{mean_std(good, '.1f')} |")
     lines += ["", f"{iterations} iterations, seeds {', '.join(map(str, seeds))}.", "",
               "![gan2d](figures/gan2d.png)", ""]
     return "\n".join(lines)

@@ -35,9 +35,8 @@ def surface(trainer, lo, hi):
 
 def run(output_dir, seeds, **_):
     """Trains, draws, and returns the markdown section of the report."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from mixmatch_tf.reproduce.report import mean_std, pyplot, save_figure
+    plt = pyplot()
 
     strategy = make_strategy()
     rows = {"ERM": [], "mixup (alpha 1)": []}
@@ -63,15 +62,11 @@ def run(output_dir, seeds, **_):
             pts = data.train_images[data.train_labels == c]
             ax.scatter(pts[:, 0], pts[:, 1], s=6, c=color)
         ax.set_title(f"{label}: p(y=1|x)")
-    fig.tight_layout()
-    os.makedirs(os.path.join(output_dir, "figures"), exist_ok=True)
-    fig.savefig(os.path.join(output_dir, "figures", "toy2d.png"), dpi=110)
-    plt.close(fig)
+    save_figure(fig, os.path.join(output_dir, "figures", "toy2d.png"))
     lines = ["| | test error (%) | plane where 0.1 < p(y=1|x) < 0.9 (%) |", "|---|---|---|"]
     for label, values in rows.items():
         err = np.array([v[0] for v in values])
         unsure = 100 * np.array([v[1] for v in values])
-        lines.append(f"| {label} | {err.mean():.2f} +- {err.std(ddof=1) if len(err) > 1 else 0:.2f} "
-                     f"| {unsure.mean():.1f} +- {unsure.std(ddof=1) if len(unsure) > 1 else 0:.1f} |")
+        lines.append(f"| {label} | {mean_std(err)} | {mean_std(unsure, '.1f')} |")
     lines += ["", f"Seeds: {', '.join(map(str, seeds))}.", "", "![toy2d](figures/toy2d.png)", ""]
     return "\n".join(lines)

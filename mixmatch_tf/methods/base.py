@@ -126,6 +126,11 @@ class Context:
     def num_train(self):
         return int(len(self.train_labels))
 
+    @property
+    def label_is_true(self):
+        """bool [N]: whether each training label is the true one (diagnostics only)."""
+        return self.clean_labels == self.train_labels
+
 
 @dataclasses.dataclass
 class Phase:

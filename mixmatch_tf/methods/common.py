@@ -45,6 +45,17 @@ def add_l2_gradients(grads, variables, weight_decay):
     return [g + scale * tf.cast(v, g.dtype) for g, v in zip(grads, variables)]
 
 
+def sgd_update(tape, loss, net, optimizer, weight_decay):
+    """One optimizer step on a per-replica mean ``loss`` with coupled weight decay.
+
+    The update of the mixup, DivideMix and Co-teaching code:
+    ``replica_gradients`` + ``add_l2_gradients``, then ``apply_gradients``.
+    """
+    variables = net.trainable_variables
+    grads = replica_gradients(tape, loss, variables, optimizer)
+    optimizer.apply_gradients(zip(add_l2_gradients(grads, variables, weight_decay), variables))
+
+
 def decay_kernels(model, rate):
     """kernel *= 1 - rate for the conv and dense kernels of ``model`` only.
 

@@ -114,10 +114,7 @@ class CoTeaching(Method):
         for k, loss in ((1, update1), (2, update2)):
             net, opt = state[f"net{k}"], state[f"opt{k}"]
             common.set_learning_rate(opt, lr)
-            grads = common.replica_gradients(tape, loss, net.trainable_variables, opt)
-            grads = common.add_l2_gradients(grads, net.trainable_variables,
-                                            self.config.weight_decay)
-            opt.apply_gradients(zip(grads, net.trainable_variables))
+            common.sgd_update(tape, loss, net, opt, self.config.weight_decay)
         del tape
         return {"loss": (update1 + update2) / 2, "loss_net1": update1, "loss_net2": update2,
                 "forget_rate": forget, "lr": lr}

@@ -258,7 +258,7 @@ class DivideMix(Method):
 
     def record_loss_histogram(self, state, losses, epoch_index):
         """Histograms of normalised losses of truly clean and noisy examples (diagnostics)."""
-        clean = self.ctx.clean_labels == self.ctx.train_labels
+        clean = self.ctx.label_is_true
         bins = np.linspace(0.0, 1.0, HIST_BINS + 1)
         counts = [np.histogram(losses[mask], bins)[0] for mask in (clean, ~clean)]
         state["division"]["loss_hist"].assign(np.asarray(counts, np.float32))
@@ -268,7 +268,7 @@ class DivideMix(Method):
         """(labeled count, AUC, precision, recall) of a division against the true labels;
         -1 where undefined (no noisy or no clean examples)."""
         from sklearn.metrics import roc_auc_score
-        clean = self.ctx.clean_labels == self.ctx.train_labels
+        clean = self.ctx.label_is_true
         labeled = prob > self.config.p_threshold
         auc = roc_auc_score(clean, prob) if 0 < clean.sum() < len(clean) else -1.0
         precision = clean[labeled].mean() if labeled.any() else -1.0
@@ -287,10 +287,7 @@ class DivideMix(Method):
                 loss = ce
                 if self.penalize_confidence():
                     loss += tf.reduce_mean(ops.neg_entropy(logits))
-            grads = common.replica_gradients(tape, loss, net.trainable_variables, opt)
-            grads = common.add_l2_gradients(grads, net.trainable_variables,
-                                            self.config.weight_decay)
-            opt.apply_gradients(zip(grads, net.trainable_variables))
+            common.sgd_update(tape, loss, net, opt, self.config.weight_decay)
             out[f"loss_net{k}"] = ce
         out["loss"] = (out["loss_net1"] + out["loss_net2"]) / 2
         out["lr"] = state["opt1"].learning_rate
@@ -330,9 +327,7 @@ class DivideMix(Method):
             loss_u = tf.reduce_mean(ops.squared_error(probs[2 * b:], tf.concat(ys[2:], 0)))
             loss_reg = ops.prior_penalty(global_mean(probs))
             loss = loss_x + lambda_u * loss_u + cfg.lambda_prior * loss_reg
-        grads = common.replica_gradients(tape, loss, net.trainable_variables, opt)
-        grads = common.add_l2_gradients(grads, net.trainable_variables, cfg.weight_decay)
-        opt.apply_gradients(zip(grads, net.trainable_variables))
+        common.sgd_update(tape, loss, net, opt, cfg.weight_decay)
         return {"loss": loss, "loss_x": loss_x, "loss_u": loss_u, "loss_reg": loss_reg,
                 "lambda_u": lambda_u, "lr": opt.learning_rate}
 

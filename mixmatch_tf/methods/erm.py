@@ -117,9 +117,7 @@ class ERM(Method):
         with tf.GradientTape() as tape:
             logits, y = self.forward(net, batch["train"], step)
             loss = tf.reduce_mean(ops.soft_cross_entropy(logits, y))
-        grads = common.replica_gradients(tape, loss, net.trainable_variables, opt)
-        grads = common.add_l2_gradients(grads, net.trainable_variables, self.config.weight_decay)
-        opt.apply_gradients(zip(grads, net.trainable_variables))
+        common.sgd_update(tape, loss, net, opt, self.config.weight_decay)
         return {"loss": loss, "lr": lr}
 
     def predict(self, state, images):

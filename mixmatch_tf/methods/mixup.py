@@ -131,13 +131,12 @@ class Mixup(erm.ERM):
             else:
                 lam = ops.sample_beta(cfg.mixup_alpha, shape, seeds[0])
                 if partner is None:
-                    perm = ops.sample_permutation(n, seeds[1])
-                    x_p, y_p = tf.gather(x, perm), tf.gather(y, perm)
+                    x_mix, y_mix = ops.mixup(x, y, lam, ops.sample_permutation(n, seeds[1]))
                 else:
                     other = source.fetch(partner(b["index"], seeds[2]), seed=seeds[3],
                                          augment=cfg.augment)
-                    x_p, y_p = other["image"], self.targets(other["label"])
-                x_mix, y_mix = ops.mix(x, x_p, lam), ops.mix(y, y_p, lam)
+                    x_mix = ops.mix(x, other["image"], lam)
+                    y_mix = ops.mix(y, self.targets(other["label"]), lam)
             out = dict(b, image=x_mix, target=y_mix if cfg.mix_targets else y)
             if cfg.input_noise:
                 out["image"] = ops.gaussian_noise(out["image"], cfg.input_noise, seeds[4])
@@ -160,8 +159,7 @@ class Mixup(erm.ERM):
         h = x
         for stage in stages[:cfg.mix_layer]:
             h = stage(h, training=True)
-        h = ops.mix(h, tf.gather(h, perm), lam)
+        h, y_mix = ops.mixup(h, y, lam, perm)
         for stage in stages[cfg.mix_layer:]:
             h = stage(h, training=True)
-        y_mix = ops.mix(y, tf.gather(y, perm), lam)
         return h, (y_mix if cfg.mix_targets else y)

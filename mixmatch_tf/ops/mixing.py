@@ -24,6 +24,12 @@ def xla_compatible(on=True):
     permutation, but not the same one, so a run with ``--jit_compile`` draws other
     permutations than one without. The trainer enters it while tracing an
     XLA-compiled train step.
+
+    TFP's Beta and Dirichlet samplers also pick their implementation when first
+    traced: once a process has traced them under XLA, its non-XLA traces draw
+    other numbers from the same seed. A run is deterministic either way (a fresh
+    process, the same setting); do not mix jit-compiled and plain runs in one
+    process where exact reproduction matters.
     """
     previous, _XLA["on"] = _XLA["on"], bool(on)
     try:
@@ -172,6 +178,7 @@ def knn_table(features, k, labels=None, chunk=2048):
         k = min(k, int(tf.reduce_min(tf.boolean_mask(counts, counts > 0))) - 1)
     k = max(1, min(k, n - 1))
     sq = tf.reduce_sum(tf.square(x), axis=1)
+    lab = None if labels is None else tf.convert_to_tensor(labels)
     rows = []
     for start in range(0, n, chunk):
         block = x[start:start + chunk]
@@ -180,8 +187,7 @@ def knn_table(features, k, labels=None, chunk=2048):
         d = tf.tensor_scatter_nd_update(
             d, tf.stack([tf.range(int(block.shape[0])), ids], 1), tf.fill([int(block.shape[0])],
                                                                            float("inf")))
-        if labels is not None:
-            lab = tf.convert_to_tensor(labels)
+        if lab is not None:
             other = tf.not_equal(lab[start:start + chunk, None], lab[None])
             d = tf.where(other, tf.fill(tf.shape(d), float("inf")), d)
         rows.append(tf.math.top_k(-d, k=k).indices)

@@ -27,6 +27,12 @@ def cell_stats(values):
     return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0, len(arr)
 
 
+def mean_std(values, spec=".2f"):
+    """'mean +- sample std' of numbers, each formatted with ``spec``."""
+    mean, std, _ = cell_stats(list(values))
+    return f"{mean:{spec}} +- {std:{spec}}"
+
+
 def table(specs, results, key):
     """A markdown table: rows x columns with 'mean +- std (n)' and the paper's number."""
     rows = list(dict.fromkeys(s.row for s in specs))
@@ -54,16 +60,25 @@ def table(specs, results, key):
 
 
 # --------------------------------------------------------------------------- figures
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
 
 
+def save_figure(fig, path):
+    """Lays out, writes (creating the folder) and closes ``fig``."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+
+
 def error_curves(specs, results, path):
     """Test error against training step, mean over seeds, one panel per column."""
-    plt = _pyplot()
+    plt = pyplot()
     columns = list(dict.fromkeys(s.column for s in specs))
     fig, axes = plt.subplots(1, len(columns), figsize=(4 * len(columns), 3.2), squeeze=False)
     for ax, column in zip(axes[0], columns):
@@ -84,14 +99,12 @@ def error_curves(specs, results, path):
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def division_auc(specs, results, path):
     """DivideMix: AUC of the clean probability against the true clean mask, per epoch."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.2))
     by_column = collections.defaultdict(list)
     for spec, m in results.items():
@@ -106,14 +119,12 @@ def division_auc(specs, results, path):
     ax.set_ylabel("AUC (clean vs noisy)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def loss_histograms(specs, results, path):
     """DivideMix: histograms of normalised per-sample losses of clean and noisy examples."""
-    plt = _pyplot()
+    plt = pyplot()
     chosen = {}
     for spec, m in results.items():
         if m.get("loss_histograms") and spec.column not in chosen:
@@ -130,9 +141,7 @@ def loss_histograms(specs, results, path):
         ax.set_title(f"{column}, epoch {hist['epoch']:g}")
         ax.set_xlabel("normalised loss")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return True
 
 
@@ -147,7 +156,6 @@ def write_report(suite, specs, output_dir, command):
              f"Runs finished: {len(results)} of {len(specs)}.", ""]
     for key, label in suite.metrics:
         lines += [f"## {label}", "", table(specs, results, key), ""]
-    os.makedirs(os.path.join(output_dir, "figures"), exist_ok=True)
     for name in suite.figures:
         path = os.path.join(output_dir, "figures", f"{name}.png")
         if results and FIGURES[name](specs, results, path) is not False:

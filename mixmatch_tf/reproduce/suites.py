@@ -231,6 +231,8 @@ def svhn_ssl_runs(seeds):
 DIVIDEMIX_C10 = {"sym20": (3.9, 4.3), "sym50": (5.4, 5.6), "sym80": (6.8, 7.1),
                  "sym90": (24.0, 24.6), "asym40": (6.6, 7.9)}
 DIVIDEMIX_C100 = {"sym80": (39.8, 40.4), "sym90": (68.5, 69.0)}
+CIFAR_NOISY_METRICS = (("median_last_10_test_error", "test error (%), last 10 epochs"),
+                       ("best_test_error", "best test error (%)"))
 
 
 def cifar_noisy_runs(dataset, cells):
@@ -355,15 +357,13 @@ register(Suite(
     "DivideMix's CIFAR-10 table with the per-cell lambda_u and tau (flags/presets). Paper: "
     "error % of the mean of the last 10 epochs.",
     cifar_noisy_runs("cifar10", DIVIDEMIX_C10),
-    metrics=(("median_last_10_test_error", "test error (%), last 10 epochs"),
-             ("best_test_error", "best test error (%)"))))
+    metrics=CIFAR_NOISY_METRICS))
 
 register(Suite(
     "cifar100_noisy", "DivideMix on CIFAR-100 (needs the TFDS data and a GPU)",
     "DivideMix's CIFAR-100 table with the per-cell lambda_u and tau (flags/presets).",
     cifar_noisy_runs("cifar100", DIVIDEMIX_C100),
-    metrics=(("median_last_10_test_error", "test error (%), last 10 epochs"),
-             ("best_test_error", "best test error (%)"))))
+    metrics=CIFAR_NOISY_METRICS))
 
 register(Suite(
     "cifar10_mixup", "ERM and mixup on CIFAR-10 (needs the TFDS data and a GPU)",

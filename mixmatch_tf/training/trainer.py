@@ -278,7 +278,7 @@ class Trainer:
         self.checkpoint = tf.train.Checkpoint(
             step=self.step, phase_index=self.phase_index, phase_step=self.phase_step,
             elapsed=self.elapsed, rng=rng, **trackables)
-        ckpt_dir = os.path.join(self.run.model_dir, "ckpt")
+        self.ckpt_dir = ckpt_dir = os.path.join(self.run.model_dir, "ckpt")
         # Every worker saves (saving may need collectives), but only the chief into
         # model_dir; the others write to a private folder that is deleted again.
         save_dir = ckpt_dir if self.chief else tempfile.mkdtemp(prefix="mixmatch_tf_worker_")
@@ -422,8 +422,7 @@ class Trainer:
         return error
 
     def _non_finite(self, what, phase_name):
-        kept = (tf.train.latest_checkpoint(os.path.join(self.run.model_dir, "ckpt"))
-                or "none (no checkpoint was saved yet)")
+        kept = tf.train.latest_checkpoint(self.ckpt_dir) or "none (no checkpoint was saved yet)"
         raise NonFiniteLossError(
             f"{what} at step {int(self.step)} (phase {phase_name!r}); stopped without saving. "
             f"Last good checkpoint: {kept}")
@@ -574,7 +573,7 @@ class Trainer:
         """Training error (%) of the final predictor on the examples whose labels are
         real and on those whose labels were corrupted (against the corrupted label):
         the mixup paper's measure of memorisation. Empty without label noise."""
-        corrupted = self.train_labels != self.data.train_labels
+        corrupted = ~self.context.label_is_true
         if not corrupted.any():
             return {}
         pred = self.map_train_set(self._predict_batch).argmax(axis=-1)
