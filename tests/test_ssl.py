@@ -55,8 +55,12 @@ def test_ema_update_hand_values():
     for v in ema.weights:
         v.assign(tf.fill(v.shape, 1.0))
     common.ema_update(ema, model, 0.9)
-    for v in ema.weights:
+    for v in ema.trainable_variables:
         np.testing.assert_allclose(v.numpy(), 0.9 * 1.0 + 0.1 * 3.0, rtol=1e-6)
+    # batch-norm statistics are not averaged (they are estimated for the EMA weights)
+    assert ema.non_trainable_variables
+    for v in ema.non_trainable_variables:
+        np.testing.assert_allclose(v.numpy(), 1.0, err_msg=v.path)
 
 
 def test_call_without_stat_updates_keeps_bn_statistics():

@@ -12,7 +12,13 @@ values), registers itself by name, and implements:
 * ``train_step(state, batch, step)`` -- per replica, traced: the tape, the
   update and any EMA written out top to bottom;
 * ``predict(state, images)`` -- class probabilities, the one inference path of
-  evaluation and export.
+  evaluation and export;
+* optionally ``prepare_predict(state)`` -- eager work that brings the predicting
+  networks up to date before evaluation and export (re-estimating an EMA
+  network's batch-norm statistics), and ``reference_predict(state, images)`` --
+  the trained network's own predictions where ``predict`` serves another one, so
+  the trainer can warn when the served network collapses and the trained one
+  does not.
 """
 import dataclasses
 import math
@@ -107,6 +113,9 @@ class Context:
       noise_type, noise_rate: the synthetic label noise the user asked for, if any.
       train_images: the training images (uint8), for methods that need the input
         space itself (mixup's nearest-neighbour partners).
+      fetch_images: ``fn(indices) -> float tensor [n, H, W, C]``, the normalised,
+        un-augmented images of the training source at ``indices`` (labeled,
+        unlabeled and extra unlabeled examples alike).
     """
     num_classes: int
     image_shape: tuple
@@ -121,6 +130,7 @@ class Context:
     noise_type: Optional[str] = None
     noise_rate: float = 0.0
     train_images: Optional[np.ndarray] = None
+    fetch_images: Optional[Callable] = None
 
     @property
     def num_train(self):
@@ -205,6 +215,14 @@ class Method:
 
     def predict(self, state, images):
         raise NotImplementedError
+
+    def prepare_predict(self, state):
+        """Eager work before ``predict`` is used (evaluation, export); none by default."""
+
+    def reference_predict(self, state, images):
+        """The trained network's probabilities where ``predict`` serves another
+        network (an EMA of it), else None."""
+        return None
 
     def diagnostics(self, state):
         """Extra entries for metrics.json (method-specific); JSON-serialisable."""

@@ -68,9 +68,72 @@ def decay_kernels(model, rate):
 
 
 def ema_update(ema_model, model, decay):
-    """ema <- decay * ema + (1 - decay) * w for every weight (BN statistics too)."""
-    for e, w in zip(ema_model.weights, model.weights):
+    """ema <- decay * ema + (1 - decay) * w for the trainable weights only.
+
+    As the official MixMatch code (``ema.apply(model_vars())``, trainable
+    variables). Batch-norm moving statistics are not averaged: averaged
+    statistics do not fit averaged weights (a network whose weights move fast
+    gets statistics of activations that its EMA weights never produce). The EMA
+    network's statistics are estimated for its own weights instead
+    (``estimate_bn_statistics``) before it predicts.
+    """
+    for e, w in zip(ema_model.trainable_variables, model.trainable_variables):
         e.assign(decay * e + (1.0 - decay) * tf.cast(w, e.dtype))
+
+
+def batch_norm_layers(model):
+    return [layer for layer in model._flatten_layers()
+            if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def estimate_bn_statistics(model, batches):
+    """Sets the moving statistics of every BN layer of ``model`` to the exact
+    statistics of its inputs over ``batches`` (precise batch norm).
+
+    ``model`` runs in training mode over each batch, as when it trains; each BN
+    layer's moving mean and variance become the mean and (biased) variance of
+    its input over all the examples of all batches: mean_b and var_b + mean_b^2
+    are averaged over batches, weighted by batch size. Deterministic for given
+    weights and batches, so evaluating twice gives the same numbers. Runs in the
+    cross-replica context: every replica gets the same statistics.
+
+    Args:
+      model: a Keras model; models without batch norm are left alone.
+      batches: iterable of float image tensors [b, H, W, C].
+
+    References:
+      Wu & Johnson, Rethinking "Batch" in BatchNorm, 2021 (precise BN);
+      google-research/mixmatch ``libml/train.py`` (the ``tune`` pass).
+    """
+    layers = batch_norm_layers(model)
+    if not layers:
+        return
+    momenta = [layer.momentum for layer in layers]
+    sums = [[0.0, 0.0] for _ in layers]
+    total = 0
+    try:
+        for layer in layers:  # moving statistics := the statistics of the last batch
+            layer.momentum = 0.0
+        forward = tf.function(lambda x: model(x, training=True))
+        for x in batches:
+            forward(x)
+            b = int(x.shape[0])
+            for acc, layer in zip(sums, layers):
+                mean = layer.moving_mean.numpy().astype("float64")
+                var = layer.moving_variance.numpy().astype("float64")
+                acc[0] = acc[0] + b * mean
+                acc[1] = acc[1] + b * (var + mean * mean)
+            total += b
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+    if not total:
+        raise ValueError("estimate_bn_statistics needs at least one batch")
+    for (first, second), layer in zip(sums, layers):
+        mean = first / total
+        layer.moving_mean.assign(tf.cast(mean, layer.moving_mean.dtype))
+        layer.moving_variance.assign(tf.cast(second / total - mean * mean,
+                                             layer.moving_variance.dtype))
 
 
 def set_learning_rate(optimizer, lr):

@@ -25,6 +25,15 @@ train as well as CIFAR: an epoch of network k has max(len(labeled) // B + 1,
 division that comes out empty or tiny is topped up with the examples of highest
 (or lowest) clean probability, logged, and training goes on.
 
+Batch norm, as in the official code (``net.train()``, ``net2.eval()``, guesses
+under ``no_grad``): the trained network's guessing passes on u1, u2, x1, x2 run in
+training mode -- they use batch statistics *and* update the moving averages, so
+four of the five updates of a step come from un-mixed augmented images and one
+from the mixed batch; the peer guesses in inference mode. The moving averages
+are what the test ensemble, the per-sample losses behind the GMM and the peer's
+guesses use. Without ``--sync_bn`` the statistics are per replica (each replica
+normalises and averages over its own slice), with it they are global.
+
 Per replica / global: the guessing is per example; the mixing is global (all
 parts gathered over replicas, one permutation and one lambda); the prior
 penalty uses the global mean prediction (all-reduced); the per-sample losses
@@ -301,13 +310,14 @@ class DivideMix(Method):
         u1, u2 = ub["image"][:, 0], ub["image"][:, 1]
         y = tf.one_hot(lb["label"], self.ctx.num_classes)
 
-        def own(v):
-            return tf.nn.softmax(common.call_without_stat_updates(net, v))
+        def own(v):  # training mode: batch statistics, and the moving averages move
+            return tf.nn.softmax(net(v, training=True))
 
         def other(v):
             return tf.nn.softmax(peer(v, training=False))
 
-        # Co-guessing (Algorithm 1, line 20) and co-refinement (lines 17-18).
+        # Co-guessing (Algorithm 1, line 20) and co-refinement (lines 17-18), in the
+        # official order: own(u1), own(u2), peer(u1), peer(u2), own(x1), own(x2).
         q_u = ops.sharpen(ops.guess_labels(tf.stack([own(u1), own(u2), other(u1), other(u2)])),
                           cfg.sharpen_temperature)
         p_x = ops.guess_labels(tf.stack([own(x1), own(x2)]))

@@ -8,11 +8,22 @@ the weights for evaluation and export, 2^20 steps, evaluation every 1024 steps,
 a class-balanced labeled subset drawn with the run seed. Batch-norm moving
 statistics are updated by the first forward pass of a step only (the labeled
 batch, or MixMatch's first interleaved batch), as in the official code.
+
+The EMA network averages the trainable weights only (as the official code).
+Its batch-norm statistics are its own: before every evaluation and export they
+are estimated for the EMA weights over a fixed, seeded sample of
+``ema_bn_examples`` un-augmented training images (labeled and unlabeled), in
+training mode as the student computes them. The official code instead lends
+the EMA weights the student's statistics; over its 2^20 steps the two networks
+are close, but in short runs (or early in long ones) the EMA weights are far
+from the student's and borrowed -- or averaged -- statistics can make the EMA
+network predict one class for every image.
 """
 import dataclasses
 from typing import ClassVar, Optional
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from mixmatch_tf import ops
@@ -30,6 +41,7 @@ class SemiConfig(TrainConfig):
     train_steps: Optional[int] = 1 << 20      # training length in steps
     eval_every: Optional[int] = 1024          # steps between evaluations
     ema_decay: float = 0.999                  # EMA of the weights for evaluation/export; 0: no EMA
+    ema_bn_examples: int = 4096               # training images over which the EMA network's BN statistics are estimated
     num_labeled: int = 4000                   # labeled examples (class-balanced, drawn with the seed)
     unlabeled_includes_labeled: bool = False  # official MixMatch keeps labeled examples out of U
     augment: bool = True                      # random crop (+ flip where valid)
@@ -40,6 +52,8 @@ class SemiConfig(TrainConfig):
               "unlabeled_batch_size", f"must be > 0, got {self.unlabeled_batch_size}")
         check(0.0 <= self.ema_decay < 1.0, "ema_decay", f"must be in [0, 1), got {self.ema_decay}")
         check(self.num_labeled > 0, "num_labeled", f"must be > 0, got {self.num_labeled}")
+        check(self.ema_bn_examples > 0, "ema_bn_examples",
+              f"must be > 0, got {self.ema_bn_examples}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +69,8 @@ class ConsistencyConfig(SemiConfig):
         check(0 < self.warmup_fraction <= 1, "warmup_fraction",
               f"must be in (0, 1], got {self.warmup_fraction}")
 
+
+BN_BATCH = 256  # images per training-mode pass when estimating BN statistics
 
 # The bundled digits: a small CNN, 50 labels, 1,500 steps (about half a minute on 2 cores).
 DIGITS = {"model": "small_cnn", "num_labeled": 50, "train_steps": 1500, "eval_every": 50,
@@ -116,6 +132,29 @@ class SemiSupervised(Method):
         ramp = ops.linear_rampup(step, max(1, int(cfg.warmup_fraction * self.total_steps())))
         return cfg.consistency_weight * ramp
 
+    def bn_sample(self):
+        """The training indices over which the EMA network's BN statistics are
+        estimated: a seeded sample of every index the method trains on, in a
+        shuffled order (batches of a class-sorted data set would be one class)."""
+        pool = self.ctx.labeled_indices
+        if self.ctx.unlabeled_indices is not None and self.views() is not None:
+            pool = np.union1d(pool, self.ctx.unlabeled_indices)
+        rng = np.random.RandomState(self.ctx.seed)
+        return rng.permutation(np.asarray(pool, np.int64))[:self.config.ema_bn_examples]
+
+    def prepare_predict(self, state):
+        if "ema" not in state:
+            return
+        sample = self.bn_sample()
+        batches = (self.ctx.fetch_images(sample[i:i + BN_BATCH])
+                   for i in range(0, len(sample), BN_BATCH))
+        common.estimate_bn_statistics(state["ema"], batches)
+
     def predict(self, state, images):
         net = state.get("ema", state["student"])
         return tf.nn.softmax(net(images, training=False))
+
+    def reference_predict(self, state, images):
+        if "ema" not in state:
+            return None
+        return tf.nn.softmax(state["student"](images, training=False))

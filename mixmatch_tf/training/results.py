@@ -42,3 +42,34 @@ def summarize(evals):
         "median_last_10_test_error": float(np.median(errors[-10:])),
         "median_last_20_test_error": float(np.median(errors[-20:])),
     }
+
+
+def effective_classes(counts):
+    """exp(entropy) of a histogram of predicted classes: C when the predictions
+    spread evenly over C classes, 1 when every prediction is one class."""
+    counts = np.asarray(counts, np.float64)
+    if counts.sum() <= 0:
+        return 0.0
+    p = counts[counts > 0] / counts.sum()
+    return float(np.exp(-np.sum(p * np.log(p))))
+
+
+def collapse_warning(served, trained, ratio=0.5):
+    """A warning when the served network's predictions collapse onto few classes
+    while the trained network's do not, else None.
+
+    Args:
+      served, trained: per-class counts of the test predictions of the network
+        that evaluation and export use (an EMA) and of the trained network.
+      ratio: warn when the served network's effective number of classes is
+        below ``ratio`` times the trained network's.
+    """
+    s, t = effective_classes(served), effective_classes(trained)
+    if t < 2.0 or s >= ratio * t:
+        return None
+    served = np.asarray(served, np.float64)
+    top = int(np.argmax(served))
+    return (f"predictions collapse: the evaluated network spreads its test predictions over "
+            f"{s:.1f} effective classes (class {top} takes {served[top] / served.sum():.0%}), "
+            f"the trained network over {t:.1f}; the evaluated network (an EMA) does not "
+            "serve what the trained one learned")

@@ -262,7 +262,8 @@ class Trainer:
             num_replicas=replicas, map_train_set=self.map_train_set,
             clean_labels=data.train_labels, labeled_indices=labeled,
             unlabeled_indices=unlabeled, noise_type=self.run.noise_type,
-            noise_rate=self.run.noise_rate, train_images=data.train_images)
+            noise_rate=self.run.noise_rate, train_images=data.train_images,
+            fetch_images=self._fetch_images)
         self.method = self.method_cls(self.config, self.context)
         with self.strategy.scope():
             self.state = self.method.build()
@@ -349,6 +350,9 @@ class Trainer:
         self._loops[phase.name] = loop
         return loop
 
+    def _fetch_images(self, indices):
+        return self.source.fetch(tf.constant(np.asarray(indices, np.int64)))["image"]
+
     def map_train_set(self, fn):
         """Runs ``fn(batch) -> [b, ...]`` per replica over the un-augmented training set.
 
@@ -378,47 +382,78 @@ class Trainer:
             out[index[mask]] = values[mask]
         return out
 
-    def evaluate(self):
+    def evaluate(self, details=False):
         """Test error (%) of the method's predictor with the current weights.
+
+        With ``details``, returns a dict: ``test_error``, and where the method
+        serves another network than the one it trains (an EMA), the trained
+        network's ``student_test_error`` and a ``warning`` when the served
+        network's predictions collapse onto few classes while the trained
+        network's do not (``results.collapse_warning``).
 
         The distributed uint8 test batches are made once and kept: building a
         distributed iterator costs more than evaluating a small test set.
         """
         strategy, method, state, norm = self.strategy, self.method, self.state, self.normalization
+        classes = self.data.num_classes
         if self._eval_fn is None:
+            def counts(probs, b):
+                pred = tf.argmax(probs, axis=-1)
+                hit = tf.logical_and(tf.equal(pred, b["label"]), b["mask"])
+                spread = tf.reduce_sum(tf.one_hot(pred, classes, dtype=tf.float64)
+                                       * tf.cast(b["mask"], tf.float64)[:, None], axis=0)
+                return tf.reduce_sum(tf.cast(hit, tf.float64)), spread
+
             @tf.function
             def step(batch):
                 def replica(b):
-                    probs = method.predict(state, normalize(b["image"], norm))
-                    pred = tf.argmax(probs, axis=-1)
-                    hit = tf.logical_and(tf.equal(pred, b["label"]), b["mask"])
-                    return (tf.reduce_sum(tf.cast(hit, tf.float64)),
-                            tf.reduce_sum(tf.cast(b["mask"], tf.float64)))
-                hits, count = strategy.run(replica, args=(batch,))
-                return (strategy.reduce(tf.distribute.ReduceOp.SUM, hits, axis=None),
-                        strategy.reduce(tf.distribute.ReduceOp.SUM, count, axis=None))
+                    images = normalize(b["image"], norm)
+                    out = counts(method.predict(state, images), b)
+                    reference = method.reference_predict(state, images)
+                    if reference is not None:
+                        out += counts(reference, b)
+                    return out + (tf.reduce_sum(tf.cast(b["mask"], tf.float64)),)
+                out = strategy.run(replica, args=(batch,))
+                return [strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for v in out]
             self._eval_fn = step
             self._test_batches = list(self._distribute(
                 lambda ctx: eval_dataset(self.test_source, self.run.eval_batch_size,
                                          input_context=ctx, raw=True)))
-        hits = count = 0.0
+        method.prepare_predict(state)
+        sums = None
         for batch in self._test_batches:
-            h, c = self._eval_fn(batch)
-            hits += float(h)
-            count += float(c)
-        return 100.0 * (1.0 - hits / count)
+            out = [v.numpy() for v in self._eval_fn(batch)]
+            sums = out if sums is None else [a + b for a, b in zip(sums, out)]
+        count = float(sums[-1])
+        error = 100.0 * (1.0 - float(sums[0]) / count)
+        if not details:
+            return error
+        out = {"test_error": error}
+        if len(sums) == 5:
+            out["student_test_error"] = 100.0 * (1.0 - float(sums[2]) / count)
+            warning = results.collapse_warning(sums[1], sums[3])
+            if warning:
+                out["warning"] = warning
+        return out
 
     def _record_eval(self, phase_name):
-        error = self.evaluate()
+        record = self.evaluate(details=True)
+        error = record["test_error"]
         step = int(self.step)
         self.evals = [e for e in self.evals if e["step"] != step]
-        self.evals.append({"step": step, "test_error": error, "phase": phase_name})
+        self.evals.append(dict(step=step, phase=phase_name, **record))
         with self._writer("eval").as_default(step=step):
             tf.summary.scalar("test_error", error)
             tf.summary.scalar("test_accuracy", 100.0 - error)
+            if "student_test_error" in record:
+                tf.summary.scalar("student_test_error", record["student_test_error"])
         if self.chief:
             results.write_json(os.path.join(self.run.model_dir, EVALS_FILE), self.evals)
-        logging.info("step %d: test error %.2f%%", step, error)
+        student = record.get("student_test_error")
+        logging.info("step %d: test error %.2f%%%s", step, error,
+                     "" if student is None else f" (trained network {student:.2f}%)")
+        if "warning" in record:
+            logging.warning("step %d: %s", step, record["warning"])
         return error
 
     def _non_finite(self, what, phase_name):
@@ -576,6 +611,7 @@ class Trainer:
         corrupted = ~self.context.label_is_true
         if not corrupted.any():
             return {}
+        self.method.prepare_predict(self.state)
         pred = self.map_train_set(self._predict_batch).argmax(axis=-1)
         real = ~corrupted
         return {
@@ -600,6 +636,7 @@ class Trainer:
         from mixmatch_tf.serving.export import export_saved_model, model_name_for_dataset
         if not self.chief:
             return None
+        self.method.prepare_predict(self.state)
         return export_saved_model(self.method, self.state, self.normalization,
                                   self.data.image_shape, self.data.class_names, export_base,
                                   model_name=model_name or model_name_for_dataset(self.data.name),
