@@ -117,8 +117,8 @@ def batch_norm(x, channel_axis, gamma, beta, mean, var, eps, training, new_weigh
 
 def conv2d_nchw(x, w, stride, padding):
     """``F.conv2d(x, w, stride=stride, padding=padding)``: zero padding on every side."""
-    n, c, h, wd = x.shape
-    o, ci, kh, kw = w.shape
+    _, c, h, wd = x.shape
+    _, ci, kh, kw = w.shape
     assert c == ci, (c, ci)
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     ho = (h + 2 * padding - kh) // stride + 1
@@ -206,8 +206,8 @@ def same_padding(size, k, stride):
 
 def conv2d_nhwc_same(x, w, stride, bias=None):
     """``tf.nn.conv2d(x, w, stride, "SAME") (+ bias)`` with an HWIO kernel."""
-    n, h, wd, c = x.shape
-    kh, kw, ci, o = w.shape
+    _, h, wd, c = x.shape
+    kh, kw, ci, _ = w.shape
     assert c == ci, (c, ci)
     (pt, pb), (pl, pr) = same_padding(h, kh, stride), same_padding(wd, kw, stride)
     xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
