@@ -6,7 +6,8 @@ from mixmatch_tf.models.registry import classifier_head, register_model
 
 @register_model("mlp")
 def mlp(input_shape, num_classes, hidden=(128, 128), dropout=0.0, sync_bn=False):
-    """Dense + ReLU layers, one stage each (``dense1``, ...), then ``head``.
+    """Dense (with bias) + ReLU layers, one stage each (``dense1``, ...), then ``head``
+    (dense with bias). ``tests/test_parity.py`` checks the model against this definition.
 
     ``sync_bn`` is accepted for a uniform interface; the MLP has no batch norm.
     """

@@ -39,13 +39,15 @@ def batch_norm(momentum, epsilon, sync_bn, name=None):
                                            synchronized=sync_bn, name=name)
 
 
-def classifier_head(features, num_classes, dropout, kernel_initializer, name="head"):
+def classifier_head(features, num_classes, dropout, kernel_initializer, name="head",
+                    bias_initializer="zeros"):
     """Dropout (optional) then a dense layer giving float32 logits.
 
     The final cast keeps logits and losses in float32 under mixed precision.
     """
     x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(features) if dropout else features
-    x = keras.layers.Dense(num_classes, kernel_initializer=kernel_initializer, name=f"{name}_dense")(x)
+    x = keras.layers.Dense(num_classes, kernel_initializer=kernel_initializer,
+                           bias_initializer=bias_initializer, name=f"{name}_dense")(x)
     return keras.layers.Activation("linear", dtype="float32", name=f"{name}_logits")(x)
 
 

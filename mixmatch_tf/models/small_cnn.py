@@ -14,6 +14,11 @@ def _conv_bn_relu(x, filters, sync_bn, name):
 def small_cnn(input_shape, num_classes, width=32, dropout=0.0, sync_bn=False):
     """conv-BN-ReLU x2, max-pool, conv-BN-ReLU x2, global average pool, dense.
 
+    Convolutions are 3x3, "same", without bias (``width`` channels, then
+    ``2 * width``); batch norm has Keras momentum 0.9 (PyTorch's 0.1) and epsilon
+    1e-5; the max pool is 2x2 with stride 2; the dense layer has a bias.
+    ``tests/test_parity.py`` checks the model against this definition.
+
     Stages: ``block1`` (full resolution), ``block2`` (half), ``head``.
     """
     inp = keras.Input(input_shape)

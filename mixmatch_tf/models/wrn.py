@@ -2,9 +2,36 @@
 
 16-channel stem convolution, three stages of four pre-activation residual blocks
 with ``filters << stage`` channels (32/64/128 for WRN-28-2), leaky ReLU of slope
-0.1, batch norm with momentum 0.999 and epsilon 1e-3 (TF1 defaults), convolutions
-with biases and He fan-out normal initialisation, a Glorot-normal dense layer.
+0.1, batch norm with momentum 0.999 (official) and epsilon 1e-3 (TF1 default),
+convolutions with biases and He fan-out normal initialisation, a Glorot-normal dense layer.
 About 1.47M weights with ``filters=32``; the paper's "large" model uses 135.
+
+As in ``ResNet.classifier``: each block is BN, leaky ReLU, 3x3 conv (stride 2 in
+the first block of stages 2+), BN, leaky ReLU, 3x3 conv; only the first block of
+the first stage (``activate_before_residual``) takes its shortcut from the
+activated input, the others from the raw input; the shortcut is a 1x1 conv (with
+bias, same stride) exactly when the width changes; the head is BN, leaky ReLU,
+global average pooling, dense (with bias). Convolutions use TF's "same" padding,
+as ``tf.layers.conv2d`` does. The official classifier standardises its input
+``(x - mean) / std`` itself; here the data pipeline does it
+(``mixmatch_tf.data.preprocess``).
+
+Batch norm: ``tf.layers.batch_normalization(momentum=0.999)`` uses TF's momentum
+convention (the weight of the old value), the same as Keras. One real difference:
+TF1 picks the fused kernel for these 4-D inputs, which averages the unbiased batch
+variance (x n / (n - 1), n = batch x height x width) into the moving variance;
+Keras averages the biased one. In steady state the moving variance is smaller by
+1 / (n - 1): 2.4e-4 relative in the last stage (8x8 maps, batches of 64,
+n = 4096), less elsewhere.
+
+``default_scales`` floors log2 of the image size where the official default
+(``ilog2``) takes the ceiling; they agree on powers of two. For STL-10's 96x96 the
+official default would be 5, but the paper's STL-10 runs pass ``--scales=4``
+(``runs/table2.sh``), which is what ours gives.
+
+``tests/test_parity.py`` checks both models against a NumPy re-implementation of
+the official TF1 classifier (inference and training mode, with the batch-norm
+updates).
 
 References:
   Zagoruyko & Komodakis, Wide Residual Networks, 2016; google-research/mixmatch
@@ -44,8 +71,8 @@ def _residual(x0, filters, stride, activate_before_residual, sync_bn, name):
 
 
 def default_scales(input_shape):
-    """Stages of downscaling as the official code picks them: log2(width) - 2
-    (3 for 32x32 images, 4 for STL-10's 96x96, at least 1)."""
+    """Stages of downscaling: floor(log2(size)) - 2, at least 1 (3 for 32x32 images,
+    4 for STL-10's 96x96 as in the paper's runs; see the module docstring)."""
     return max(1, int(math.log2(min(input_shape[0], input_shape[1]))) - 2)
 
 
