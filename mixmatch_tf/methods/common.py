@@ -1,4 +1,6 @@
 """Small pieces that several train steps write out: weight decay, EMA, replicas."""
+import weakref
+
 import keras
 import tensorflow as tf
 
@@ -81,6 +83,9 @@ def ema_update(ema_model, model, decay):
         e.assign(decay * e + (1.0 - decay) * tf.cast(w, e.dtype))
 
 
+_TRAINING_FORWARD = weakref.WeakKeyDictionary()
+
+
 def batch_norm_layers(model):
     return [layer for layer in model._flatten_layers()
             if isinstance(layer, keras.layers.BatchNormalization)]
@@ -114,7 +119,9 @@ def estimate_bn_statistics(model, batches):
     try:
         for layer in layers:  # moving statistics := the statistics of the last batch
             layer.momentum = 0.0
-        forward = tf.function(lambda x: model(x, training=True))
+        forward = _TRAINING_FORWARD.get(model)
+        if forward is None:  # traced with momentum 0, kept for the next estimate
+            forward = _TRAINING_FORWARD[model] = tf.function(lambda x: model(x, training=True))
         for x in batches:
             forward(x)
             b = int(x.shape[0])
