@@ -195,13 +195,13 @@ _OFFICIAL_MIXUP = {
 }
 
 # bhanML/Co-teaching main.py: --lr 0.001 (Adam, no weight decay), batch_size 128,
-# n_epoch 200 and epoch_decay_start 80 for cifar10, --num_gradual 10, forget_rate None ->
-# the noise rate.
+# n_epoch 200 and epoch_decay_start 80 for cifar10, --num_gradual 10, --exponent 1,
+# forget_rate None -> the noise rate.
 _OFFICIAL_COTEACHING = {
     "coteaching_cifar10_sym50": dict(dataset="cifar10", noise_type="sym", noise_rate=0.5,
                                      learning_rate=0.001, weight_decay=0.0, batch_size=128,
-                                     epochs=200.0, num_gradual=10, lr_decay_start=80 / 200,
-                                     forget_rate=None),
+                                     epochs=200.0, num_gradual=10, exponent=1.0,
+                                     lr_decay_start=80 / 200, forget_rate=None),
 }
 
 OFFICIAL = {**_OFFICIAL_MIXMATCH, **_OFFICIAL_BASELINES, **_OFFICIAL_DIVIDEMIX,
