@@ -36,7 +36,8 @@ def main(argv):
     metrics = trainer.fit()
     summary = {k: metrics[k] for k in ("method", "dataset", "seed", "steps", "complete",
                                        "test_error", "best_test_error",
-                                       "median_last_10_test_error", "wall_seconds")
+                                       "mean_last_10_test_error", "median_last_10_test_error",
+                                       "wall_seconds")
                if k in metrics}
     logging.info("done: %s", json.dumps(summary))
     print(json.dumps(summary))

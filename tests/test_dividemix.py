@@ -179,3 +179,69 @@ def test_dividemix_killed_mid_epoch_resumes_with_its_division(tmp_path):
     wa, wb = checkpoint_weights(tmp_path / "full"), checkpoint_weights(killed)
     for k in wa:
         np.testing.assert_allclose(wa[k], wb[k], rtol=1e-3, atol=1e-4, err_msg=k)
+
+
+def test_coteaching_official_schedules_hand_values():
+    # main.py with n_epoch 6, lr 1, forget_rate 0.5, num_gradual 3, epoch_decay_start 3:
+    # alpha_plan[i] = (6 - i) / (6 - 3) from i = 3, beta1_plan 0.1 from i = 3,
+    # rate_schedule[:3] = linspace(0, 0.5 ** exponent, 3), then 0.5.
+    alpha, beta1, rate = coteaching.official_schedules(6, 1.0, 0.5, 3, 1.0, 3)
+    np.testing.assert_allclose(alpha, [1, 1, 1, 1, 2 / 3, 1 / 3])
+    np.testing.assert_allclose(beta1, [0.9, 0.9, 0.9, 0.1, 0.1, 0.1])
+    np.testing.assert_allclose(rate, [0, 0.25, 0.5, 0.5, 0.5, 0.5])
+    _, _, rate = coteaching.official_schedules(6, 1.0, 0.5, 3, 2.0, 3)
+    np.testing.assert_allclose(rate, [0, 0.125, 0.25, 0.5, 0.5, 0.5])  # c = 2: ends at 0.25
+    # The CIFAR-10 run: n_epoch 200, epoch_decay_start 80, num_gradual 10, forget rate 0.5.
+    alpha, beta1, rate = coteaching.official_schedules(200, 0.001, 0.5, 10, 1.0, 80)
+    np.testing.assert_allclose([alpha[79], alpha[80], alpha[81], alpha[199]],
+                               [0.001, 0.001, 0.001 * 119 / 120, 0.001 / 120])
+    assert beta1[79] == 0.9 and beta1[80] == 0.1
+    np.testing.assert_allclose([rate[1], rate[9], rate[10], rate[199]], [0.5 / 9, 0.5, 0.5, 0.5])
+
+
+def _coteaching(**config):
+    import keras
+    from mixmatch_tf.methods import base
+    ctx = base.Context(num_classes=3, image_shape=(2, 2, 1),
+                       train_labels=np.arange(100) % 3, seed=0, noise_type="sym", noise_rate=0.5,
+                       model_fn=lambda: keras.Sequential([keras.Input((2, 2, 1)),
+                                                          keras.layers.Flatten(),
+                                                          keras.layers.Dense(3)]))
+    method = coteaching.CoTeaching(coteaching.Config(batch_size=16, **config), ctx)
+    return method, method.build()
+
+
+def test_coteaching_sets_the_official_values_at_each_epoch():
+    # n_epoch 6 -> epochs t = 1..5 are trained, each one pass of 100 // 16 = 6 full batches;
+    # epoch_decay_start = 0.5 * 6 = 3; num_gradual 3; forget rate = the noise rate 0.5.
+    method, state = _coteaching(epochs=6.0, lr_decay_start=0.5, num_gradual=3)
+    assert method.total_steps() == 30
+    expected = {  # t: (lr, beta_1, forget rate, int((1 - rate) * 16))
+        1: (0.001, 0.9, 0.25, 12), 2: (0.001, 0.9, 0.5, 8), 3: (0.001, 0.1, 0.5, 8),
+        4: (0.001 * 2 / 3, 0.1, 0.5, 8), 5: (0.001 / 3, 0.1, 0.5, 8)}
+    for t, (lr, beta_1, rate, keep) in expected.items():
+        phase = method.phase(t - 1, state, fresh=True)
+        assert phase.steps == 6 and phase.evaluate_at_end
+        for k in (1, 2):
+            np.testing.assert_allclose(float(state[f"opt{k}"].learning_rate), lr, rtol=1e-6)
+            np.testing.assert_allclose(float(state[f"opt{k}"].beta_1), beta_1, rtol=1e-6)
+        np.testing.assert_allclose(float(state["schedule"]["forget_rate"]), rate, rtol=1e-6)
+        assert int(state["schedule"]["keep"]) == keep
+    assert method.phase(5, state, fresh=True) is None
+
+
+def test_coteaching_adam_uses_the_epochs_beta_1():
+    # With nothing forgotten, the first Adam moment after one step is (1 - beta_1) * g:
+    # 0.1 g at epoch 1 (beta_1 0.9), 0.9 g at epoch 4 (beta_1 0.1), the same g in both.
+    import keras
+    batch = {"train": {"image": tf.random.stateless_normal([16, 2, 2, 1], [3, 4]),
+                       "label": tf.constant(np.arange(16) % 3)}}
+    moments = []
+    for index in (0, 3):
+        keras.utils.set_random_seed(7)
+        method, state = _coteaching(epochs=6.0, lr_decay_start=0.5, forget_rate=0.0)
+        method.phase(index, state, fresh=True)
+        out = method.train_step(state, batch, tf.constant(0, tf.int64))
+        assert float(out["beta_1"]) == pytest.approx([0.9, 0.1][index > 0])
+        moments.append(np.concatenate([m.numpy().ravel() for m in state["opt1"]._momentums]))
+    np.testing.assert_allclose(moments[1], 9.0 * moments[0], rtol=1e-4, atol=1e-7)

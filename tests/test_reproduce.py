@@ -55,3 +55,22 @@ def test_gan_experiment_writes_its_table_and_figure(tmp_path):
     rows = [line for line in text.splitlines() if line.startswith("| GAN")]
     assert len(rows) == 2 and all(" +- " in row for row in rows)
     assert os.path.getsize(tmp_path / "figures" / "gan2d.png") > 1000
+
+
+def test_summarize_reports_each_papers_last_epochs_statistic():
+    from mixmatch_tf.training import results
+    errors = [9.0, 9.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 30.0]
+    summary = results.summarize([{"step": i, "test_error": e} for i, e in enumerate(errors)])
+    assert summary == {
+        "test_error": 30.0, "best_test_error": 1.0,
+        "mean_last_10_test_error": 7.5,      # (1 + ... + 9 + 30) / 10: DivideMix's statistic
+        "median_last_10_test_error": 5.5,    # (5 + 6) / 2: the mixup paper's
+        "median_last_20_test_error": 6.5,    # (6 + 7) / 2 of all 12: MixMatch's
+    }
+
+
+def test_dividemix_tables_report_the_mean_of_the_last_10_epochs():
+    from mixmatch_tf.reproduce import SUITES
+    for name in ("cifar10_noisy", "cifar100_noisy"):
+        assert SUITES[name].metrics[0][0] == "mean_last_10_test_error"
+        assert "mean of the last 10 epochs" in SUITES[name].metrics[0][1]

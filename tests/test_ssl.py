@@ -188,3 +188,37 @@ def test_no_step_reads_the_test_split(tmp_path, one_replica, digits):
         weights.append(tr.state["student"].get_weights())
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)
+
+
+def test_kl_from_logits_hand_values_in_both_directions():
+    from mixmatch_tf.methods import vat
+    p, q = np.log([[0.5, 0.5]]), np.log([[0.9, 0.1]])
+    # KL(p || q) = 0.5 ln(0.5/0.9) + 0.5 ln(0.5/0.1); KL(q || p) = 0.9 ln 1.8 + 0.1 ln 0.2
+    np.testing.assert_allclose(vat.kl_from_logits(p, q), [0.5108256], rtol=1e-5)
+    np.testing.assert_allclose(vat.kl_from_logits(q, p), [0.3680642], rtol=1e-5)
+
+
+def test_vat_loss_is_kl_of_the_perturbed_student_from_the_clean_teacher():
+    # Official vat.py: loss_vat = kl_divergence_from_logits(logits_student, logits_teacher)
+    # = KL(Categorical(student) || Categorical(teacher)), student on u + r_adv.
+    from mixmatch_tf.methods import base, vat
+    keras.utils.set_random_seed(3)
+    net = keras.Sequential([keras.Input((2, 2, 1)), keras.layers.Flatten(),
+                            keras.layers.Dense(3)])
+    ctx = base.Context(num_classes=3, image_shape=(2, 2, 1), train_labels=np.zeros(8, np.int64),
+                       seed=5, model_fn=lambda: net)
+    method = vat.VAT(vat.Config(train_steps=10, ema_decay=0.0, vat_eps=2.0), ctx)
+    state = method.build()
+    u = tf.random.stateless_normal([4, 2, 2, 1], [1, 2])
+    batch = {"labeled": {"image": u, "label": tf.constant([0, 1, 2, 0])},
+             "unlabeled": {"image": u[:, None]}}
+    step = tf.constant(3, tf.int64)
+    clean = net(u).numpy()
+    r_adv = vat.adversarial_direction(net, u, clean, 2.0, 1e-6, ops.make_seed(5, 2, step, 0))
+    adv = net(u + r_adv).numpy()
+    p_student, p_teacher = tf.nn.softmax(adv).numpy(), tf.nn.softmax(clean).numpy()
+    official = np.mean(np.sum(p_student * (np.log(p_student) - np.log(p_teacher)), -1))
+    reversed_ = np.mean(np.sum(p_teacher * (np.log(p_teacher) - np.log(p_student)), -1))
+    assert abs(official - reversed_) > 1e-3  # the two directions differ on this case
+    out = method.train_step(state, batch, step)
+    np.testing.assert_allclose(out["loss_u"], official, rtol=1e-4)

@@ -1,11 +1,22 @@
 """Co-teaching: two networks teach each other with their small-loss examples.
 
 * both networks see the same noisy batch; each ranks it by its own per-example
-  cross-entropy and keeps the R(t) = 1 - forget_rate * min(epoch / num_gradual, 1)
-  fraction with the smallest losses;
-* each network is updated on the examples its *peer* kept (cross-update);
-* Adam at 0.001, learning rate decayed linearly to 0 from 40% of training
-  (epoch 80 of 200) as in the official code (its beta_1 schedule is not reproduced);
+  cross-entropy and keeps the int((1 - R(t)) * B) examples with the smallest
+  losses; each network is updated on the mean loss of the examples its *peer*
+  kept (cross-update);
+* schedules per epoch, as the official ``main.py`` builds them for ``n_epoch``
+  (``epochs``) epochs: the forget rate ``rate_schedule`` = linspace(0,
+  forget_rate ** exponent, num_gradual) over the first num_gradual epochs, then
+  forget_rate; Adam at 0.001 with ``alpha_plan`` (the learning rate decays
+  linearly, lr * (n_epoch - t) / (n_epoch - epoch_decay_start) from epoch
+  epoch_decay_start on) and ``beta1_plan`` (beta_1 0.9, then 0.1 from
+  epoch_decay_start on). forget_rate defaults to the noise rate;
+* an epoch is one pass over the shuffled training set in full batches (the
+  official loader drops the last partial batch). The official code evaluates the
+  untrained networks as epoch 0 and trains epochs t = 1 .. n_epoch - 1, each
+  with rate_schedule[t], alpha_plan[t], beta1_plan[t]: so do we (``epochs - 1``
+  passes). The values are set between epochs (a phase per epoch); the traced
+  step reads them from variables;
 * prediction and export: the mean of both networks' softmax outputs.
 
 Per replica / global: the small-loss selection is global -- the losses of all
@@ -14,9 +25,11 @@ selects each replica's examples -- so any replica count keeps the same examples.
 
 References:
   Han et al., Co-teaching: Robust Training of Deep Neural Networks with
-  Extremely Noisy Labels, NeurIPS 2018 (a baseline in DivideMix's tables).
+  Extremely Noisy Labels, NeurIPS 2018 (a baseline in DivideMix's tables);
+  bhanML/Co-teaching ``main.py`` and ``loss.py``.
 """
 import dataclasses
+import functools
 from typing import Optional
 
 import keras
@@ -32,20 +45,55 @@ from mixmatch_tf.methods.base import Method, Phase, TrainConfig, check, register
 @dataclasses.dataclass(frozen=True)
 class Config(TrainConfig):
     batch_size: int = 128                # examples per step (both networks see the same batch)
-    learning_rate: float = 0.001         # Adam learning rate
+    learning_rate: float = 0.001         # Adam learning rate before its decay
     weight_decay: float = 0.0            # coupled weight decay (none in the official code)
-    epochs: float = 200.0                # passes over the training set
+    epochs: float = 200.0                # n_epoch of the official code: epochs - 1 passes are trained
+    train_steps: Optional[int] = None    # stop after this many steps (the schedules stay per epoch)
     forget_rate: Optional[float] = None  # fraction of large-loss examples dropped; None: the noise rate
-    num_gradual: float = 10.0            # epochs over which the forget rate grows from 0
-    lr_decay_start: float = 0.4          # fraction of training after which the lr decays linearly to 0
+    num_gradual: int = 10                # epochs over which the forget rate grows from 0 (T_k)
+    exponent: float = 1.0                # c of the schedule: the growth ends at forget_rate ** c
+    lr_decay_start: float = 0.4          # epoch_decay_start as a fraction of the epochs (80 of 200)
     augment: bool = True                 # random crop (+ flip where valid)
 
     def __post_init__(self):
         super().__post_init__()
         check(self.forget_rate is None or 0 <= self.forget_rate < 1, "forget_rate",
               f"must be in [0, 1), got {self.forget_rate}")
+        check(self.epochs == int(self.epochs) and self.epochs >= 2, "epochs",
+              f"must be a whole number >= 2 (epoch 0 only evaluates), got {self.epochs}")
         check(self.num_gradual >= 0, "num_gradual", "must be >= 0")
+        check(self.exponent > 0, "exponent", f"must be > 0, got {self.exponent}")
         check(0 <= self.lr_decay_start < 1, "lr_decay_start", "must be in [0, 1)")
+
+
+# beta_1 of Adam before and after epoch_decay_start (main.py: mom1, mom2).
+BETA1, BETA1_DECAYED = 0.9, 0.1
+
+
+def official_schedules(n_epoch, learning_rate, forget_rate, num_gradual, exponent,
+                       epoch_decay_start):
+    """(alpha_plan, beta1_plan, rate_schedule) of the official main.py, indexed by epoch.
+
+    Args:
+      n_epoch: epochs of the plan (index 0 .. n_epoch - 1).
+      learning_rate: Adam's learning rate before the decay.
+      forget_rate: the final forget rate.
+      num_gradual: epochs of linear growth of the forget rate (T_k).
+      exponent: c; the growth goes from 0 to forget_rate ** c (then forget_rate).
+      epoch_decay_start: first epoch of the linear learning-rate decay and of beta_1 0.1.
+
+    Returns:
+      Three float64 arrays of length n_epoch.
+    """
+    alpha_plan = np.full(n_epoch, float(learning_rate))
+    beta1_plan = np.full(n_epoch, BETA1)
+    decayed = np.arange(epoch_decay_start, n_epoch)
+    alpha_plan[decayed] = (n_epoch - decayed) / (n_epoch - epoch_decay_start) * learning_rate
+    beta1_plan[decayed] = BETA1_DECAYED
+    rate_schedule = np.full(n_epoch, float(forget_rate))
+    gradual = np.linspace(0.0, forget_rate ** exponent, num_gradual)[:n_epoch]
+    rate_schedule[:len(gradual)] = gradual
+    return alpha_plan, beta1_plan, rate_schedule
 
 
 def small_loss_mask(loss, keep):
@@ -63,16 +111,47 @@ class CoTeaching(Method):
     dataset_defaults = {"digits": {"model": "small_cnn", "batch_size": 64, "epochs": 60.0}}
 
     def forget_rate(self):
+        """The final forget rate: the flag, else the noise rate (0.2, main.py's default
+        --noise_rate, when the noise is not synthetic)."""
         if self.config.forget_rate is not None:
             return self.config.forget_rate
         return self.ctx.noise_rate if self.ctx.noise_type else 0.2
 
+    # ------------------------------------------------------------ schedule
+    def n_epoch(self):
+        return int(self.config.epochs)
+
+    def steps_per_epoch(self, examples=None, batch_size=None):
+        """Full batches of one pass (the official loader has drop_last=True)."""
+        examples = self.ctx.num_train if examples is None else examples
+        return max(1, examples // (batch_size or self.config.batch_size))
+
+    def total_steps(self):
+        steps = (self.n_epoch() - 1) * self.steps_per_epoch()
+        return min(steps, int(self.config.train_steps)) if self.config.train_steps else steps
+
+    def eval_every(self):
+        return self.config.eval_every  # None: evaluate at the end of every epoch
+
+    def schedules(self):
+        """(alpha_plan, beta1_plan, rate_schedule) of this run, indexed by epoch."""
+        cfg = self.config
+        return official_schedules(self.n_epoch(), cfg.learning_rate, self.forget_rate(),
+                                  cfg.num_gradual, cfg.exponent,
+                                  int(round(cfg.lr_decay_start * self.n_epoch())))
+
+    # --------------------------------------------------------------- state
     def build(self):
-        state = {}
+        variable = functools.partial(tf.Variable, trainable=False,
+                                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        # Set between epochs (``phase``), read by the traced step and by Adam.
+        schedule = {"beta_1": variable(BETA1), "forget_rate": variable(0.0),
+                    "keep": variable(self.config.batch_size)}
+        state = {"schedule": schedule}
         for k in (1, 2):
             net = self.ctx.model_fn()
-            opt = common.build_optimizer(
-                keras.optimizers.Adam(learning_rate=self.config.learning_rate), net)
+            opt = common.build_optimizer(keras.optimizers.Adam(
+                learning_rate=self.config.learning_rate, beta_1=schedule["beta_1"]), net)
             state[f"net{k}"], state[f"opt{k}"] = net, opt
         return state
 
@@ -80,28 +159,30 @@ class CoTeaching(Method):
         return [state["net1"], state["net2"]]
 
     def phase(self, index, state, fresh, start_step=0):
-        if index > 0:
+        """Epoch t = index + 1 of the official loop (epoch 0 only evaluated the networks)."""
+        epoch = index + 1
+        per_epoch = self.steps_per_epoch()
+        steps = min(per_epoch, self.total_steps() - index * per_epoch)
+        if epoch >= self.n_epoch() or steps <= 0:
             return None
+        alpha_plan, beta1_plan, rate_schedule = self.schedules()
+        schedule = state["schedule"]
+        for k in (1, 2):
+            common.set_learning_rate(state[f"opt{k}"], alpha_plan[epoch])
+        schedule["beta_1"].assign(beta1_plan[epoch])
+        schedule["forget_rate"].assign(rate_schedule[epoch])
+        # loss.py: num_remember = int(remember_rate * batch), in float64 as there.
+        schedule["keep"].assign(int((1.0 - rate_schedule[epoch]) * self.config.batch_size))
         stream = Stream(indices=np.arange(self.ctx.num_train), batch_size=self.config.batch_size,
                         augment=self.config.augment)
-        return Phase(name="train", steps=self.total_steps(), streams={"train": stream},
-                     step_fn=self.train_step)
-
-    def schedules(self, step):
-        """(learning rate, forget rate) at ``step``."""
-        cfg, total = self.config, self.total_steps()
-        t = tf.cast(step, tf.float32)
-        decay_start = cfg.lr_decay_start * total
-        lr = cfg.learning_rate * tf.clip_by_value((total - t) / (total - decay_start), 0.0, 1.0)
-        gradual = max(1.0, cfg.num_gradual * self.steps_per_epoch())
-        return lr, self.forget_rate() * tf.minimum(t / gradual, 1.0)
+        return Phase(name="train", steps=steps, streams={"train": stream},
+                     step_fn=self.train_step, evaluate_at_end=True)
 
     def train_step(self, state, batch, step):
         x, y = batch["train"]["image"], batch["train"]["label"]
-        lr, forget = self.schedules(step)
+        schedule = state["schedule"]
+        keep = tf.convert_to_tensor(schedule["keep"])
         replicas = tf.distribute.get_replica_context().num_replicas_in_sync
-        global_batch = int(x.shape[0]) * replicas
-        keep = tf.cast(tf.round((1.0 - forget) * global_batch), tf.int32)
         with tf.GradientTape(persistent=True) as tape:
             loss1 = ops.cross_entropy(state["net1"](x, training=True), y)
             loss2 = ops.cross_entropy(state["net2"](x, training=True), y)
@@ -112,12 +193,13 @@ class CoTeaching(Method):
             update1 = tf.reduce_sum(loss1 * mask1) / per_replica_keep
             update2 = tf.reduce_sum(loss2 * mask2) / per_replica_keep
         for k, loss in ((1, update1), (2, update2)):
-            net, opt = state[f"net{k}"], state[f"opt{k}"]
-            common.set_learning_rate(opt, lr)
-            common.sgd_update(tape, loss, net, opt, self.config.weight_decay)
+            common.sgd_update(tape, loss, state[f"net{k}"], state[f"opt{k}"],
+                              self.config.weight_decay)
         del tape
         return {"loss": (update1 + update2) / 2, "loss_net1": update1, "loss_net2": update2,
-                "forget_rate": forget, "lr": lr}
+                "forget_rate": tf.convert_to_tensor(schedule["forget_rate"]),
+                "lr": tf.convert_to_tensor(state["opt1"].learning_rate),
+                "beta_1": tf.convert_to_tensor(schedule["beta_1"])}
 
     def predict(self, state, images):
         p1 = tf.nn.softmax(state["net1"](images, training=False))

@@ -3,7 +3,12 @@
 * r_adv: one power iteration from a random direction d: the gradient, with
   respect to d, of KL(p(u) || p(u + xi d)), normalised (by its max, then its L2
   norm per example) and scaled to length ``vat_eps``;
-* L_vat = KL(p(u) || p(u + r_adv)) with p(u) held fixed; L_ent = entropy of p(u);
+* L_vat = KL(p(u + r_adv) || p(u)) with p(u) held fixed; L_ent = entropy of p(u).
+  The two KL terms point in opposite directions as in the official code: its
+  power iteration calls ``kl_divergence_with_logit(q_logit=clean, p_logit=
+  perturbed)`` = KL(clean || perturbed), its loss
+  ``kl_divergence_from_logits(student, teacher)`` = KL(student || teacher) with
+  the student on the perturbed input;
 * L = L_x + consistency_weight * ramp(step) * L_vat + entmin_weight * L_ent.
   Epsilon is in the units of the normalised inputs ([-1, 1] for the official
   presets, see ``--normalization=symmetric``).
@@ -81,7 +86,8 @@ class VAT(semi.SemiSupervised):
             with tape.stop_recording():
                 r_adv = adversarial_direction(forward, u, teacher, cfg.vat_eps, cfg.vat_xi, seed)
             loss_x = tf.reduce_mean(ops.soft_cross_entropy(logits_x, y_lb))
-            loss_vat = tf.reduce_mean(kl_from_logits(teacher, forward(u + r_adv)))
+            # KL(student || teacher), the official argument order (see the docstring).
+            loss_vat = tf.reduce_mean(kl_from_logits(forward(u + r_adv), teacher))
             loss_ent = tf.reduce_mean(ops.entropy(logits_u))
             loss = loss_x + weight * loss_vat + cfg.entmin_weight * loss_ent
         self.update(state, tape, loss)

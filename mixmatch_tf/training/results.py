@@ -32,13 +32,19 @@ def _jsonable(v):
 
 
 def summarize(evals):
-    """Error summaries of an evaluation history [{"step", "test_error"}, ...]."""
+    """Error summaries of an evaluation history [{"step", "test_error"}, ...].
+
+    Each paper's own statistic: the mixup paper reports the median test error of
+    the last 10 epochs, MixMatch the median of the last 20 evaluations, DivideMix
+    (and the Co-teaching re-runs of its tables) the mean of the last 10 epochs.
+    """
     errors = [e["test_error"] for e in evals]
     if not errors:
         return {}
     return {
         "test_error": errors[-1],
         "best_test_error": min(errors),
+        "mean_last_10_test_error": float(np.mean(errors[-10:])),
         "median_last_10_test_error": float(np.median(errors[-10:])),
         "median_last_20_test_error": float(np.median(errors[-20:])),
     }
