@@ -30,7 +30,8 @@ class ImageData:
       class_names: C strings.
       flip: whether horizontal flips are a valid augmentation (not for digits,
         SVHN or text-like images).
-      pad: reflect padding before the random crop (H // 8 by default).
+      pad: padding on each side before the random crop (H // 8 by default);
+        how it pads is the method's ``crop_padding``.
       unlabeled_images: extra images without labels (STL-10's unlabelled split).
       coarse_labels: CIFAR-100 superclass of each training example, if known.
       label_sets: alternative training labels by name (CIFAR-N human labels).

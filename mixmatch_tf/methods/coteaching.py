@@ -6,6 +6,8 @@
 * each network is updated on the examples its *peer* kept (cross-update);
 * Adam at 0.001, learning rate decayed linearly to 0 from 40% of training
   (epoch 80 of 200) as in the official code (its beta_1 schedule is not reproduced);
+* no data augmentation by default: the official ``main.py`` trains on the raw
+  images (``transforms.ToTensor()`` only, no crop or flip);
 * prediction and export: the mean of both networks' softmax outputs.
 
 Per replica / global: the small-loss selection is global -- the losses of all
@@ -38,7 +40,7 @@ class Config(TrainConfig):
     forget_rate: Optional[float] = None  # fraction of large-loss examples dropped; None: the noise rate
     num_gradual: float = 10.0            # epochs over which the forget rate grows from 0
     lr_decay_start: float = 0.4          # fraction of training after which the lr decays linearly to 0
-    augment: bool = True                 # random crop (+ flip where valid)
+    augment: bool = False                # random crop (+ flip); off: the official code trains on raw images
 
     def __post_init__(self):
         super().__post_init__()
@@ -61,6 +63,10 @@ class CoTeaching(Method):
     Config = Config
     default_model = "preact_resnet18"
     dataset_defaults = {"digits": {"model": "small_cnn", "batch_size": 64, "epochs": 60.0}}
+    # The official main.py feeds ToTensor() images: no crop, no flip (augment=False).
+    # With --augment the crop zero-pads, as torchvision's RandomCrop in the PyTorch
+    # code this baseline sits next to (DivideMix's dataloader_cifar.py).
+    crop_padding = "zeros"
 
     def forget_rate(self):
         if self.config.forget_rate is not None:

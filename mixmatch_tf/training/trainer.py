@@ -250,7 +250,7 @@ class Trainer:
         self.train_labels = self._train_labels()
         images, labels, labeled, unlabeled = self._split()
         self.source = ArraySource(images, labels, self.normalization, pad=data.pad,
-                                  flip=data.flip)
+                                  flip=data.flip, padding=self.method_cls.crop_padding)
         self.test_source = ArraySource(data.test_images, data.test_labels, self.normalization)
         replicas = self.strategy.num_replicas_in_sync
         self.context = Context(
