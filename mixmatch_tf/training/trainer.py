@@ -227,11 +227,14 @@ class Trainer:
         if not hasattr(self.config, "num_labeled"):
             return data.train_images, labels, None, None
         try:
+            fold = splits.labeled_fold(data, self.config.num_labeled, self.run.seed,
+                                       getattr(self.config, "label_fold", None),
+                                       getattr(self.config, "label_folds_file", None))
             labeled = splits.labeled_split_for_run(labels, self.config.num_labeled,
                                                    data.num_classes, self.run.seed,
-                                                   self.run.model_dir)
+                                                   self.run.model_dir, fold=fold)
         except ValueError as e:
-            raise ConfigError("num_labeled", str(e)) from None
+            raise ConfigError(getattr(e, "field", "num_labeled"), str(e)) from None
         pool = np.arange(data.num_train, dtype=np.int64)
         if not self.config.unlabeled_includes_labeled:
             pool = np.setdiff1d(pool, labeled)
