@@ -159,22 +159,53 @@ def test_noisy_labels_are_saved_and_reused(tmp_path, digits):
 def test_crop_flip_hand_values():
     img = tf.reshape(tf.range(9), [1, 3, 3, 1])
     # reflect pad 1: rows/cols index -1 -> 1, 3 -> 1
-    same = augment.crop_flip(img, tf.constant([[1, 1]]), tf.constant([False]), pad=1)
+    same = augment.crop_flip(img, tf.constant([[1, 1]]), tf.constant([False]), pad=1, padding="reflect")
     np.testing.assert_array_equal(same, img)
-    corner = augment.crop_flip(img, tf.constant([[0, 0]]), tf.constant([False]), pad=1)
+    corner = augment.crop_flip(img, tf.constant([[0, 0]]), tf.constant([False]), pad=1, padding="reflect")
     np.testing.assert_array_equal(corner[0, :, :, 0], [[4, 3, 4], [1, 0, 1], [4, 3, 4]])
-    flipped = augment.crop_flip(img, tf.constant([[1, 1]]), tf.constant([True]), pad=1)
+    flipped = augment.crop_flip(img, tf.constant([[1, 1]]), tf.constant([True]), pad=1, padding="reflect")
     np.testing.assert_array_equal(flipped[0, :, :, 0], [[2, 1, 0], [5, 4, 3], [8, 7, 6]])
+
+
+def test_zero_and_reflect_padding_hand_values():
+    img = tf.reshape(tf.range(1, 10), [1, 3, 3, 1])  # [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    corner, flip = tf.constant([[0, 0]]), tf.constant([False])
+    zeros = augment.crop_flip(img, corner, flip, pad=1, padding="zeros")
+    np.testing.assert_array_equal(zeros[0, :, :, 0], [[0, 0, 0], [0, 1, 2], [0, 4, 5]])
+    reflect = augment.crop_flip(img, corner, flip, pad=1, padding="reflect")
+    np.testing.assert_array_equal(reflect[0, :, :, 0], [[5, 4, 5], [2, 1, 2], [5, 4, 5]])
+    # bottom-right corner of the 2-padded image, mirrored left-right
+    far = augment.crop_flip(img, tf.constant([[4, 4]]), tf.constant([True]), pad=2,
+                            padding="zeros")
+    np.testing.assert_array_equal(far[0, :, :, 0], [[0, 0, 9], [0, 0, 0], [0, 0, 0]])
+    with pytest.raises(ValueError, match="reflect, zeros"):
+        augment.crop_flip(img, corner, flip, pad=1, padding="edge")
+
+
+def test_zero_padding_is_black_in_pixel_space():
+    """Padded pixels are 0 before normalisation (torchvision pads the uint8 image)."""
+    images = np.full((64, 4, 4, 1), 255, np.uint8)
+    src = pipeline.ArraySource(images, np.zeros(64), Normalization((100.0,), (50.0,)),
+                               pad=2, padding="zeros")
+    x = src.fetch(tf.range(64, dtype=tf.int64), seed=tf.constant([3, 4], tf.int64),
+                  augment=True)["image"].numpy()
+    black, white = (0 - 100) / 50, (255 - 100) / 50
+    np.testing.assert_allclose(np.unique(x), [black, white], rtol=1e-6)
+    reflect = pipeline.ArraySource(images, np.zeros(64), Normalization((100.0,), (50.0,)),
+                                   pad=2, padding="reflect")
+    y = reflect.fetch(tf.range(64, dtype=tf.int64), seed=tf.constant([3, 4], tf.int64),
+                      augment=True)["image"].numpy()
+    np.testing.assert_allclose(y, white, rtol=1e-6)
 
 
 def test_augment_is_per_example_and_seeded():
     images = tf.tile(tf.reshape(tf.cast(tf.range(64), tf.uint8), [1, 8, 8, 1]), [32, 1, 1, 1])
     seed = tf.constant([1, 2], tf.int64)
-    a = augment.augment_batch(images, seed, pad=2, flip=True)
-    np.testing.assert_array_equal(a, augment.augment_batch(images, seed, pad=2, flip=True))
+    a = augment.augment_batch(images, seed, pad=2, flip=True, padding="reflect")
+    np.testing.assert_array_equal(a, augment.augment_batch(images, seed, pad=2, flip=True, padding="reflect"))
     assert len({a[i].numpy().tobytes() for i in range(32)}) > 5
     mapped = next(iter(tf.data.Dataset.from_tensors(images).map(
-        lambda x: augment.augment_batch(x, seed, pad=2, flip=True))))
+        lambda x: augment.augment_batch(x, seed, pad=2, flip=True, padding="reflect"))))
     np.testing.assert_array_equal(a, mapped)
 
 

@@ -77,3 +77,47 @@ def test_incompatible_switches_are_refused(tmp_path, one_replica, digits):
     with pytest.raises(ConfigError, match="num_mixed"):
         Trainer("mixup", digits, RunConfig(model_dir=str(tmp_path)),
                 config={"num_mixed": 3, "pairing": "knn"}, strategy=one_replica)
+
+
+def _square_stages():
+    """A Sequential of three stages, each squaring its input: every stage is
+    nonlinear, so mixing after a different stage gives different numbers."""
+    import keras
+    from mixmatch_tf.models import split_stages
+    net = keras.Sequential([keras.Input((1,))] + [
+        keras.layers.Lambda(lambda h: h * h, name=f"stage{k}") for k in (1, 2, 3)])
+    return split_stages(net)
+
+
+@pytest.mark.parametrize("layer,logits", [
+    # stage 1: [1, 4]; mixed (lam 0.25, partners swapped): [3.25, 1.75]; squared twice
+    (1, [[111.56640625], [9.37890625]]),
+    # stages 1-2: [1, 16]; mixed: [12.25, 4.75]; squared once
+    (2, [[150.0625], [22.5625]]),
+])
+def test_hidden_mixing_mixes_exactly_the_output_of_stage_k(layer, logits):
+    from mixmatch_tf.methods.mixup import forward_mixed
+    x = tf.constant([[1.0], [2.0]])
+    y = tf.constant([[1.0, 0.0], [0.0, 1.0]])
+    out, y_mix = forward_mixed(_square_stages(), x, y, layer, tf.constant(0.25),
+                               tf.constant([1, 0]))
+    np.testing.assert_array_equal(out, logits)
+    np.testing.assert_array_equal(y_mix, [[0.25, 0.75], [0.75, 0.25]])
+
+
+def test_preact_resnet18_has_the_five_latent_layers_of_the_ablation_table():
+    """Layers 1-5 are the outputs of stem, layer1..layer4; 6 would mix the logits."""
+    from mixmatch_tf.methods.base import Context, get_method
+    from mixmatch_tf.models import build_model, split_stages
+    cls = get_method("mixup")
+
+    def method(layer):
+        ctx = Context(num_classes=10, image_shape=(32, 32, 3), train_labels=np.zeros(8, np.int64),
+                      seed=0, model_fn=lambda: build_model("preact_resnet18", (32, 32, 3), 10))
+        return cls(cls.Config(mix_layer=layer), ctx)
+
+    net = method(5).build()["net"]
+    names = [s.name for s in split_stages(net)]
+    assert names == ["stem", "layer1", "layer2", "layer3", "layer4", "head"]
+    with pytest.raises(ConfigError, match="mix_layer: must be below the 6 stages"):
+        method(6).build()

@@ -74,3 +74,22 @@ def test_dividemix_tables_report_the_mean_of_the_last_10_epochs():
     for name in ("cifar10_noisy", "cifar100_noisy"):
         assert SUITES[name].metrics[0][0] == "mean_last_10_test_error"
         assert "mean of the last 10 epochs" in SUITES[name].metrics[0][1]
+
+
+def test_mixup_ablation_has_the_five_latent_layer_rows():
+    """Table 5 rows 'mix labels and latent representations' at layers 1-5 (CIFAR presets);
+    the digits suite keeps the two layers its small CNN has."""
+    from mixmatch_tf.reproduce.suites import ABLATION, SUITES
+    layers = {int(dict(flags)["mix_layer"]): paper for _, flags, paper in ABLATION
+              if "mix_layer" in dict(flags)}
+    assert layers == {1: (4.44, 4.51), 2: (4.56, 4.61), 3: (5.39, 5.55), 4: (5.95, 5.43),
+                      5: (5.39, 5.15)}
+    cifar = {(s.row, s.column): s for s in SUITES["mixup_ablation_cifar10"].make_runs([0])}
+    for k in range(1, 6):
+        for wd in ("1e-4", "5e-4"):
+            spec = cifar[(f"mix labels and latent representations, layer {k}", f"wd {wd}")]
+            preset = dict(spec.flags)["flagfile"]
+            with open(os.path.join(os.path.dirname(os.path.dirname(__file__)), preset)) as f:
+                assert f"--mix_layer={k}\n" in f.read() + "\n", preset
+    digits = {dict(s.flags).get("mix_layer") for s in SUITES["mixup_ablation_digits"].make_runs([0])}
+    assert digits == {None, "1", "2"}

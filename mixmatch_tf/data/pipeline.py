@@ -52,9 +52,18 @@ class ArraySource:
 
     The arrays live in CPU ``tf.Variable``s captured by the dataset functions,
     so large data sets are not copied into graph constants (2 GB limit).
+
+    Args:
+      images, labels: uint8 [N, H, W, C] (or float features [N, D]) and int [N].
+      normalization: applied after any augmentation.
+      pad: padding of the random crop on each side (0: no crop).
+      flip: random horizontal flips.
+      padding: how the crop pads, ``"reflect"`` or ``"zeros"`` (the method's
+        ``crop_padding``); applied to the uint8 pixels, before normalisation.
     """
 
-    def __init__(self, images, labels, normalization, pad=0, flip=False):
+    def __init__(self, images, labels, normalization, pad=0, flip=False, padding="reflect"):
+        augment_lib.check_padding(padding)
         images = np.asarray(images)
         with tf.init_scope(), tf.device("/cpu:0"):
             self.images = tf.Variable(images, trainable=False, name="images")
@@ -64,6 +73,7 @@ class ArraySource:
         self.normalization = normalization
         self.pad = int(pad)
         self.flip = bool(flip)
+        self.padding = padding
 
     def fetch(self, indices, seed=None, views=None, augment=False, with_labels=True, extras=None,
               raw=False):
@@ -86,7 +96,8 @@ class ArraySource:
                 return x
             if augment and self.pad and x.shape.rank == 4:
                 view_seed = tf.random.experimental.stateless_fold_in(seed, k)
-                x = augment_lib.augment_batch(x, view_seed, self.pad, self.flip)
+                x = augment_lib.augment_batch(x, view_seed, self.pad, self.flip,
+                                               self.padding)
             return normalize(x, self.normalization)
 
         if views is None:

@@ -30,7 +30,8 @@ class ImageData:
       class_names: C strings.
       flip: whether horizontal flips are a valid augmentation (not for digits,
         SVHN or text-like images).
-      pad: reflect padding before the random crop (H // 8 by default).
+      pad: padding on each side before the random crop (H // 8 by default);
+        how it pads is the method's ``crop_padding``.
       unlabeled_images: extra images without labels (STL-10's unlabelled split).
       coarse_labels: CIFAR-100 superclass of each training example, if known.
       label_sets: alternative training labels by name (CIFAR-N human labels).
@@ -124,6 +125,109 @@ TFDS_DATASETS = {
 
 class DataNotPreparedError(FileNotFoundError):
     """A TFDS data set is not in --data_dir."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelFolds:
+    """Labeled folds defined by a data set's distributors (official SSL splits use them).
+
+    Attributes:
+      count, size: number of folds and labeled examples per fold.
+      file: the folds file of the distribution: one fold per line, 0-based
+        indices into ``images``.
+      images: the distribution's training-image file the indices number.
+      url: where the distribution is.
+    """
+    count: int
+    size: int
+    file: str
+    images: str
+    url: str
+
+
+# STL-10's binary distribution holds fold_indices.txt: 10 folds of 1000 of the 5000
+# training images. TFDS's stl10 does not carry it (nor an example id to map it).
+PREDEFINED_FOLDS = {
+    "stl10": LabelFolds(count=10, size=1000, file="fold_indices.txt", images="train_X.bin",
+                        url="http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz"),
+}
+
+
+class LabelFoldsError(ValueError):
+    """The predefined folds cannot be used; ``field`` names the setting to fix."""
+
+    def __init__(self, field, message):
+        super().__init__(message)
+        self.field = field
+
+
+def read_label_folds(data, path):
+    """The predefined labeled folds of ``data`` as indices into ``data.train_images``.
+
+    The folds file numbers the training images in the order of the distribution's
+    image file (STL-10: ``train_X.bin``), but TFDS stores them in another order (it
+    shuffles examples by a hash of their key and keeps no id). So the image file,
+    which must sit beside the folds file as in the distribution, is read too and
+    each of its images is found among ``data.train_images`` by its pixels.
+
+    Args:
+      data: an ``ImageData`` whose name has ``PREDEFINED_FOLDS``.
+      path: the folds file.
+
+    Returns:
+      list of int64 arrays, one per line of the file, in its order.
+
+    Raises:
+      LabelFoldsError: naming the missing or inconsistent file and where to get it.
+    """
+    import hashlib
+    spec = PREDEFINED_FOLDS[data.name]
+    where = f"{spec.file} and {spec.images} of {spec.url} (folder stl10_binary/)"
+    if not os.path.isfile(path):
+        raise LabelFoldsError("label_folds_file", f"{path!r} does not exist; it is {where}")
+    folds = []
+    with open(path, encoding="ascii") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                folds.append(np.asarray([int(v) for v in line.split()], np.int64))
+            except ValueError:
+                raise LabelFoldsError("label_folds_file", f"{path}, line {number}: not a list "
+                                      "of integer image indices") from None
+            bad = folds[-1][(folds[-1] < 0) | (folds[-1] >= data.num_train)]
+            if bad.size:
+                raise LabelFoldsError("label_folds_file", f"{path}, line {number}: index "
+                                      f"{bad[0]} is outside the {data.num_train} training images")
+    if not folds:
+        raise LabelFoldsError("label_folds_file", f"{path} holds no folds")
+    images_path = os.path.join(os.path.dirname(path), spec.images)
+    if not os.path.isfile(images_path):
+        raise LabelFoldsError(
+            "label_folds_file", f"{images_path} is missing: the fold indices number the images "
+            f"of {spec.images}, which must sit beside {os.path.basename(path)} to match them to "
+            f"the {data.name} training images; both files are {where}")
+    height, width, channels = data.image_shape
+    raw = np.fromfile(images_path, np.uint8)
+    if raw.size != data.num_train * height * width * channels:
+        raise LabelFoldsError(
+            "label_folds_file", f"{images_path} holds {raw.size} bytes, not the "
+            f"{data.num_train} images of {height}x{width}x{channels} of the {data.name} "
+            "training set")
+    # The distribution stores each image channel by channel, column-major.
+    binary = raw.reshape(-1, channels, width, height).transpose(0, 3, 2, 1)
+    positions = {}
+    for i, image in enumerate(data.train_images):
+        positions.setdefault(hashlib.sha1(image.tobytes()).digest(), []).append(i)
+    order = np.empty(len(binary), np.int64)
+    for j, image in enumerate(binary):
+        found = positions.get(hashlib.sha1(np.ascontiguousarray(image).tobytes()).digest())
+        if not found:
+            raise LabelFoldsError(
+                "label_folds_file", f"image {j} of {images_path} is not among the {data.name} "
+                f"training images in --data_dir: the file and the data set differ")
+        order[j] = found.pop(0)
+    return [order[fold] for fold in folds]
 
 
 def _tfds_split(builder, split, keys):

@@ -178,6 +178,11 @@ class Method:
     default_model: ClassVar[str] = "preact_resnet18"
     # Per data set overrides of Config defaults, e.g. {"digits": {"epochs": 60}}.
     dataset_defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    # How the random crop pads, as in the official code the method follows:
+    # "reflect" (MixMatch's libml/data.py augment_shift, for MixMatch and its SSL
+    # baselines) or "zeros" (torchvision RandomCrop(padding=4) on the uint8 image,
+    # for the PyTorch references). The trainer hands it to the input pipeline.
+    crop_padding: ClassVar[str] = "reflect"
 
     def __init__(self, config, context: Context):
         self.config = config

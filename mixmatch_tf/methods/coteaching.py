@@ -17,6 +17,8 @@
   with rate_schedule[t], alpha_plan[t], beta1_plan[t]: so do we (``epochs - 1``
   passes). The values are set between epochs (a phase per epoch); the traced
   step reads them from variables;
+* no data augmentation by default: the official ``main.py`` trains on the raw
+  images (``transforms.ToTensor()`` only, no crop or flip);
 * prediction and export: the mean of both networks' softmax outputs.
 
 Per replica / global: the small-loss selection is global -- the losses of all
@@ -53,7 +55,7 @@ class Config(TrainConfig):
     num_gradual: int = 10                # epochs over which the forget rate grows from 0 (T_k)
     exponent: float = 1.0                # c of the schedule: the growth ends at forget_rate ** c
     lr_decay_start: float = 0.4          # epoch_decay_start as a fraction of the epochs (80 of 200)
-    augment: bool = True                 # random crop (+ flip where valid)
+    augment: bool = False                # random crop (+ flip); off: the official code trains on raw images
 
     def __post_init__(self):
         super().__post_init__()
@@ -109,6 +111,10 @@ class CoTeaching(Method):
     Config = Config
     default_model = "preact_resnet18"
     dataset_defaults = {"digits": {"model": "small_cnn", "batch_size": 64, "epochs": 60.0}}
+    # The official main.py feeds ToTensor() images: no crop, no flip (augment=False).
+    # With --augment the crop zero-pads, as torchvision's RandomCrop in the PyTorch
+    # code this baseline sits next to (DivideMix's dataloader_cifar.py).
+    crop_padding = "zeros"
 
     def forget_rate(self):
         """The final forget rate: the flag, else the noise rate (0.2, main.py's default

@@ -119,6 +119,8 @@ class DivideMix(Method):
     Config = Config
     default_model = "preact_resnet18"
     dataset_defaults = {"digits": DIGITS}
+    # dataloader_cifar.py: RandomCrop(32, padding=4) zero-pads the uint8 image.
+    crop_padding = "zeros"
 
     # ------------------------------------------------------------ schedule
     def warmup_steps(self):

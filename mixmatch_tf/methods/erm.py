@@ -61,6 +61,8 @@ class ERM(Method):
     Config = Config
     default_model = "preact_resnet18"
     dataset_defaults = {"digits": DIGITS}
+    # mixup-cifar10 train.py: RandomCrop(32, padding=4) zero-pads the uint8 image.
+    crop_padding = "zeros"
 
     def build(self):
         net = self.ctx.model_fn()

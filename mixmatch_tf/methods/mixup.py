@@ -13,6 +13,20 @@ k = ``knn_k``), convex combinations of ``num_mixed`` >= 3 examples with
 Dirichlet(alpha) weights, and mixing of hidden representations after stage
 ``mix_layer`` of the network (manifold mixup) instead of inputs.
 
+Which layer: a shipped network is a ``keras.Sequential`` of stages, and
+``mix_layer = k`` mixes the output of stage k (``forward_mixed``); k = 0 is
+input mixup. On PreAct ResNet-18 (stages stem, layer1..layer4, head) layer 1 is
+the output of the stem and layers 2-5 the outputs of the residual stages
+layer1..layer4, the last one just before pooling and the classifier: the five
+rows "mix labels and latent representations, layer 1..5" of the paper's ablation
+table. The paper does not spell its numbering out; this one gives five distinct
+latent points, none of them the input (its layer-1 row, 4.44%, is not its input
+mixup row, 4.24%). The Manifold Mixup code (vikasverma1077/manifold_mixup,
+``preresnet.py``) counts differently: its ``layer_mix = k`` mixes after conv1
+and residual stages 1..k, which is our layer k + 1. On the small CNN of the
+digits (stages block1, block2, head) only layers 1 and 2 exist; a layer at or
+beyond the head is refused.
+
 Per replica / global: input mixing runs inside tf.data on the *global* batch
 before it is split over replicas, so lambda and the partners are global and the
 result does not depend on the replica count. Hidden-layer mixing happens in the
@@ -46,7 +60,7 @@ class Config(erm.Config):
     same_class: bool = False               # partners from the same class only (SC instead of AC)
     knn_k: int = 200                       # neighbours of the knn pairing
     num_mixed: int = 2                     # examples per combination; >= 3: Dirichlet weights
-    mix_layer: int = 0                     # 0: mix inputs; k > 0: mix the output of stage k
+    mix_layer: int = 0                     # 0: mix inputs; k > 0: mix the output of stage k (1 = stem)
 
     def __post_init__(self):
         super().__post_init__()
@@ -62,6 +76,29 @@ class Config(erm.Config):
               "same_class=False)")
         check(not (self.mix_layer and (special or self.num_mixed > 2)), "mix_layer",
               "hidden-layer mixing uses random pairs of the batch")
+
+
+def forward_mixed(stages, x, y, layer, lam, perm, training=True):
+    """Runs ``stages`` on ``x``, mixing the output of stage ``layer`` and the targets.
+
+    Args:
+      stages: the network's stages in order (callables ``stage(h, training=...)``).
+      x: the input batch [B, ...].
+      y: the targets [B, C].
+      layer: k >= 1, mix the output of ``stages[k - 1]`` (k = 0 would be input mixup).
+      lam: mixing weight, scalar or [B].
+      perm: int [B], each example's partner within the batch.
+
+    Returns:
+      (logits of the mixed batch, mixed targets).
+    """
+    h = x
+    for stage in stages[:layer]:
+        h = stage(h, training=training)
+    h, y_mix = ops.mixup(h, y, lam, perm)
+    for stage in stages[layer:]:
+        h = stage(h, training=training)
+    return h, y_mix
 
 
 def same_class_partner(index, labels_sorted_order, class_start, class_count, labels, seed):
@@ -155,11 +192,5 @@ class Mixup(erm.ERM):
         n = tf.shape(x)[0]
         lam = ops.sample_beta(cfg.mixup_alpha, [n] if cfg.mixup_per_example else [], lam_seed)
         perm = ops.sample_permutation(n, perm_seed)
-        stages = split_stages(net)
-        h = x
-        for stage in stages[:cfg.mix_layer]:
-            h = stage(h, training=True)
-        h, y_mix = ops.mixup(h, y, lam, perm)
-        for stage in stages[cfg.mix_layer:]:
-            h = stage(h, training=True)
-        return h, (y_mix if cfg.mix_targets else y)
+        logits, y_mix = forward_mixed(split_stages(net), x, y, cfg.mix_layer, lam, perm)
+        return logits, (y_mix if cfg.mix_targets else y)

@@ -43,6 +43,8 @@ class SemiConfig(TrainConfig):
     ema_decay: float = 0.999                  # EMA of the weights for evaluation/export; 0: no EMA
     ema_bn_examples: int = 4096               # training images over which the EMA network's BN statistics are estimated
     num_labeled: int = 4000                   # labeled examples (class-balanced, drawn with the seed)
+    label_fold: Optional[int] = None          # predefined fold (STL-10, 1000 labels); None: fold = seed; -1: random draw
+    label_folds_file: Optional[str] = None    # STL-10's fold_indices.txt (train_X.bin beside it)
     unlabeled_includes_labeled: bool = False  # official MixMatch keeps labeled examples out of U
     augment: bool = True                      # random crop (+ flip where valid)
 
@@ -54,6 +56,8 @@ class SemiConfig(TrainConfig):
         check(self.num_labeled > 0, "num_labeled", f"must be > 0, got {self.num_labeled}")
         check(self.ema_bn_examples > 0, "ema_bn_examples",
               f"must be > 0, got {self.ema_bn_examples}")
+        check(self.label_fold is None or self.label_fold >= -1, "label_fold",
+              f"must be a fold number >= 0 or -1 (random draw), got {self.label_fold}")
 
 
 @dataclasses.dataclass(frozen=True)

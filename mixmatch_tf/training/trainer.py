@@ -227,11 +227,14 @@ class Trainer:
         if not hasattr(self.config, "num_labeled"):
             return data.train_images, labels, None, None
         try:
+            fold = splits.labeled_fold(data, self.config.num_labeled, self.run.seed,
+                                       getattr(self.config, "label_fold", None),
+                                       getattr(self.config, "label_folds_file", None))
             labeled = splits.labeled_split_for_run(labels, self.config.num_labeled,
                                                    data.num_classes, self.run.seed,
-                                                   self.run.model_dir)
+                                                   self.run.model_dir, fold=fold)
         except ValueError as e:
-            raise ConfigError("num_labeled", str(e)) from None
+            raise ConfigError(getattr(e, "field", "num_labeled"), str(e)) from None
         pool = np.arange(data.num_train, dtype=np.int64)
         if not self.config.unlabeled_includes_labeled:
             pool = np.setdiff1d(pool, labeled)
@@ -250,7 +253,7 @@ class Trainer:
         self.train_labels = self._train_labels()
         images, labels, labeled, unlabeled = self._split()
         self.source = ArraySource(images, labels, self.normalization, pad=data.pad,
-                                  flip=data.flip)
+                                  flip=data.flip, padding=self.method_cls.crop_padding)
         self.test_source = ArraySource(data.test_images, data.test_labels, self.normalization)
         replicas = self.strategy.num_replicas_in_sync
         self.context = Context(
