@@ -100,6 +100,31 @@ def digits_noisy_runs(seeds):
     return grid(rows, columns, seeds, base=(("dataset", "digits"),))
 
 
+# ----------------------------------------------------------------------------- Fashion-MNIST
+# The second real image data set, built offline from Debian's dataset-fashion-mnist by
+# scripts/make_fashion_mnist.py (paths relative to the repository, where the runner runs).
+FASHION = "npz:data/fashion_mnist.npz"
+FASHION_5K = "npz:data/fashion_mnist_5k.npz"
+
+
+def fashion_ssl_runs(seeds):
+    rows = [(label, (("method", m),)) for label, m in SSL_METHODS]
+    columns = [("100 labels", (("num_labeled", "100"),))]
+    return grid(rows, columns, seeds, base=(("dataset", FASHION), ("model", "small_cnn"),
+                                            ("train_steps", "2000"), ("eval_every", "250")))
+
+
+def fashion_noisy_runs(seeds):
+    epochs = (("epochs", "60"), ("batch_size", "64"))
+    rows = [("ERM", (("method", "erm"),) + epochs),
+            ("mixup (alpha 8)", (("method", "mixup"), ("mixup_alpha", "8")) + epochs),
+            ("Co-teaching (+ crop)", (("method", "coteaching"), ("augment", "true")) + epochs),
+            ("DivideMix", (("method", "dividemix"), ("epochs", "60"), ("warmup_epochs", "20")))]
+    columns = [(label, (("noise_type", t), ("noise_rate", r))) for label, t, r in NOISE_SETTINGS
+               if label in ("sym 50%", "sym 80%")]
+    return grid(rows, columns, seeds, base=(("dataset", FASHION_5K), ("model", "small_cnn")))
+
+
 # The mixup paper's ablation table (CIFAR-10, PreAct ResNet-18): row -> (flags,
 # paper's median test error of the last 10 epochs at weight decay 1e-4 and 5e-4).
 ABLATION = [
@@ -308,6 +333,27 @@ register(Suite(
     digits_noisy_runs, metrics=(("test_error", "last-epoch test error (%)"),
                                 ("best_test_error", "best test error (%)")),
     figures=("error_curves", "division_auc", "loss_histograms")))
+
+register(Suite(
+    "fashion_ssl", "MixMatch and the SSL baselines on Fashion-MNIST (100 labels)",
+    "The second real image data set: 60,000 training images of which 100 are labeled "
+    "(class-balanced), 10,000 test images; small CNN, 2,000 steps, each method's default "
+    "settings otherwise (EMA 0.999). Build the data first: sudo apt-get install "
+    "dataset-fashion-mnist && python scripts/make_fashion_mnist.py --out=data/fashion_mnist.npz. "
+    "Test error of the evaluated (EMA) network and of the trained network beside it.",
+    fashion_ssl_runs, metrics=(("test_error", "test error (%), evaluated (EMA) network"),
+                               ("student_test_error", "test error (%), trained network")),
+    figures=("error_curves",)))
+
+register(Suite(
+    "fashion_noisy", "Learning with noisy labels on a 5,000-image Fashion-MNIST subset",
+    "ERM, mixup (alpha 8), Co-teaching and DivideMix at 50% and 80% symmetric noise on a "
+    "class-balanced 5,000-image subset of Fashion-MNIST (the full 10,000-image test set); "
+    "small CNN, 60 epochs (DivideMix: 20 of them warm-up). Build the data first: "
+    "python scripts/make_fashion_mnist.py --train_size=5000 --out=data/fashion_mnist_5k.npz.",
+    fashion_noisy_runs, metrics=(("test_error", "last-epoch test error (%)"),
+                                 ("best_test_error", "best test error (%)")),
+    figures=("error_curves", "division_auc")))
 
 register(Suite(
     "mixup_ablation_digits", "The mixup ablation table on the bundled digits",

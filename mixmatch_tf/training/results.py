@@ -41,13 +41,16 @@ def summarize(evals):
     errors = [e["test_error"] for e in evals]
     if not errors:
         return {}
-    return {
+    out = {
         "test_error": errors[-1],
         "best_test_error": min(errors),
         "mean_last_10_test_error": float(np.mean(errors[-10:])),
         "median_last_10_test_error": float(np.median(errors[-10:])),
         "median_last_20_test_error": float(np.median(errors[-20:])),
     }
+    if "student_test_error" in evals[-1]:  # the trained network, where an EMA is evaluated
+        out["student_test_error"] = evals[-1]["student_test_error"]
+    return out
 
 
 def effective_classes(counts):
