@@ -62,6 +62,10 @@ class ERM(Method):
     default_model = "preact_resnet18"
     dataset_defaults = {"digits": DIGITS}
 
+    @classmethod
+    def model_kwargs(cls, config):
+        return {"dropout": config.dropout}
+
     def build(self):
         net = self.ctx.model_fn()
         opt = common.build_optimizer(keras.optimizers.SGD(
