@@ -14,8 +14,6 @@ import time
 
 import tensorflow as tf
 
-from mixmatch_tf.ops import mixing
-
 _PLAIN = (bool, int, float, str, bytes, type(None))
 
 
@@ -82,8 +80,7 @@ class PhaseLoop:
         jit = self.jit_compile
 
         def replica_fn(batch, step):
-            with mixing.xla_compatible(jit):  # runs while tracing only
-                out = step_fn(state, batch, step)
+            out = step_fn(state, batch, step)
             if "loss" not in out:
                 raise ValueError(f"the train step of phase {name!r} must return 'loss'")
             return {k: tf.cast(v, tf.float32) for k, v in out.items()}
