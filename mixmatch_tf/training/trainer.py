@@ -131,8 +131,10 @@ class Trainer:
         """Trains to the end (or resumes and finishes) and writes metrics.json.
 
         Args:
-          on_progress: optional ``fn(line)`` called with the progress line (step,
-            rate, ETA) after every compiled call, e.g. for a live display.
+          on_progress: optional ``fn(info)`` called after every compiled call with
+            ``step``, ``total`` (None if unknown), ``rate`` (steps/s),
+            ``eta_seconds`` (None if unknown) and the log ``line``, e.g. for a
+            live display.
 
         Returns:
           The metrics; with ``stop_at_step`` reached first, only
@@ -202,7 +204,8 @@ class Trainer:
             progress.add(n, seconds)
             line = progress.line(step, phase.name, int(self.phase_step), phase.steps, metrics)
             if on_progress is not None:
-                on_progress(line)
+                on_progress({"step": step, "total": progress.total, "rate": progress.rate,
+                             "eta_seconds": progress.eta_seconds(step), "line": line})
             if time.time() - last_log >= run.log_every_seconds:
                 last_log = time.time()
                 logging.info(line)
