@@ -86,3 +86,15 @@ def test_the_script_exits_with_the_message_before_any_work(tmp_path):
     assert out.returncode != 0
     assert "Invalid flag --mixup_alpha=-1.0: must be > 0" in out.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_shared_flag_shows_each_methods_own_help_and_default():
+    import re
+    text = FLAGS["learning_rate"].help
+    assert re.search(r"mixmatch[^:;]*: Adam, constant \[default 0\.002\]", text), text
+    assert re.search(r"erm, mixup: SGD learning rate[^;]*\[default 0\.1\]", text), text
+    assert "dividemix: SGD learning rate [default 0.02]" in text
+    # help declared as field metadata (base.setting), per method
+    fields = cli.method_fields()
+    assert fields["batch_size"][1]["erm"] == ("global batch size", 128)
+    assert fields["batch_size"][1]["mixmatch"][1] == 64

@@ -69,16 +69,22 @@ def get_method(name):
     return _METHODS[name]
 
 
+def setting(default, help_text):
+    """A Config field with its help text (the flag's help, per method)."""
+    return dataclasses.field(default=default, metadata={"help": help_text})
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Fields every method has. Subclasses change defaults and add their own."""
-    model: Optional[str] = None          # network name; None: the method's or data set's default
-    batch_size: int = 128                # global batch size
-    learning_rate: float = 0.1           # base learning rate
-    weight_decay: float = 1e-4           # weight decay (its form is the method's)
-    epochs: float = 200.0                # training length in passes over the training set
-    train_steps: Optional[int] = None    # training length in steps; overrides epochs
-    eval_every: Optional[int] = None     # steps between evaluations; None: one epoch
+    model: Optional[str] = setting(None, "network name; None: the method's or data set's "
+                                   "default")
+    batch_size: int = setting(128, "global batch size")
+    learning_rate: float = setting(0.1, "base learning rate")
+    weight_decay: float = setting(1e-4, "weight decay (its form is the method's)")
+    epochs: float = setting(200.0, "training length in passes over the training set")
+    train_steps: Optional[int] = setting(None, "training length in steps; overrides epochs")
+    eval_every: Optional[int] = setting(None, "steps between evaluations; None: one epoch")
 
     def __post_init__(self):
         check(self.batch_size > 0, "batch_size", f"must be > 0, got {self.batch_size}")
