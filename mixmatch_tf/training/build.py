@@ -3,7 +3,19 @@ counters and the checkpoint of everything."""
 import keras
 import tensorflow as tf
 
+from mixmatch_tf.methods.base import Context
 from mixmatch_tf.models import build_model
+
+
+def make_context(data, run, train_labels, labeled, unlabeled, map_train_set, model_fn,
+                 num_replicas):
+    """The ``Context`` a method is given: what it may know about the run."""
+    return Context(
+        num_classes=data.num_classes, image_shape=data.image_shape, train_labels=train_labels,
+        seed=run.seed, model_fn=model_fn, num_replicas=num_replicas,
+        map_train_set=map_train_set, clean_labels=data.train_labels, labeled_indices=labeled,
+        unlabeled_indices=unlabeled, noise_type=run.noise_type, noise_rate=run.noise_rate,
+        train_images=data.train_images)
 
 
 def model_factory(model, name, image_shape, num_classes, kwargs):

@@ -32,7 +32,7 @@ from absl import logging
 from mixmatch_tf.data import noise as noise_lib
 from mixmatch_tf.data import splits
 from mixmatch_tf.data.preprocess import Normalization
-from mixmatch_tf.methods.base import ConfigError
+from mixmatch_tf.methods.base import ConfigError, get_method
 from mixmatch_tf.training import results
 from mixmatch_tf.training.config import RunConfig
 
@@ -521,9 +521,17 @@ class Records:
         return out
 
 
-def saved_run_config(model_dir, saved):
-    """The RunConfig of a saved run (its run.json settings ``saved``)."""
-    return RunConfig(model_dir=model_dir, seed=saved["seed"], noise_type=saved["noise_type"],
-                     noise_rate=saved["noise_rate"], label_set=saved["label_set"],
-                     normalization=saved["normalization_kind"], sync_bn=saved["sync_bn"],
-                     precision=saved.get("precision", "float32"))
+def saved_run(model_dir):
+    """(settings, method class, Config, RunConfig) of the run saved in ``model_dir``."""
+    saved = RunDir(model_dir, writer=False).saved_settings()
+    if saved is None:
+        raise FileNotFoundError(f"{model_dir} holds no run ({RUN_FILE} is missing); pass the "
+                                "--model_dir of a training run")
+    method_cls = get_method(saved["method"])
+    config = method_cls.Config(**{k: tuple(v) if isinstance(v, list) else v
+                                  for k, v in saved["config"].items()})
+    run = RunConfig(model_dir=model_dir, seed=saved["seed"], noise_type=saved["noise_type"],
+                    noise_rate=saved["noise_rate"], label_set=saved["label_set"],
+                    normalization=saved["normalization_kind"], sync_bn=saved["sync_bn"],
+                    precision=saved.get("precision", "float32"))
+    return saved, method_cls, config, run

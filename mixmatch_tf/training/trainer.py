@@ -20,13 +20,13 @@ from absl import logging
 from mixmatch_tf.data.pipeline import ArraySource, train_dataset
 from mixmatch_tf.data.preprocess import normalize
 from mixmatch_tf.data.sources import ImageData, load_dataset
-from mixmatch_tf.methods.base import Context, get_method, resolve_config
-from mixmatch_tf.training.build import Counters, model_factory, state_variables
+from mixmatch_tf.methods.base import get_method, resolve_config
+from mixmatch_tf.training.build import Counters, make_context, model_factory, state_variables
 from mixmatch_tf.training.config import RunConfig
 from mixmatch_tf.training.loop import (NonFiniteLossError, PhaseLoop, Progress, StateGuard,
                                        call_size)
 from mixmatch_tf.training.passes import Passes
-from mixmatch_tf.training.run_dir import RUN_FILE, Records, RunDir, saved_run_config
+from mixmatch_tf.training.run_dir import Records, RunDir, saved_run
 from mixmatch_tf.training.strategy import is_chief, make_strategy
 
 __all__ = ["NonFiniteLossError", "RunConfig", "Trainer", "load_run"]
@@ -91,15 +91,10 @@ class Trainer:
         self.passes = Passes(self.strategy, self.normalization, self.source, self.test_source,
                              data.num_train, run.eval_batch_size)
         kwargs = dict(self.method_cls.model_kwargs(self.config), sync_bn=run.sync_bn)
-        self.context = Context(
-            num_classes=data.num_classes, image_shape=data.image_shape,
-            train_labels=self.train_labels, seed=run.seed,
-            model_fn=model_factory(model, self.config.model, data.image_shape,
-                                    data.num_classes, kwargs),
-            num_replicas=self.strategy.num_replicas_in_sync, map_train_set=self.map_train_set,
-            clean_labels=data.train_labels, labeled_indices=labeled,
-            unlabeled_indices=unlabeled, noise_type=run.noise_type,
-            noise_rate=run.noise_rate, train_images=data.train_images)
+        self.context = make_context(
+            data, run, self.train_labels, labeled, unlabeled, self.map_train_set,
+            model_factory(model, self.config.model, data.image_shape, data.num_classes, kwargs),
+            self.strategy.num_replicas_in_sync)
         self.method = self.method_cls(self.config, self.context)
         with self.strategy.scope():
             self.state = self.method.build()
@@ -280,14 +275,7 @@ class Trainer:
 def load_run(model_dir, data_dir=None, strategy=None, data=None):
     """Opens the Trainer of an existing run read-only, from ``model_dir/run.json`` and
     its newest intact checkpoint (for evaluation and export)."""
-    saved = RunDir(model_dir, writer=False).saved_settings()
-    if saved is None:
-        raise FileNotFoundError(f"{model_dir} holds no run ({RUN_FILE} is missing); pass the "
-                                "--model_dir of a training run")
-    run = saved_run_config(model_dir, saved)
-    method_cls = get_method(saved["method"])
-    config = method_cls.Config(**{k: tuple(v) if isinstance(v, list) else v
-                                  for k, v in saved["config"].items()})
+    saved, method_cls, config, run = saved_run(model_dir)
     trainer = Trainer(method_cls, data if data is not None else saved["dataset"], run,
                       config=config, strategy=strategy, read_only=True,
                       data_dir=data_dir if data_dir is not None else saved.get("data_dir"))
