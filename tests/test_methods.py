@@ -160,3 +160,25 @@ def test_a_phase_whose_constants_changed_is_traced_again(tmp_path, one_replica, 
         phase = Phase(name="train", steps=1, streams=base.streams, step_fn=scaled(c))
         metrics, _ = tr.loop.run(phase, iterator, 1)
         assert metrics["loss"] == c
+
+
+def test_training_reads_no_method_config_field_by_name():
+    """training/ may read only the fields every method has (TrainConfig), never e.g.
+    num_labeled or dropout: methods declare those needs (labeled_split, model_kwargs)."""
+    import dataclasses
+    from mixmatch_tf.methods.base import TrainConfig
+    allowed = {f.name for f in dataclasses.fields(TrainConfig)} | {"to_dict"}
+    folder = os.path.join(os.path.dirname(mixmatch_tf.__file__), "training")
+    read = set()
+    for name in os.listdir(folder):
+        if name.endswith(".py"):
+            tree = ast.parse(open(os.path.join(folder, name), encoding="utf-8").read())
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.Attribute):
+                    continue
+                owner = node.value  # ``config.x`` or ``<something but tf>.config.x``
+                if (isinstance(owner, ast.Name) and owner.id == "config") or (
+                        isinstance(owner, ast.Attribute) and owner.attr == "config"
+                        and not (isinstance(owner.value, ast.Name) and owner.value.id == "tf")):
+                    read.add(node.attr)
+    assert read and read <= allowed, read - allowed
