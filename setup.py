@@ -8,7 +8,10 @@ setuptools.setup(
                  "train steps, absl launchers, checkpoints and SavedModel export."),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    packages=setuptools.find_packages(include=["mixmatch_tf", "mixmatch_tf.*"]),
+    # ``flags`` (the launchers' absl flags) and its presets install with the package,
+    # so ``from flags import common`` works without a path patch.
+    packages=setuptools.find_packages(include=["mixmatch_tf", "mixmatch_tf.*", "flags"]),
+    package_data={"flags": ["presets/*.cfg", "presets/*/*.cfg"]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.21,<2.22",

@@ -53,8 +53,9 @@ def define_run_flags():
                          "the same command again to continue.")
 
 
-def _field_help(config_cls):
-    """field -> the comment after it in the Config class source (its help text)."""
+def _comment_help(config_cls):
+    """field -> the comment after it in the Config class source, for fields declared
+    without ``setting(default, help)`` (their help text until they are converted)."""
     helps = {}
     for cls in reversed(config_cls.__mro__):
         if not dataclasses.is_dataclass(cls):
@@ -76,26 +77,39 @@ def _base_type(annotation):
 
 
 def method_fields():
-    """name -> (type, help, {method: default}) over all registered methods."""
+    """name -> (type, {method: (help, default)}) over all registered methods.
+
+    Each method's help and default come from its own Config: a field a subclass
+    redeclares (``learning_rate`` of Adam or of SGD) has that class's help.
+    """
     out = {}
     for name in method_names():
         cfg = get_method(name).Config
-        helps = _field_help(cfg)
+        comments = _comment_help(cfg)
         hints = typing.get_type_hints(cfg)
         for f in dataclasses.fields(cfg):
             typ = _base_type(hints[f.name])
-            entry = out.setdefault(f.name, [typ, helps.get(f.name, ""), {}])
+            entry = out.setdefault(f.name, [typ, {}])
             if entry[0] is not typ:
                 raise TypeError(f"config field {f.name!r} has type {typ} in {name} but "
                                 f"{entry[0]} elsewhere")
-            entry[2][name] = f.default
+            entry[1][name] = (f.metadata.get("help") or comments.get(f.name, ""), f.default)
     return out
 
 
+def flag_help(per_method):
+    """The help of a method flag: each method's own help and default, methods that
+    share both grouped."""
+    groups = {}
+    for method, (help_text, default) in sorted(per_method.items()):
+        groups.setdefault((help_text, repr(default)), []).append(method)
+    return "; ".join(f"{', '.join(methods)}: {help_text} [default {default}]"
+                     for (help_text, default), methods in groups.items())
+
+
 def define_method_flags():
-    for field, (typ, help_text, defaults) in sorted(method_fields().items()):
-        shown = "; ".join(f"{m}: {d}" for m, d in sorted(defaults.items()))
-        text = f"{help_text} [defaults -- {shown}]"
+    for field, (typ, per_method) in sorted(method_fields().items()):
+        text = flag_help(per_method)
         if typ is bool:
             flags.DEFINE_bool(field, None, text)
         elif typ is int:
@@ -127,13 +141,13 @@ def method_overrides():
     fields = {f.name: f for f in dataclasses.fields(method.Config)}
     hints = typing.get_type_hints(method.Config)
     out = {}
-    for name, (typ, _, defaults) in method_fields().items():
+    for name, (typ, per_method) in method_fields().items():
         value = FLAGS[name].value
         if value is None:
             continue
         if name not in fields:
             usage_error(name, f"does not apply to method {FLAGS.method!r} (it applies to: "
-                        f"{', '.join(sorted(defaults))})")
+                        f"{', '.join(sorted(per_method))})")
         if _base_type(hints[name]) is tuple:
             try:
                 value = tuple(float(v) for v in value)

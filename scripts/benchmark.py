@@ -104,7 +104,7 @@ def time_loop(trainer, phase, steps, warmup, steps_per_call):
         lambda ctx: train_dataset(trainer.source, phase.streams, seed=0, salt=1,
                                   transform=phase.transform, input_context=ctx))
     iterator = iter(dist)
-    loop = trainer._loop(phase)  # the very loop fit() runs
+    loop = trainer.loop.compiled(phase)  # the very loop fit() runs
     n = tf.constant(steps_per_call, tf.int32)
     for _ in range(max(1, warmup // steps_per_call)):
         loop(iterator, n)[0]["loss"].numpy()

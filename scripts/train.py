@@ -25,7 +25,7 @@ def main(argv):
     method, config, run = cli.resolve(FLAGS.dataset)
     from mixmatch_tf.data import load_dataset
     from mixmatch_tf.methods import ConfigError
-    from mixmatch_tf.training import Trainer, make_strategy
+    from mixmatch_tf.training import RunFolderError, Trainer, make_strategy
     strategy = make_strategy(FLAGS.strategy, FLAGS.cpu_replicas)
     data = load_dataset(FLAGS.dataset, FLAGS.data_dir)
     try:
@@ -33,6 +33,8 @@ def main(argv):
                           data_dir=FLAGS.data_dir)
     except ConfigError as e:
         cli.usage_error(e.field, e.message)
+    except RunFolderError as e:  # locked by another trainer, no intact checkpoint, ...
+        raise SystemExit(f"error: {e}") from None
     metrics = trainer.fit()
     summary = {k: metrics[k] for k in ("method", "dataset", "seed", "steps", "complete",
                                        "test_error", "best_test_error",

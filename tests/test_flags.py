@@ -243,3 +243,15 @@ def test_mixup_ablation_presets_follow_train_py(preset, monkeypatch):
     expected = dict(_MIXUP_CIFAR10, weight_decay=wd)
     wrong = {k: (values[k], v) for k, v in expected.items() if values[k] != v}
     assert not wrong, f"{preset}: field -> (ours, official): {wrong}"
+
+
+def test_a_shared_flag_shows_each_methods_own_help_and_default():
+    import re
+    text = FLAGS["learning_rate"].help
+    assert re.search(r"mixmatch[^:;]*: Adam, constant \[default 0\.002\]", text), text
+    assert re.search(r"erm, mixup: SGD learning rate[^;]*\[default 0\.1\]", text), text
+    assert "dividemix: SGD learning rate [default 0.02]" in text
+    # help declared as field metadata (base.setting), per method
+    fields = cli.method_fields()
+    assert fields["batch_size"][1]["erm"] == ("global batch size", 128)
+    assert fields["batch_size"][1]["mixmatch"][1] == 64

@@ -76,15 +76,25 @@ def test_sample_permutation_is_a_permutation():
     assert sorted(p.numpy().tolist()) == list(range(50))
 
 
-def test_sample_permutation_compiles_with_xla_inside_xla_compatible():
-    from mixmatch_tf.ops import mixing
-    seed = ops.make_seed(1)
-    with mixing.xla_compatible():
-        p = tf.function(lambda s: ops.sample_permutation(50, s), jit_compile=True)(seed)
-    assert sorted(p.numpy().tolist()) == list(range(50))
-    with pytest.raises(Exception, match="StatelessShuffle"):
-        tf.function(lambda s: ops.sample_permutation(50, s), jit_compile=True)(seed)
-    assert not mixing._XLA["on"]  # the context restores the default
+def test_sample_permutation_is_the_same_eagerly_traced_and_under_xla():
+    """One sampler: XLA compiles it and draws the very permutation of a plain trace."""
+    for n, seed in ((50, ops.make_seed(1)), (1000, ops.make_seed(7, 3))):
+        eager = ops.sample_permutation(n, seed).numpy()
+        traced = tf.function(lambda s, n=n: ops.sample_permutation(n, s))(seed).numpy()
+        xla = tf.function(lambda s, n=n: ops.sample_permutation(n, s), jit_compile=True)(seed)
+        assert sorted(eager.tolist()) == list(range(n))
+        np.testing.assert_array_equal(eager, traced)
+        np.testing.assert_array_equal(eager, xla.numpy())
+
+
+def test_sample_permutation_is_uniform():
+    """Each of the 3! = 6 permutations of 3 items about 1/6 of the time over 1200 seeds."""
+    counts = {}
+    for i in range(1200):
+        key = tuple(ops.sample_permutation(3, tf.constant([i, 11], tf.int64)).numpy())
+        counts[key] = counts.get(key, 0) + 1
+    assert len(counts) == 6
+    assert all(abs(c - 200) < 4 * np.sqrt(1200 / 6 * 5 / 6) for c in counts.values()), counts
 
 
 def test_sharpen_hand_values():

@@ -139,40 +139,6 @@ def test_split_is_saved_and_the_unlabeled_pool_excludes_labeled(tmp_path, one_re
     assert len(both.context.unlabeled_indices) == digits.num_train
 
 
-@pytest.mark.parametrize("method", SSL)
-def test_every_ssl_method_trains_on_one_and_two_replicas(tmp_path, one_replica, two_replicas,
-                                                        digits, method):
-    for name, strategy in (("one", one_replica), ("two", two_replicas)):
-        tr = Trainer(method, digits, RunConfig(model_dir=str(tmp_path / name)),
-                     config={"train_steps": 2, "eval_every": 2, "num_labeled": 20},
-                     strategy=strategy)
-        before = [w.copy() for w in tr.state["student"].get_weights()]
-        m = tr.fit()
-        assert np.isfinite(m["train_metrics"]["loss"]) and m["steps"] == 2
-        after = tr.state["student"].get_weights()
-        assert any(not np.allclose(a, b) for a, b in zip(before, after))
-
-
-def _bn_free():
-    return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(8, 3, padding="same"),
-                             keras.layers.ReLU(), keras.layers.Flatten(), keras.layers.Dense(10)])
-
-
-def test_mixmatch_step_is_the_same_on_one_and_two_replicas(tmp_path, one_replica, two_replicas,
-                                                         digits):
-    keras.utils.set_random_seed(0)
-    model = _bn_free()
-    weights = []
-    for name, strategy in (("one", one_replica), ("two", two_replicas)):
-        tr = Trainer("mixmatch", digits, RunConfig(model_dir=str(tmp_path / name)),
-                     config={"train_steps": 2, "eval_every": 2, "num_labeled": 20,
-                             "rampup_steps": 1}, strategy=strategy, model=model)
-        tr.fit()
-        weights.append(tr.state["student"].get_weights() + tr.state["ema"].get_weights())
-    for a, b in zip(*weights):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
-
-
 def test_no_step_reads_the_test_split(tmp_path, one_replica, digits):
     import dataclasses
     rng = np.random.RandomState(0)

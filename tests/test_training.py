@@ -202,3 +202,13 @@ def test_user_keras_model_through_the_python_api(tmp_path, one_replica, digits):
     for a, b in zip(tr.state["net"].get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert tr.fit()["test_error"] < 15.0
+
+
+def test_fit_reports_progress_with_steps_rate_and_eta(tmp_path, one_replica, digits):
+    seen = []
+    make("erm", tmp_path, one_replica, digits, run={"steps_per_call": 2},
+         train_steps=6, eval_every=6).fit(on_progress=seen.append)
+    assert [i["step"] for i in seen] == [2, 4, 6]
+    assert all(i["total"] == 6 and i["rate"] > 0 for i in seen)
+    assert seen[0]["eta_seconds"] > 0 and seen[-1]["eta_seconds"] == 0
+    assert "steps/s" in seen[-1]["line"] and "ETA" in seen[-1]["line"]

@@ -19,6 +19,15 @@ values), registers itself by name, and implements:
   the trained network's own predictions where ``predict`` serves another one, so
   the trainer can warn when the served network collapses and the trained one
   does not.
+
+and declares what it needs of the run from its config, so the trainer reads no
+config field by name: ``labeled_split`` (a class-balanced labeled subset, for
+semi-supervised learning) and ``model_kwargs`` (e.g. dropout). ``train_errors``
+is the corrupted-label experiment's measure of memorisation, written into
+metrics.json.
+
+A file under ``methods/`` that registers a Method is found by itself: the
+package imports every module in its folder.
 """
 import dataclasses
 import math
@@ -66,16 +75,22 @@ def get_method(name):
     return _METHODS[name]
 
 
+def setting(default, help_text):
+    """A Config field with its help text (the flag's help, per method)."""
+    return dataclasses.field(default=default, metadata={"help": help_text})
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Fields every method has. Subclasses change defaults and add their own."""
-    model: Optional[str] = None          # network name; None: the method's or data set's default
-    batch_size: int = 128                # global batch size
-    learning_rate: float = 0.1           # base learning rate
-    weight_decay: float = 1e-4           # weight decay (its form is the method's)
-    epochs: float = 200.0                # training length in passes over the training set
-    train_steps: Optional[int] = None    # training length in steps; overrides epochs
-    eval_every: Optional[int] = None     # steps between evaluations; None: one epoch
+    model: Optional[str] = setting(None, "network name; None: the method's or data set's "
+                                   "default")
+    batch_size: int = setting(128, "global batch size")
+    learning_rate: float = setting(0.1, "base learning rate")
+    weight_decay: float = setting(1e-4, "weight decay (its form is the method's)")
+    epochs: float = setting(200.0, "training length in passes over the training set")
+    train_steps: Optional[int] = setting(None, "training length in steps; overrides epochs")
+    eval_every: Optional[int] = setting(None, "steps between evaluations; None: one epoch")
 
     def __post_init__(self):
         check(self.batch_size > 0, "batch_size", f"must be > 0, got {self.batch_size}")
@@ -142,13 +157,32 @@ class Context:
         return self.clean_labels == self.train_labels
 
 
+@dataclasses.dataclass(frozen=True)
+class LabeledSplit:
+    """A class-balanced labeled subset of the training set, drawn with the run seed.
+
+    Attributes:
+      num_labeled: its size (a multiple of the class count).
+      unlabeled_includes_labeled: whether the unlabeled pool holds the labeled
+        examples too (else the rest of the training set).
+      label_fold, label_folds_file: a predefined fold of the data set's
+        distribution (STL-10's 1000 labels) instead of a random draw; see
+        ``data.splits.labeled_fold``.
+    """
+    num_labeled: int
+    unlabeled_includes_labeled: bool = False
+    label_fold: Optional[int] = None
+    label_folds_file: Optional[str] = None
+
+
 @dataclasses.dataclass
 class Phase:
     """A stretch of training with one input layout and one train step.
 
     Attributes:
-      name: also the key under which the trainer caches the compiled loop, so
-        phases that share a name must share the step and the batch layout.
+      name: with a fingerprint of ``step_fn``, the key under which the trainer
+        caches the compiled loop (phases whose step constants differ are traced
+        anew).
       steps: number of steps.
       streams: name -> Stream; each step's batch is a dict of one batch per stream.
       step_fn: ``fn(state, batch, step) -> dict of scalars`` (per replica; must
@@ -187,6 +221,17 @@ class Method:
     def __init__(self, config, context: Context):
         self.config = config
         self.ctx = context
+
+    # -- what the method needs of the run ---------------------------------
+    @classmethod
+    def labeled_split(cls, config) -> Optional[LabeledSplit]:
+        """The labeled subset to train on (semi-supervised), or None: all labels."""
+        return None
+
+    @classmethod
+    def model_kwargs(cls, config) -> Mapping[str, Any]:
+        """Keyword arguments of ``models.build_model`` (e.g. ``dropout``)."""
+        return {}
 
     # -- training length -------------------------------------------------
     def steps_per_epoch(self, examples=None, batch_size=None):
@@ -232,6 +277,25 @@ class Method:
     def diagnostics(self, state):
         """Extra entries for metrics.json (method-specific); JSON-serialisable."""
         return {}
+
+    def train_errors(self, state):
+        """Training error (%) of the predictor on the examples whose labels are real
+        and on those whose labels were corrupted (against the corrupted label): the
+        mixup paper's measure of memorisation. Empty without corrupted labels."""
+        ctx = self.ctx
+        if ctx.clean_labels is None or ctx.map_train_set is None:
+            return {}
+        corrupted = ~ctx.label_is_true
+        if not corrupted.any():
+            return {}
+        self.prepare_predict(state)
+        pred = ctx.map_train_set(lambda b: self.predict(state, b["image"])).argmax(axis=-1)
+        real = ~corrupted
+        return {
+            "train_error_real": 100.0 * float(np.mean(pred[real] != ctx.clean_labels[real])),
+            "train_error_corrupted": 100.0 * float(np.mean(pred[corrupted]
+                                                           != ctx.train_labels[corrupted])),
+        }
 
     def networks(self, state):
         """Every Keras network of the state (their RNG states are checkpointed)."""

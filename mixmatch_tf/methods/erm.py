@@ -24,12 +24,13 @@ import tensorflow as tf
 from mixmatch_tf import ops
 from mixmatch_tf.data.pipeline import Stream
 from mixmatch_tf.methods import common
-from mixmatch_tf.methods.base import Method, Phase, TrainConfig, check, register
+from mixmatch_tf.methods.base import Method, Phase, TrainConfig, check, register, setting
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(TrainConfig):
     """Paper settings (PreAct ResNet-18 on CIFAR-10)."""
+    learning_rate: float = setting(0.1, "SGD learning rate, divided by 10 at each lr_decay_at")
     momentum: float = 0.9                  # SGD momentum
     lr_decay_at: tuple = (0.5, 0.75)       # fractions of training at which lr *= lr_decay_factor
     lr_decay_factor: float = 0.1           # multiplier at each decay
@@ -63,6 +64,10 @@ class ERM(Method):
     dataset_defaults = {"digits": DIGITS}
     # mixup-cifar10 train.py: RandomCrop(32, padding=4) zero-pads the uint8 image.
     crop_padding = "zeros"
+
+    @classmethod
+    def model_kwargs(cls, config):
+        return {"dropout": config.dropout}
 
     def build(self):
         net = self.ctx.model_fn()

@@ -29,7 +29,7 @@ import tensorflow as tf
 from mixmatch_tf import ops
 from mixmatch_tf.data.pipeline import Stream
 from mixmatch_tf.methods import common
-from mixmatch_tf.methods.base import Method, Phase, TrainConfig, check
+from mixmatch_tf.methods.base import LabeledSplit, Method, Phase, TrainConfig, check
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +87,11 @@ class SemiSupervised(Method):
     default_model = "wrn28_2"
     # Augmented views per unlabeled example the step needs (None: no unlabeled stream).
     unlabeled_views: ClassVar[Optional[int]] = 1
+
+    @classmethod
+    def labeled_split(cls, config):
+        return LabeledSplit(config.num_labeled, config.unlabeled_includes_labeled,
+                            config.label_fold, config.label_folds_file)
 
     def build(self):
         student = self.ctx.model_fn()

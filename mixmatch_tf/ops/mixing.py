@@ -4,39 +4,10 @@ References:
   Zhang, Cisse, Dauphin, Lopez-Paz. mixup: Beyond Empirical Risk Minimization. ICLR 2018.
   Berthelot et al. MixMatch: A Holistic Approach to Semi-Supervised Learning. NeurIPS 2019.
 """
-import contextlib
-
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 tfd = tfp.distributions
-
-# Whether ops traced now must compile with XLA (see ``xla_compatible``).
-_XLA = {"on": False}
-
-
-@contextlib.contextmanager
-def xla_compatible(on=True):
-    """Within it, traced samplers use only ops that XLA compiles.
-
-    ``sample_permutation`` then draws its permutation as the argsort of stateless
-    uniforms (XLA has no kernel for ``StatelessShuffle``): an equally uniform
-    permutation, but not the same one, so a run with ``--jit_compile`` draws other
-    permutations than one without. The trainer enters it while tracing an
-    XLA-compiled train step.
-
-    TFP's Beta and Dirichlet samplers also pick their implementation when first
-    traced: once a process has traced them under XLA, its non-XLA traces draw
-    other numbers from the same seed. A run is deterministic either way (a fresh
-    process, the same setting); do not mix jit-compiled and plain runs in one
-    process where exact reproduction matters.
-    """
-    previous, _XLA["on"] = _XLA["on"], bool(on)
-    try:
-        yield
-    finally:
-        _XLA["on"] = previous
-
 
 def _tfp_seed(seed):
     """TFP's stateless samplers take int32 seeds; wrap int64 ones deterministically."""
@@ -72,10 +43,17 @@ def sample_dirichlet(alpha, num_components, shape, seed):
 
 
 def sample_permutation(n, seed):
-    """A uniformly random permutation of ``range(n)`` (int32 [n])."""
-    if _XLA["on"]:
-        return tf.argsort(tf.random.stateless_uniform([n], seed))
-    return tf.random.experimental.stateless_shuffle(tf.range(n), seed=seed)
+    """A uniformly random permutation of ``range(n)`` (int32 [n]).
+
+    The stable argsort of ``n`` stateless full-range int32 draws of the Philox
+    generator: the same permutation eagerly, traced and compiled with XLA (XLA
+    has no kernel for ``StatelessShuffle``, and the "auto" generator and float
+    draws differ under XLA). Ties (probability about n^2 / 2^33) keep index
+    order, a negligible departure from uniformity.
+    """
+    keys = tf.random.stateless_uniform([n], seed, dtype=tf.int32, minval=None, maxval=None,
+                                       alg="philox")
+    return tf.argsort(keys, stable=True)
 
 
 def max_lambda(lam):

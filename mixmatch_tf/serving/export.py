@@ -3,8 +3,10 @@
 ``export_saved_model`` writes ``<export_base>/<model_name>/<version>/``: the layout
 ``tensorflow_model_server --model_base_path=<export_base>/<model_name>`` polls, with
 integer versions that only grow. Each version is written under a temporary name
-(``.tmp-*``, which TF Serving ignores since it is not an integer) and renamed into
-place, so a reader sees either the whole export or nothing.
+(``.tmp-<host>-<pid>-*``, which TF Serving ignores since it is not an integer) and
+renamed into place, so a reader sees either the whole export or nothing; the
+temporary folders of an export killed midway (its pid no longer runs on this
+host) are removed by the next export into the same place.
 
 Signatures (both run the method's own ``predict``: EMA weights, ensembles, ...):
   ``serving_default``  uint8 images ``images`` [None, H, W, C] (float32 features
@@ -26,6 +28,7 @@ replays before it serves a version) and ``<export_base>/models.config`` (a
 import os
 import re
 import shutil
+import socket
 import uuid
 
 import keras
@@ -86,6 +89,29 @@ def version_folders(model_base):
         return []
     return sorted(int(d) for d in os.listdir(model_base)
                   if d.isdigit() and os.path.isdir(os.path.join(model_base, d)))
+
+
+def _tmp_prefix(pid=None):
+    return f".tmp-{socket.gethostname()}-{os.getpid() if pid is None else pid}-"
+
+
+def remove_stale_temporaries(model_base):
+    """Removes the temporary folders of exports killed midway (dead pid, this host)."""
+    if not os.path.isdir(model_base):
+        return
+    pattern = re.compile(r"^" + re.escape(f".tmp-{socket.gethostname()}-") + r"(\d+)-")
+    for name in os.listdir(model_base):
+        m = pattern.match(name)
+        if m is None:
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+            continue  # alive: an export in progress
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(os.path.join(model_base, name), ignore_errors=True)
 
 
 def next_version(model_base):
@@ -380,7 +406,8 @@ def export_saved_model(method, state, normalization, image_shape, class_names, e
     read_models_config(os.path.join(export_base, MODELS_CONFIG_FILE))
     model_base = os.path.join(export_base, model_name)
     os.makedirs(model_base, exist_ok=True)
-    tmp = os.path.join(model_base, f".tmp-{uuid.uuid4().hex}")
+    remove_stale_temporaries(model_base)
+    tmp = os.path.join(model_base, _tmp_prefix() + uuid.uuid4().hex)
     staging = tmp + "-assets"
     try:
         os.makedirs(staging)

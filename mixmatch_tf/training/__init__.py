@@ -1,3 +1,7 @@
-"""The method-agnostic trainer."""
+"""The method-agnostic trainer: the run folder (``run_dir``), the phase loop (``loop``),
+the evaluation passes (``passes``) and the ``Trainer`` orchestrating them."""
+from mixmatch_tf.training.config import RunConfig
+from mixmatch_tf.training.loop import NonFiniteLossError
+from mixmatch_tf.training.run_dir import RunFolderError, RunLockedError
 from mixmatch_tf.training.strategy import make_strategy, split_cpu
-from mixmatch_tf.training.trainer import NonFiniteLossError, RunConfig, Trainer, load_run
+from mixmatch_tf.training.trainer import Trainer, load_run

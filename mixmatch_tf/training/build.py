@@ -1,0 +1,76 @@
+"""What the trainer builds around a method: its networks' factory, the step
+counters and the checkpoint of everything."""
+import keras
+import tensorflow as tf
+
+from mixmatch_tf.methods.base import Context
+from mixmatch_tf.models import build_model
+
+
+def make_context(data, run, train_labels, labeled, unlabeled, map_train_set, model_fn,
+                 num_replicas, fetch_images):
+    """The ``Context`` a method is given: what it may know about the run."""
+    return Context(
+        num_classes=data.num_classes, image_shape=data.image_shape, train_labels=train_labels,
+        seed=run.seed, model_fn=model_fn, num_replicas=num_replicas,
+        map_train_set=map_train_set, clean_labels=data.train_labels, labeled_indices=labeled,
+        unlabeled_indices=unlabeled, noise_type=run.noise_type, noise_rate=run.noise_rate,
+        train_images=data.train_images, fetch_images=fetch_images)
+
+
+def model_factory(model, name, image_shape, num_classes, kwargs):
+    """A function making fresh networks: from a name, a factory or a Keras model.
+
+    Args:
+      model: None (build ``name`` with ``kwargs``), a Keras model (cloned with
+        its weights) or a function returning a new model.
+      name: a registered model name.
+      image_shape, num_classes: of the data.
+      kwargs: keyword arguments of ``build_model`` (the method's
+        ``model_kwargs`` and the run's ``sync_bn``).
+    """
+    if model is None:
+        return lambda: build_model(name, image_shape, num_classes, **kwargs)
+    if isinstance(model, keras.Model):
+        # Variables must be created under the strategy: each network is a clone
+        # built where the method builds it, starting from the given weights.
+        def clone():
+            copy = keras.models.clone_model(model)
+            copy.build((None,) + tuple(image_shape))
+            copy.set_weights(model.get_weights())
+            return copy
+        return clone
+    if callable(model):
+        return model
+    raise TypeError(f"model must be a keras.Model or a function returning one, got {type(model)}")
+
+
+def state_variables(state):
+    """Every variable of a method's state (networks, optimizers, method state), once."""
+    seen, out = set(), []
+    for value in tf.nest.flatten(state):
+        for v in (value.variables if hasattr(value, "variables") else [value]):
+            if id(v) not in seen:
+                seen.add(id(v))
+                out.append(v)
+    return out
+
+
+class Counters:
+    """The run's host-side counters: global step, phase index, step within the
+    phase, and training seconds (updated between replica steps)."""
+
+    def __init__(self):
+        with tf.device("/cpu:0"):
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.phase_index = tf.Variable(0, dtype=tf.int64, trainable=False, name="phase_index")
+            self.phase_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="phase_step")
+            self.elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed")
+
+    def checkpoint(self, method, state):
+        """A tf.train.Checkpoint of the counters, the state and the networks' RNG states."""
+        rng = [layer.seed_generator.state for net in method.networks(state)
+               for layer in net._flatten_layers() if hasattr(layer, "seed_generator")]
+        return tf.train.Checkpoint(
+            step=self.step, phase_index=self.phase_index, phase_step=self.phase_step,
+            elapsed=self.elapsed, rng=rng, **{f"state_{k}": v for k, v in state.items()})

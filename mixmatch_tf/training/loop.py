@@ -1,0 +1,180 @@
+"""The phase loop: a phase's per-replica step, compiled several steps per call.
+
+``PhaseLoop.compiled(phase)`` traces ``phase.step_fn`` under ``strategy.run``
+inside one ``tf.function`` that runs up to ``n`` steps and stops early at a
+non-finite loss. Compiled loops are cached by the phase's name *and* a
+fingerprint of its step function (the function, the arguments bound into it,
+the plain values its closure holds and the plain attributes of the method it
+belongs to): a phase whose constants changed is traced again, never run with a
+stale trace. Values that change from step to step belong in tf.Variables of
+the method's state, as everywhere.
+"""
+import functools
+import time
+
+import tensorflow as tf
+
+_PLAIN = (bool, int, float, str, bytes, type(None))
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or Inf; the run stopped without saving."""
+
+
+def _plain(value, depth=0):
+    """``value`` if it is a (nested) plain Python constant, else its identity."""
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, (tuple, list)) and depth < 3:
+        return tuple(_plain(v, depth + 1) for v in value)
+    try:
+        hash(value)
+        return ("obj", type(value).__name__, id(value), value)
+    except TypeError:
+        return ("obj", type(value).__name__, id(value))
+
+
+def fingerprint(fn):
+    """A hashable description of everything ``fn`` can bake into a trace as a constant."""
+    if isinstance(fn, functools.partial):
+        return ("partial", fingerprint(fn.func), tuple(_plain(a) for a in fn.args),
+                tuple(sorted((k, _plain(v)) for k, v in fn.keywords.items())))
+    owner = getattr(fn, "__self__", None)
+    if owner is not None:
+        attrs = tuple(sorted((k, _plain(v)) for k, v in vars(owner).items()
+                             if isinstance(v, _PLAIN + (tuple,))))
+        config = getattr(owner, "config", None)
+        return ("method", fn.__func__, id(owner), attrs, _plain(config))
+    cells = tuple(_plain(c.cell_contents) for c in (getattr(fn, "__closure__", None) or ()))
+    return ("function", getattr(fn, "__code__", fn), cells,
+            _plain(getattr(fn, "__defaults__", None)))
+
+
+class PhaseLoop:
+    """Compiles and runs phases' train steps under a strategy.
+
+    Args:
+      strategy: the tf.distribute strategy.
+      state: the method's state (what ``step_fn`` receives).
+      step, phase_step: host int64 variables counting global and in-phase steps.
+      jit_compile: compile the per-replica step with XLA.
+    """
+
+    def __init__(self, strategy, state, step, phase_step, jit_compile=False):
+        self.strategy = strategy
+        self.state = state
+        self.step = step
+        self.phase_step = phase_step
+        self.jit_compile = jit_compile
+        self._loops = {}
+
+    def compiled(self, phase):
+        """``loop(iterator, n) -> (mean metrics, finite)`` of ``phase`` (cached)."""
+        key = (phase.name, fingerprint(phase.step_fn))
+        if key not in self._loops:
+            self._loops[key] = self._compile(phase)
+        return self._loops[key]
+
+    def _compile(self, phase):
+        strategy, state, step_fn, name = self.strategy, self.state, phase.step_fn, phase.name
+        jit = self.jit_compile
+
+        def replica_fn(batch, step):
+            out = step_fn(state, batch, step)
+            if "loss" not in out:
+                raise ValueError(f"the train step of phase {name!r} must return 'loss'")
+            return {k: tf.cast(v, tf.float32) for k, v in out.items()}
+        if jit:
+            replica_fn = tf.function(replica_fn, jit_compile=True)
+
+        def one_step(iterator):
+            out = strategy.run(replica_fn, args=(next(iterator), self.step.read_value()))
+            out = {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+                   for k, v in out.items()}
+            self.step.assign_add(1)
+            self.phase_step.assign_add(1)
+            return out
+
+        @tf.function
+        def loop(iterator, n):
+            sums = one_step(iterator)
+            finite = tf.math.is_finite(sums["loss"])
+            count = tf.constant(1, tf.int32)
+            while count < n and finite:
+                m = one_step(iterator)
+                finite = tf.math.is_finite(m["loss"])
+                sums = {k: sums[k] + m[k] for k in sums}
+                count += 1
+            return {k: v / tf.cast(count, tf.float32) for k, v in sums.items()}, finite
+        return loop
+
+    def run(self, phase, iterator, n):
+        """Runs ``n`` steps of ``phase``; returns (mean metrics as floats, seconds).
+
+        Raises:
+          NonFiniteLossError: the loss became NaN or Inf (the step is named; the
+            caller's last checkpoint is the state before it).
+        """
+        t0 = time.time()
+        metrics, finite = self.compiled(phase)(iterator, tf.constant(n, tf.int32))
+        if not bool(finite):
+            raise NonFiniteLossError(f"loss became {float(metrics['loss'])} at step "
+                                     f"{int(self.step)} (phase {phase.name!r})")
+        return {k: float(v) for k, v in metrics.items()}, time.time() - t0
+
+
+def call_size(step, left_in_phase, run, eval_every):
+    """Steps of the next compiled call: up to ``run.steps_per_call``, ending at the
+    phase's end and at the next checkpoint, evaluation and ``run.stop_at_step``
+    (0 once that is reached)."""
+    limits = [left_in_phase, run.steps_per_call,
+              run.checkpoint_every - step % run.checkpoint_every]
+    if run.stop_at_step is not None:
+        limits.append(max(0, run.stop_at_step - step))
+    if eval_every:
+        limits.append(eval_every - step % eval_every)
+    return min(limits)
+
+
+class StateGuard:
+    """Whether every floating variable of a state is finite (checked before saving)."""
+
+    def __init__(self, variables):
+        floats = [v for v in variables if tf.as_dtype(v.dtype).is_floating]
+        self._fn = tf.function(lambda: tf.reduce_all(
+            [tf.reduce_all(tf.math.is_finite(v)) for v in floats]))
+
+    def finite(self):
+        return bool(self._fn())
+
+
+class Progress:
+    """Steps per second over the last calls, and the progress line with its ETA."""
+
+    def __init__(self, total, window=20):
+        self.total = total
+        self._window = []
+        self._size = window
+
+    def add(self, steps, seconds):
+        self._window = (self._window + [(steps, seconds)])[-self._size:]
+
+    @property
+    def rate(self):
+        steps = sum(n for n, _ in self._window)
+        secs = sum(t for _, t in self._window)
+        return steps / secs if secs > 0 else float("nan")
+
+    def eta_seconds(self, step):
+        rate = self.rate
+        if not self.total or not rate == rate or rate <= 0:
+            return None
+        return max(0, self.total - step) / rate
+
+    def line(self, step, phase_name, phase_step, phase_steps, metrics):
+        eta = self.eta_seconds(step)
+        eta = "" if eta is None else f" | ETA {int(eta // 60)}:{int(eta % 60):02d}"
+        of = f"/{self.total}" if self.total else ""
+        shown = " ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items()))
+        return (f"step {step}{of} [{phase_name} {phase_step}/{phase_steps}] | {shown} "
+                f"| {self.rate:.1f} steps/s{eta}")

@@ -1,0 +1,106 @@
+"""Distributed passes over fixed data: test error, and per-example outputs on the training set.
+
+The distributed uint8 batches are made once and kept: building a distributed
+iterator costs more than a pass over a small data set.
+"""
+import numpy as np
+import tensorflow as tf
+
+from mixmatch_tf.data.pipeline import eval_dataset
+from mixmatch_tf.data.preprocess import normalize
+
+
+class Passes:
+    """Evaluation and map-over-the-training-set passes of one trainer.
+
+    Args:
+      strategy: the tf.distribute strategy.
+      normalization: the run's ``Normalization``.
+      train_source, test_source: ``ArraySource``s of the training and test data.
+      num_train: training examples (the first ``num_train`` of ``train_source``).
+      batch_size: global batch size of the passes.
+    """
+
+    def __init__(self, strategy, normalization, train_source, test_source, num_train,
+                 batch_size):
+        self.strategy = strategy
+        self.normalization = normalization
+        self.train_source = train_source
+        self.test_source = test_source
+        self.num_train = num_train
+        self.batch_size = batch_size
+        self._map_fns = {}
+        self._train_batches = None
+        self._eval_fns = {}
+        self._test_batches = None
+
+    def _batches(self, source, indices=None):
+        return list(self.strategy.distribute_datasets_from_function(
+            lambda ctx: eval_dataset(source, self.batch_size, indices=indices,
+                                     input_context=ctx, raw=True)))
+
+    def map_train_set(self, fn):
+        """Runs ``fn(batch) -> [b, ...]`` per replica over the un-augmented training set.
+
+        ``batch`` holds normalised ``image``, ``label`` and ``index``. Returns the
+        outputs as a NumPy array in training-index order, whatever the number of
+        replicas or workers.
+        """
+        strategy, norm = self.strategy, self.normalization
+        if fn not in self._map_fns:
+            @tf.function
+            def step(batch):
+                def replica(b):
+                    return fn(dict(b, image=normalize(b["image"], norm))), b["index"], b["mask"]
+                out = strategy.run(replica, args=(batch,))
+                return tuple(strategy.gather(v, axis=0) for v in out)
+            self._map_fns[fn] = step
+        n = self.num_train
+        if self._train_batches is None:
+            self._train_batches = self._batches(self.train_source, np.arange(n))
+        out = None
+        for batch in self._train_batches:
+            values, index, mask = (t.numpy() for t in self._map_fns[fn](batch))
+            if out is None:
+                out = np.zeros((n,) + values.shape[1:], values.dtype)
+            out[index[mask]] = values[mask]
+        return out
+
+    def fetch_images(self, indices):
+        """Normalised, un-augmented training-source images at ``indices`` (a tensor)."""
+        return self.train_source.fetch(tf.constant(np.asarray(indices, np.int64)))["image"]
+
+    def test_error(self, predict):
+        """Test error (%) of ``predict(normalised images) -> probabilities``, and how
+        many test images it assigns to each class (float64 [C]); None when
+        ``predict`` returns None (no such predictor)."""
+        strategy, norm = self.strategy, self.normalization
+        if predict not in self._eval_fns:
+            @tf.function
+            def step(batch):
+                def replica(b):
+                    probs = predict(normalize(b["image"], norm))
+                    if probs is None:
+                        return None
+                    pred = tf.argmax(probs, axis=-1)
+                    mask = tf.cast(b["mask"], tf.float64)
+                    hit = tf.cast(tf.equal(pred, b["label"]), tf.float64) * mask
+                    spread = tf.reduce_sum(tf.one_hot(pred, probs.shape[-1], dtype=tf.float64)
+                                           * mask[:, None], axis=0)
+                    return tf.reduce_sum(hit), tf.reduce_sum(mask), spread
+                out = strategy.run(replica, args=(batch,))
+                if out is None:
+                    return None
+                return [strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for v in out]
+            self._eval_fns[predict] = step
+        if self._test_batches is None:
+            self._test_batches = self._batches(self.test_source)
+        sums = None
+        for batch in self._test_batches:
+            out = self._eval_fns[predict](batch)
+            if out is None:
+                return None
+            out = [v.numpy() for v in out]
+            sums = out if sums is None else [a + b for a, b in zip(sums, out)]
+        hits, count, spread = sums
+        return 100.0 * (1.0 - float(hits) / float(count)), spread

@@ -1,0 +1,184 @@
+"""Every registered method, found by discovery: one step on 1 and 2 replicas, stop and
+resume, export and predict; the package's layering; the phase loop's compile cache."""
+import ast
+import functools
+import os
+import pkgutil
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import mixmatch_tf
+from conftest import ROOT
+from mixmatch_tf.methods import method_names
+from mixmatch_tf.training import RunConfig, Trainer
+from mixmatch_tf.training.loop import fingerprint
+
+NOISY = {"noise_type": "sym", "noise_rate": 0.5}
+
+
+def tiny_model():
+    """A BN-free network: replicas then compute exactly what one device computes."""
+    return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, padding="same"),
+                             keras.layers.ReLU(), keras.layers.Flatten(), keras.layers.Dense(10)])
+
+
+def trainer(method, folder, strategy, digits, stop_at_step, model):
+    run = RunConfig(model_dir=str(folder), stop_at_step=stop_at_step, steps_per_call=1, **NOISY)
+    # small batches keep the suite fast; batch_size is a field of every method
+    return Trainer(method, digits, run, config={"batch_size": 16}, strategy=strategy,
+                   model=model)
+
+
+def state_values(tr):
+    return [np.asarray(v.numpy()) for v in tr.checkpoint_variables()]
+
+
+def assert_same(a, b, **tol):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x, y, **tol)
+
+
+def test_every_method_file_is_registered():
+    """Discovery: each module under methods/ that defines a registered Method is listed."""
+    folder = os.path.join(os.path.dirname(mixmatch_tf.__file__), "methods")
+    registering = {m.name for m in pkgutil.iter_modules([folder])
+                   if "@register(" in open(os.path.join(folder, m.name + ".py")).read()}
+    assert len(method_names()) >= len(registering) > 0
+    assert registering <= set(method_names())
+
+
+@pytest.mark.parametrize("method", method_names())
+def test_method_steps_alike_on_1_and_2_replicas_resumes_exports_and_predicts(
+        tmp_path, one_replica, two_replicas, digits, method):
+    keras.utils.set_random_seed(0)
+    model = tiny_model()
+    # 1 vs 2 replicas: two steps each
+    one = trainer(method, tmp_path / "one", one_replica, digits, 2, model)
+    initial = state_values(one)
+    assert one.fit() == {"steps": 2, "complete": False}
+    assert any(not np.allclose(a, b) for a, b in zip(initial, state_values(one)))
+    two = trainer(method, tmp_path / "two", two_replicas, digits, 2, model)
+    two.fit()
+    assert_same(state_values(one), state_values(two), rtol=1e-4, atol=1e-5)
+    # stopped at step 2 and resumed to step 3 == three steps in one go
+    resumed = trainer(method, tmp_path / "one", one_replica, digits, 3, model)
+    assert int(resumed.step) == 2
+    resumed.fit()
+    straight = trainer(method, tmp_path / "straight", one_replica, digits, 3, model)
+    straight.fit()
+    assert_same(state_values(resumed), state_values(straight), rtol=1e-5, atol=1e-6)
+    # export, reload, and the served probabilities are predict's
+    path = resumed.export(str(tmp_path / "export"))
+    images = digits.test_images[:5]
+    served = tf.saved_model.load(path).signatures["serving_default"](images=tf.constant(images))
+    np.testing.assert_allclose(served["probabilities"].numpy(), resumed.predict(images).numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------ layering
+LAYER = {"ops": 0, "models": 1, "data": 1, "methods": 2, "training": 3, "serving": 3,
+         "experiments": 4, "reproduce": 4}
+
+
+def _imports(path):
+    tree = ast.parse(open(path, encoding="utf-8").read())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            yield node.module
+            yield from (f"{node.module}.{a.name}" for a in node.names)
+
+
+def test_layering_ops_models_then_methods_then_training_and_no_absl_flags():
+    root = os.path.dirname(mixmatch_tf.__file__)
+    bad = []
+    for folder, _, files in os.walk(root):
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(folder, name)
+            rel = os.path.relpath(path, root).split(os.sep)
+            own = LAYER.get(rel[0]) if len(rel) > 1 else None
+            for module in _imports(path):
+                if module in ("absl.flags", "flags") or module.startswith("absl.flags."):
+                    bad.append(f"{os.path.relpath(path, ROOT)} imports {module}")
+                parts = module.split(".")
+                if own is None or parts[0] != "mixmatch_tf" or len(parts) < 2:
+                    continue
+                target = LAYER.get(parts[1])
+                if target is not None and target > own and not (rel[0], parts[1]) == (
+                        "training", "serving"):
+                    bad.append(f"{os.path.relpath(path, ROOT)} imports {module}")
+    assert not bad, bad
+
+
+# --------------------------------------------------------- the compile cache
+def test_fingerprint_tells_phases_with_other_constants_apart():
+    class M:
+        def __init__(self):
+            self.k = 1
+
+        def step(self, state, batch, step, k=0):
+            return k
+
+    m = M()
+    assert fingerprint(m.step) == fingerprint(m.step)
+    assert fingerprint(functools.partial(m.step, k=1)) == fingerprint(functools.partial(m.step,
+                                                                                        k=1))
+    assert fingerprint(functools.partial(m.step, k=1)) != fingerprint(functools.partial(m.step,
+                                                                                        k=2))
+    before = fingerprint(m.step)
+    m.k = 2  # an attribute the trace may read as a constant
+    assert fingerprint(m.step) != before
+
+    def closure(c):
+        return lambda state, batch, step: c
+    assert fingerprint(closure(1)) == fingerprint(closure(1))
+    assert fingerprint(closure(1)) != fingerprint(closure(2))
+
+
+def test_a_phase_whose_constants_changed_is_traced_again(tmp_path, one_replica, digits):
+    """Same phase name, another constant in the step: the loop must not reuse the old trace."""
+    from mixmatch_tf.methods.base import Phase
+    tr = Trainer("erm", digits, RunConfig(model_dir=str(tmp_path)), config={"train_steps": 2},
+                 strategy=one_replica)
+    base = tr.method.phase(0, tr.state, fresh=True)
+
+    def scaled(c):
+        def step_fn(state, batch, step):
+            return {"loss": tf.constant(c, tf.float32)}
+        return step_fn
+    iterator = iter(one_replica.distribute_datasets_from_function(
+        lambda ctx: __import__("mixmatch_tf.data.pipeline", fromlist=["x"]).train_dataset(
+            tr.source, base.streams, seed=0, salt=0, input_context=ctx)))
+    for c in (1.0, 2.0):
+        phase = Phase(name="train", steps=1, streams=base.streams, step_fn=scaled(c))
+        metrics, _ = tr.loop.run(phase, iterator, 1)
+        assert metrics["loss"] == c
+
+
+def test_training_reads_no_method_config_field_by_name():
+    """training/ may read only the fields every method has (TrainConfig), never e.g.
+    num_labeled or dropout: methods declare those needs (labeled_split, model_kwargs)."""
+    import dataclasses
+    from mixmatch_tf.methods.base import TrainConfig
+    allowed = {f.name for f in dataclasses.fields(TrainConfig)} | {"to_dict"}
+    folder = os.path.join(os.path.dirname(mixmatch_tf.__file__), "training")
+    read = set()
+    for name in os.listdir(folder):
+        if name.endswith(".py"):
+            tree = ast.parse(open(os.path.join(folder, name), encoding="utf-8").read())
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.Attribute):
+                    continue
+                owner = node.value  # ``config.x`` or ``<something but tf>.config.x``
+                if (isinstance(owner, ast.Name) and owner.id == "config") or (
+                        isinstance(owner, ast.Attribute) and owner.attr == "config"
+                        and not (isinstance(owner.value, ast.Name) and owner.value.id == "tf")):
+                    read.add(node.attr)
+    assert read and read <= allowed, read - allowed

@@ -1,0 +1,220 @@
+"""The run folder loses nothing: corrupt checkpoints, refused starts, identity, the lock,
+kills, and unreadable files -- each done for real to a run of ERM on the digits."""
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from mixmatch_tf.methods import ConfigError
+from mixmatch_tf.training import RunConfig, RunFolderError, RunLockedError, Trainer, load_run
+from mixmatch_tf.training import run_dir as run_dir_lib
+
+TINY = {"train_steps": 4, "eval_every": 2}
+
+
+def make(tmp_path, strategy, data, run=None, method="erm", **config):
+    run = RunConfig(model_dir=str(tmp_path), checkpoint_every=1, keep_checkpoints=10,
+                    steps_per_call=1, **(run or {}))
+    return Trainer(method, data, run, config=dict(TINY, **config), strategy=strategy)
+
+
+@pytest.fixture
+def trained(tmp_path, one_replica, digits):
+    """A finished 4-step run with checkpoints 1..4."""
+    make(tmp_path, one_replica, digits).fit()
+    return tmp_path
+
+
+def ckpt(folder, n, part="index"):
+    suffix = "index" if part == "index" else "data-00000-of-00001"
+    return os.path.join(folder, "ckpt", f"ckpt-{n}.{suffix}")
+
+
+def test_corrupt_state_file_resumes_from_the_newest_checkpoint(trained, one_replica, digits,
+                                                                caplog):
+    with open(os.path.join(trained, "ckpt", "checkpoint"), "w") as f:
+        f.write("garbage ][\n")
+    tr = make(trained, one_replica, digits)
+    assert tr.restored_from.endswith("ckpt-4") and int(tr.step) == 4
+    assert "state file" in caplog.text and "corrupt" in caplog.text
+    # the state file is rewritten: TensorFlow's own reader finds the checkpoint again
+    import tensorflow as tf
+    assert tf.train.latest_checkpoint(str(trained / "ckpt")).endswith("ckpt-4")
+
+
+@pytest.mark.parametrize("damage", ["truncate_data", "empty_index", "delete_index"])
+def test_broken_latest_checkpoint_falls_back_to_the_newest_intact_one(trained, one_replica,
+                                                                      digits, caplog, damage):
+    if damage == "truncate_data":
+        size = os.path.getsize(ckpt(trained, 4, "data"))
+        with open(ckpt(trained, 4, "data"), "r+b") as f:
+            f.truncate(size // 2)
+    elif damage == "empty_index":
+        open(ckpt(trained, 4), "w").close()
+    else:
+        os.remove(ckpt(trained, 4))
+    tr = make(trained, one_replica, digits)
+    assert tr.restored_from.endswith("ckpt-3") and int(tr.step) == 3
+    assert "ckpt-4" in caplog.text and "newest intact" in caplog.text
+    # nothing intact was deleted; the broken one is kept aside, not in the way
+    for n in (1, 2, 3):
+        assert os.path.exists(ckpt(trained, n))
+    assert not os.path.exists(ckpt(trained, 4, "data"))
+    m = tr.fit()  # and the run finishes from there
+    assert m["steps"] == 4 and m["train_metrics"]
+
+
+def test_no_intact_checkpoint_stops_naming_the_folder(trained, one_replica, digits):
+    for n in (1, 2, 3, 4):
+        open(ckpt(trained, n), "w").close()
+    with pytest.raises(RunFolderError, match=str(trained / "ckpt")):
+        make(trained, one_replica, digits)
+    for n in (1, 2, 3, 4):  # and nothing was touched
+        assert os.path.exists(ckpt(trained, n))
+
+
+def test_refused_starts_write_nothing(tmp_path, one_replica, digits):
+    folder = tmp_path / "run"
+    with pytest.raises(ConfigError, match="num_labeled"):
+        make(folder, one_replica, digits, method="mixmatch", num_labeled=2000)
+    with pytest.raises(ConfigError, match="seed"):
+        RunConfig(model_dir=str(folder), seed=-1)
+    import keras
+    wrong = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(10)])
+    with pytest.raises(Exception):
+        Trainer("erm", digits, RunConfig(model_dir=str(folder)), config=TINY,
+                strategy=one_replica, model=wrong)
+    assert not folder.exists() or not os.listdir(folder)
+    # so the corrected command starts
+    tr = make(folder, one_replica, digits, method="mixmatch", num_labeled=20)
+    assert len(tr.context.labeled_indices) == 20
+
+
+@pytest.mark.parametrize("change,field", [
+    ("class_names", "class_names"), ("labels", "labels_fingerprint"),
+    ("precision", "precision"), ("config", "config.weight_decay")])
+def test_a_refused_resume_names_the_field_and_both_values(trained, one_replica, digits, change,
+                                                          field):
+    data, run, config = digits, None, {}
+    if change == "class_names":
+        data = dataclasses.replace(digits, class_names=tuple(f"c{i}" for i in range(10)))
+    elif change == "labels":
+        data = dataclasses.replace(digits, train_labels=np.roll(digits.train_labels, 1))
+    elif change == "precision":
+        run = {"precision": "mixed_bfloat16"}
+    else:
+        config = {"weight_decay": 0.123}
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")) as e:
+        make(trained, one_replica, data, run=run, **config)
+    saved = json.load(open(trained / "run.json"))
+    if change == "precision":
+        assert "'float32'" in str(e.value) and "'mixed_bfloat16'" in str(e.value)
+    elif change == "config":
+        assert "0.123" in str(e.value) and repr(saved["config"]["weight_decay"]) in str(e.value)
+    else:
+        assert repr(saved[field]) in str(e.value)
+    # load_run refuses other data too (evaluate.py would report other numbers)
+    if change in ("class_names", "labels"):
+        with pytest.raises(ConfigError, match=field):
+            load_run(str(trained), strategy=one_replica, data=data)
+
+
+def test_unreadable_run_files_are_named(trained, one_replica, digits):
+    with open(trained / "evals.json", "w") as f:
+        f.write("{not json")
+    with pytest.raises(RunFolderError, match="evals.json"):
+        make(trained, one_replica, digits)
+    with open(trained / "run.json", "w") as f:
+        f.write("")
+    with pytest.raises(RunFolderError, match="run.json"):
+        load_run(str(trained), strategy=one_replica, data=digits)
+
+
+def test_metrics_after_a_resume_hold_the_keys_of_an_uninterrupted_run(trained, one_replica,
+                                                                       digits):
+    full = json.load(open(trained / "metrics.json"))
+    os.remove(trained / "metrics.json")  # killed after the last checkpoint
+    again = make(trained, one_replica, digits).fit()
+    assert set(again) - {"complete"} == set(full)
+    assert again["train_metrics"] == full["train_metrics"] and again["train_metrics"]
+
+
+def _train_script(model_dir, steps):
+    return subprocess.Popen(
+        [sys.executable, "scripts/train.py", "--method=erm", "--dataset=digits",
+         f"--train_steps={steps}", "--checkpoint_every=5", "--steps_per_call=5",
+         f"--model_dir={model_dir}"], cwd=ROOT, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path, proc, timeout=300):
+    deadline = time.time() + timeout
+    while not os.path.exists(path):
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        assert time.time() < deadline, f"{path} did not appear"
+        time.sleep(0.05)
+
+
+def test_lock_refuses_a_second_trainer_and_a_killed_holder_is_taken_over(tmp_path, one_replica,
+                                                                         digits):
+    proc = _train_script(tmp_path, 100000)
+    try:
+        _wait_for(ckpt(tmp_path, 5), proc)
+        with pytest.raises(RunLockedError) as e:
+            make(tmp_path, one_replica, digits, train_steps=100000, eval_every=None)
+        assert f"pid {proc.pid}" in str(e.value) and socket.gethostname() in str(e.value)
+        # a second trainer process is refused too, and says so
+        second = _train_script(tmp_path, 100000)
+        _, err = second.communicate(timeout=300)
+        assert second.returncode != 0 and f"pid {proc.pid}" in err
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert os.path.exists(tmp_path / "lock")  # kill -9 left it behind: stale now
+    tr = make(tmp_path, one_replica, digits, train_steps=100000, eval_every=None)  # taken over
+    holder = json.load(open(tmp_path / "lock"))
+    assert holder["pid"] == os.getpid() and int(tr.step) >= 5
+    tr.run_dir.release()
+    assert not os.path.exists(tmp_path / "lock")
+
+
+def test_an_export_killed_midway_leaves_nothing_in_the_way(trained, one_replica, digits,
+                                                           tmp_path_factory):
+    export_base = tmp_path_factory.mktemp("export")
+    code = ("import sys, os, signal\n"
+            "sys.path.insert(0, sys.argv[3])\n"
+            "from mixmatch_tf.training import load_run\n"
+            "from mixmatch_tf.serving import export as ex\n"
+            "real = ex.write_warmup_file\n"
+            "def killed(*a, **k):\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n"
+            "ex.write_warmup_file = killed\n"
+            "load_run(sys.argv[1]).export(sys.argv[2])\n")
+    out = subprocess.run([sys.executable, "-c", code, str(trained), str(export_base), ROOT],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == -signal.SIGKILL, out.stderr[-2000:]
+    left = os.listdir(export_base / "digits")
+    assert any(n.startswith(".tmp-") for n in left), left
+    path = load_run(str(trained), strategy=one_replica, data=digits).export(str(export_base))
+    assert path.endswith(os.path.join("digits", "1"))
+    assert os.listdir(export_base / "digits") == ["1"]
+
+
+def test_identity_difference_hand_values():
+    saved = {"method": "erm", "config": {"a": 1, "b": [1, 2]}, "precision": "float32"}
+    assert run_dir_lib.identity_difference(saved, {"method": "erm", "config": {"a": 1, "b": (1, 2)},
+                                                   "precision": "float32"}) is None
+    assert run_dir_lib.identity_difference(
+        saved, {"method": "erm", "config": {"a": 2, "b": (1, 2)}, "precision": "float32"}
+    ) == ("config.a", "a", 1, 2)
+    # keys an older run.json lacks are not compared
+    assert run_dir_lib.identity_difference(saved, dict(saved, num_classes=3)) is None
