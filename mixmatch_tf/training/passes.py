@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from mixmatch_tf.data.pipeline import eval_dataset
 from mixmatch_tf.data.preprocess import normalize
+from mixmatch_tf.training import results
 
 
 class Passes:
@@ -69,6 +70,21 @@ class Passes:
     def fetch_images(self, indices):
         """Normalised, un-augmented training-source images at ``indices`` (a tensor)."""
         return self.train_source.fetch(tf.constant(np.asarray(indices, np.int64)))["image"]
+
+    def evaluation(self, predict, reference=None):
+        """``test_error`` (%) of ``predict``; where ``reference`` (the trained network,
+        when ``predict`` serves an EMA of it) gives predictions, also its
+        ``student_test_error`` and a ``warning`` when the served network's
+        predictions collapse onto few classes while the trained network's do not."""
+        error, served = self.test_error(predict)
+        record = {"test_error": error}
+        trained = self.test_error(reference) if reference is not None else None
+        if trained is not None:
+            record["student_test_error"], spread = trained
+            warning = results.collapse_warning(served, spread)
+            if warning:
+                record["warning"] = warning
+        return record
 
     def test_error(self, predict):
         """Test error (%) of ``predict(normalised images) -> probabilities``, and how

@@ -510,6 +510,11 @@ class Records:
             scalars["student_test_error"] = record["student_test_error"]
         self.scalars("eval", step, scalars)
         self.run_dir.write_json(EVALS_FILE, self.evals)
+        student = record.get("student_test_error")
+        logging.info("step %d: test error %.2f%%%s", step, error,
+                     "" if student is None else f" (trained network {student:.2f}%)")
+        if "warning" in record:
+            logging.warning("step %d: %s", step, record["warning"])
 
     def add_train_metrics(self, step, metrics):
         self.train_metrics = dict(metrics, step=step)

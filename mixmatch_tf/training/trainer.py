@@ -21,7 +21,6 @@ from mixmatch_tf.data.pipeline import ArraySource, train_dataset
 from mixmatch_tf.data.preprocess import normalize
 from mixmatch_tf.data.sources import ImageData, load_dataset
 from mixmatch_tf.methods.base import get_method, resolve_config
-from mixmatch_tf.training import results
 from mixmatch_tf.training.build import Counters, make_context, model_factory, state_variables
 from mixmatch_tf.training.config import RunConfig
 from mixmatch_tf.training.loop import (NonFiniteLossError, PhaseLoop, Progress, StateGuard,
@@ -212,13 +211,8 @@ class Trainer:
         return True
 
     def _record_eval(self, phase_name):
-        record, step = self.evaluate(details=True), int(self.step)
-        self.records.add_eval(step, phase_name, record)
-        student = record.get("student_test_error")
-        logging.info("step %d: test error %.2f%%%s", step, record["test_error"],
-                     "" if student is None else f" (trained network {student:.2f}%)")
-        if "warning" in record:
-            logging.warning("step %d: %s", step, record["warning"])
+        record = self.evaluate(details=True)
+        self.records.add_eval(int(self.step), phase_name, record)
         return record["test_error"]
 
     def _save(self, phase_name):
@@ -263,17 +257,9 @@ class Trainer:
         predictions collapse onto few classes while the trained network's do not.
         """
         self.method.prepare_predict(self.state)
-        error, served = self.passes.test_error(self._predict_normalized)
-        if not details:
-            return error
-        record = {"test_error": error}
-        reference = self.passes.test_error(self._reference_normalized)
-        if reference is not None:
-            record["student_test_error"], trained = reference
-            warning = results.collapse_warning(served, trained)
-            if warning:
-                record["warning"] = warning
-        return record
+        record = self.passes.evaluation(self._predict_normalized,
+                                        self._reference_normalized if details else None)
+        return record if details else record["test_error"]
 
     def predict(self, images):
         """Class probabilities for uint8 images [B, H, W, C] (the served predictor)."""
