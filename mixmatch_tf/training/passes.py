@@ -3,6 +3,8 @@
 The distributed uint8 batches are made once and kept: building a distributed
 iterator costs more than a pass over a small data set.
 """
+import functools
+
 import numpy as np
 import tensorflow as tf
 
@@ -34,6 +36,7 @@ class Passes:
         self._train_batches = None
         self._eval_fns = {}
         self._test_batches = None
+        self._predictors = {}  # method -> its bound predictors (the compiled passes' keys)
 
     def _batches(self, source, indices=None):
         return list(self.strategy.distribute_datasets_from_function(
@@ -71,14 +74,19 @@ class Passes:
         """Normalised, un-augmented training-source images at ``indices`` (a tensor)."""
         return self.train_source.fetch(tf.constant(np.asarray(indices, np.int64)))["image"]
 
-    def evaluation(self, predict, reference=None):
-        """``test_error`` (%) of ``predict``; where ``reference`` (the trained network,
-        when ``predict`` serves an EMA of it) gives predictions, also its
-        ``student_test_error`` and a ``warning`` when the served network's
-        predictions collapse onto few classes while the trained network's do not."""
+    def evaluation(self, method, state, details=False):
+        """``test_error`` (%) of ``method.predict``; with ``details``, where the method
+        serves another network than the one it trains (``reference_predict``: an
+        EMA), also the trained network's ``student_test_error`` and a ``warning``
+        when the served network's predictions collapse onto few classes while the
+        trained network's do not."""
+        if method not in self._predictors:
+            self._predictors[method] = (functools.partial(method.predict, state),
+                                        functools.partial(method.reference_predict, state))
+        predict, reference = self._predictors[method]
         error, served = self.test_error(predict)
         record = {"test_error": error}
-        trained = self.test_error(reference) if reference is not None else None
+        trained = self.test_error(reference) if details else None
         if trained is not None:
             record["student_test_error"], spread = trained
             warning = results.collapse_warning(served, spread)

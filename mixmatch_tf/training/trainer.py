@@ -242,12 +242,6 @@ class Trainer:
         """``fn(batch)`` per replica over the un-augmented training set (``Passes``)."""
         return self.passes.map_train_set(fn)
 
-    def _predict_normalized(self, images):
-        return self.method.predict(self.state, images)
-
-    def _reference_normalized(self, images):
-        return self.method.reference_predict(self.state, images)
-
     def evaluate(self, details=False):
         """Test error (%) of the method's predictor with the current weights.
 
@@ -257,8 +251,7 @@ class Trainer:
         predictions collapse onto few classes while the trained network's do not.
         """
         self.method.prepare_predict(self.state)
-        record = self.passes.evaluation(self._predict_normalized,
-                                        self._reference_normalized if details else None)
+        record = self.passes.evaluation(self.method, self.state, details)
         return record if details else record["test_error"]
 
     def predict(self, images):
