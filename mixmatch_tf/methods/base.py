@@ -45,6 +45,22 @@ def check(condition, field, message):
         raise ConfigError(field, message)
 
 
+def check_finite(config):
+    """Refuses a NaN or infinite float field (or tuple element) of a dataclass config.
+
+    Every ``> 0`` or ``>= 0`` check accepts infinity, and NaN slips through checks
+    written as ``not (x < 0)``; an infinite Beta parameter makes the sampler loop
+    forever inside tf.data. So every float setting of every config is checked here,
+    once, before the per-field range checks.
+    """
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        values = value if isinstance(value, tuple) else (value,)
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f.name, f"must be a finite number, got {value!r}")
+
+
 def register(name):
     """Class decorator registering a Method subclass under ``name``."""
     def wrap(cls):
@@ -78,6 +94,7 @@ class TrainConfig:
     eval_every: Optional[int] = None     # steps between evaluations; None: one epoch
 
     def __post_init__(self):
+        check_finite(self)
         check(self.batch_size > 0, "batch_size", f"must be > 0, got {self.batch_size}")
         check(self.learning_rate > 0, "learning_rate", f"must be > 0, got {self.learning_rate}")
         check(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")

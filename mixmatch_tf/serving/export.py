@@ -18,7 +18,11 @@ Both return ``probabilities`` (float32 [B, K]), ``classes`` (int64 [B]),
 Shapes are checked inside the graph, so a bad request gets an InvalidArgumentError
 that says what was expected; a wrong dtype is refused by the signature itself.
 
-Beside the model: ``assets/class_names.txt`` (class names, one per line),
+Class names are held in the graph as constants, so any text (a newline, a tab,
+non-ASCII letters) is served exactly as the data set named it. Beside the model:
+``assets/class_names.txt`` (for people and scripts: one name per line, with a
+backslash, a line break or another control character escaped as in
+``escape_class_name``; ``read_class_names`` reads it back exactly),
 ``assets.extra/tf_serving_warmup_requests`` (PredictionLog records TF Serving
 replays before it serves a version) and ``<export_base>/models.config`` (a
 ``--model_config_file`` listing every model under ``export_base``).
@@ -93,15 +97,43 @@ def next_version(model_base):
     return max(version_folders(model_base), default=0) + 1
 
 
-def class_name_table(names_file):
-    """A lookup table class id -> class name read from a text file (one per line).
+def class_name_table(class_names):
+    """A lookup table class id -> class name, its names held as graph constants.
 
-    Tracked by the export, it carries the file into the SavedModel's assets.
+    A table read from a text file one name per line would serve every class after a
+    name holding a line break under the wrong name; constants hold any text exactly.
     """
-    init = tf.lookup.TextFileInitializer(
-        names_file, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
-        tf.string, tf.lookup.TextFileIndex.WHOLE_LINE)
+    init = tf.lookup.KeyValueTensorInitializer(
+        tf.range(len(class_names), dtype=tf.int64),
+        tf.constant([name.encode("utf-8") for name in class_names], tf.string))
     return tf.lookup.StaticHashTable(init, default_value="")
+
+
+# Characters that end a line for str.splitlines (or that a terminal interprets):
+# escaped in the class-names asset so that it holds exactly one name per line.
+_ESCAPE = re.compile(r"[\\\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_UNESCAPE = re.compile(r"\\(\\|n|t|r|u[0-9a-fA-F]{4})")
+
+
+def escape_class_name(name):
+    r"""One line of the class-names asset: ``\\`` for a backslash, ``\n``, ``\t`` and
+    ``\r`` for newline, tab and carriage return, ``\uXXXX`` for the other control
+    characters and line separators; everything else (non-ASCII letters too) as it is."""
+    short = {"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+    return _ESCAPE.sub(lambda m: short.get(m.group(), f"\\u{ord(m.group()):04x}"), name)
+
+
+def unescape_class_name(line):
+    """The inverse of ``escape_class_name``."""
+    short = {"\\": "\\", "n": "\n", "t": "\t", "r": "\r"}
+    return _UNESCAPE.sub(lambda m: short.get(m.group(1)) or chr(int(m.group(1)[1:], 16)), line)
+
+
+def read_class_names(saved_model_dir):
+    """The class names of an export, in class-id order, read from its asset file."""
+    path = os.path.join(saved_model_dir, "assets", CLASS_NAMES_FILE)
+    with open(path, encoding="utf-8", newline="\n") as f:
+        return [unescape_class_name(line) for line in f.read().split("\n")[:-1]]
 
 
 def _shape_string(tensor):
@@ -381,20 +413,19 @@ def export_saved_model(method, state, normalization, image_shape, class_names, e
     model_base = os.path.join(export_base, model_name)
     os.makedirs(model_base, exist_ok=True)
     tmp = os.path.join(model_base, f".tmp-{uuid.uuid4().hex}")
-    staging = tmp + "-assets"
     try:
-        os.makedirs(staging)
-        names_file = os.path.join(staging, CLASS_NAMES_FILE)
-        with open(names_file, "w", encoding="utf-8") as f:
-            f.write("".join(f"{name}\n" for name in class_names))
         # The endpoints track the variables they read (only the predictor's networks).
         archive = keras.export.ExportArchive()
-        names = class_name_table(names_file)
+        names = class_name_table(class_names)
         archive.track(names)
         for name, fn in serving_fns(method, state, normalization, tuple(image_shape), names,
                                     top_k, input_dtype).items():
             archive.add_endpoint(name, fn)
         archive.write_out(tmp, verbose=False)
+        os.makedirs(os.path.join(tmp, "assets"), exist_ok=True)
+        with open(os.path.join(tmp, "assets", CLASS_NAMES_FILE), "w", encoding="utf-8",
+                  newline="\n") as f:
+            f.write("".join(f"{escape_class_name(name)}\n" for name in class_names))
         write_warmup_file(tmp, warmup_requests(model_name, tuple(image_shape), sample_images,
                                                input_dtype))
         while True:
@@ -407,8 +438,7 @@ def export_saved_model(method, state, normalization, image_shape, class_names, e
                 if not os.path.exists(final):
                     raise
     finally:
-        for path in (tmp, staging):
-            if os.path.exists(path):
-                shutil.rmtree(path, ignore_errors=True)
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
     write_models_config(export_base, serving_base_path, serve_versions)
     return final
