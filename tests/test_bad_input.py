@@ -289,3 +289,128 @@ def test_export_serves_class_names_with_newlines_tabs_and_non_ascii_exactly(tmp_
     classes = tf.make_ndarray(response.outputs["classes"])
     names = [v.decode() for v in tf.make_ndarray(response.outputs["class_names"])]
     assert names == [NAMES[c] for c in classes]
+
+
+# ---------------------------------------------------------------- serving limits
+def _png_header(width, height):
+    """The first 33 bytes of a PNG declaring ``width`` x ``height`` (no pixel data)."""
+    import struct
+    import zlib
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr
+            + struct.pack(">I", zlib.crc32(ihdr)))
+
+
+def _encoded(fmt, size):
+    import io
+    from PIL import Image
+    out = io.BytesIO()
+    Image.fromarray(np.full((size[1], size[0], 3), 90, np.uint8)).save(out, format=fmt)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def limited_export(tmp_path_factory, one_replica, digits):
+    """An (untrained) export of the digits with small limits: 4 images, 100 pixels."""
+    base = tmp_path_factory.mktemp("limited")
+    trainer = Trainer("erm", digits, RunConfig(model_dir=str(base / "run")),
+                      config={"model": "small_cnn"}, strategy=one_replica)
+    path = trainer.export(str(base / "export"), model_name="m", max_batch_size=4,
+                          max_image_pixels=100)
+    return tf.saved_model.load(path).signatures
+
+
+SMALL_PNG = tf.io.encode_png(np.zeros((8, 8, 1), np.uint8)).numpy()
+LIMIT_CASES = [
+    ("too_many_images", "serving_default", lambda: np.zeros((5, 8, 8, 1), np.uint8),
+     "images holds 5 examples; this model serves at most 4 per request (max_batch_size, set "
+     "at export)"),
+    ("too_many_encoded", "serving_bytes", lambda: np.array([SMALL_PNG] * 5, dtype=object),
+     "image_bytes holds 5 examples; this model serves at most 4 per request"),
+    ("png_header_20000x20000", "serving_bytes",
+     lambda: np.array([SMALL_PNG, _png_header(20000, 20000)], dtype=object),
+     "image_bytes[1] too large: 20000x20000 pixels, over the limit of 100 pixels per image"),
+    ("png_11x11", "serving_bytes", lambda: np.array([_encoded("PNG", (11, 11))], dtype=object),
+     "image_bytes[0] too large: 11x11 pixels, over the limit of 100"),
+    ("jpeg_20x6", "serving_bytes",
+     lambda: np.array([SMALL_PNG, SMALL_PNG, _encoded("JPEG", (20, 6))], dtype=object),
+     "image_bytes[2] too large: 20x6 pixels"),
+    ("gif_13x9", "serving_bytes", lambda: np.array([_encoded("GIF", (13, 9))], dtype=object),
+     "image_bytes[0] too large: 13x9 pixels"),
+    ("bmp_9x12", "serving_bytes", lambda: np.array([_encoded("BMP", (9, 12))], dtype=object),
+     "image_bytes[0] too large: 9x12 pixels"),
+    ("truncated_png_header", "serving_bytes",
+     lambda: np.array([SMALL_PNG, SMALL_PNG[:20]], dtype=object),
+     "image_bytes[1] not decodable: the image header is truncated or declares no pixels"),
+    ("png_of_no_pixels", "serving_bytes", lambda: np.array([_png_header(0, 5)], dtype=object),
+     "image_bytes[0] not decodable: the image header is truncated"),
+]
+
+
+@pytest.mark.parametrize("signature,make,message", [c[1:] for c in LIMIT_CASES],
+                         ids=[c[0] for c in LIMIT_CASES])
+def test_serving_limits_are_checked_before_decoding(limited_export, signature, make, message):
+    key = "images" if signature == "serving_default" else "image_bytes"
+    with pytest.raises(tf.errors.InvalidArgumentError) as e:
+        limited_export[signature](**{key: tf.constant(make())})
+    assert message in e.value.message
+
+
+def test_requests_within_the_limits_are_served(limited_export):
+    out = limited_export["serving_bytes"](image_bytes=tf.constant(
+        [SMALL_PNG, _encoded("PNG", (10, 10)), _encoded("JPEG", (10, 10))]))
+    assert out["classes"].shape == (3,)
+    out = limited_export["serving_default"](images=tf.zeros([4, 8, 8, 1], tf.uint8))
+    assert out["probabilities"].shape == (4, 10)
+
+
+def test_export_refuses_bad_limits(tmp_path, one_replica, digits):
+    trainer = Trainer("erm", digits, RunConfig(model_dir=str(tmp_path / "run")),
+                      config={"model": "small_cnn"}, strategy=one_replica)
+    with pytest.raises(ValueError, match="max_batch_size must be a whole number >= 1, got 0"):
+        trainer.export(str(tmp_path / "export"), max_batch_size=0)
+    assert not (tmp_path / "export").exists()
+
+
+# ---------------------------------------------------------------- through the scripts
+SCRIPT_CASES = [
+    ("csv_fractional_label", ["scripts/train.py", "--dataset=csv:{tmp}/d.csv"], False,
+     "error: {tmp}/d.csv, line 2: label '1.5' is not a class id"),
+    ("model_does_not_fit", ["scripts/train.py", "--model=mlp"], False,
+     "Invalid flag --model=mlp: 'mlp' takes feature vectors [D], but the data's examples have "
+     "shape [8, 8, 1]"),
+    # Each script start costs ~10-25 s of imports: the flag path is pinned in the table
+    # above (through the same parsing), so these two run only with -m slow.
+    pytest.param("infinite_alpha", ["scripts/train.py", "--mixup_alpha=inf"], False,
+                 "Invalid flag --mixup_alpha=inf: must be a finite number, got inf",
+                 marks=pytest.mark.slow),
+    pytest.param("export_without_run", ["scripts/export.py", "--model_dir={tmp}/run",
+                                        "--export_dir={tmp}/export"], False,
+                 "error: {tmp}/run holds no run (run.json is missing)",
+                 marks=pytest.mark.slow),
+    ("traceback_with_verbosity", ["scripts/train.py", "--dataset=csv:{tmp}/d.csv", "-v", "1"],
+     True, "ValueError: {tmp}/d.csv, line 2: label '1.5' is not a class id"),
+]
+
+
+def _script_param(case):
+    if hasattr(case, "marks"):  # a pytest.param
+        return pytest.param(*case.values[1:], marks=case.marks, id=case.values[0])
+    return pytest.param(*case[1:], id=case[0])
+
+
+@pytest.mark.parametrize("args,traceback,message", [_script_param(c) for c in SCRIPT_CASES])
+def test_scripts_print_one_line_and_exit_non_zero(tmp_path, args, traceback, message):
+    (tmp_path / "d.csv").write_text("1,2,0\n3,4,1.5\n5,6,1\n")
+    args = [a.format(tmp=tmp_path) for a in args]
+    if args[0] == "scripts/train.py":
+        args.append(f"--model_dir={tmp_path}/run")
+    out = run_script(args, timeout=300)
+    assert out.returncode == 1
+    assert message.format(tmp=tmp_path) in out.stderr
+    assert ("Traceback" in out.stderr) == traceback
+    if not traceback:  # the message is one line: nothing of it spills onto the next
+        line = next(l for l in out.stderr.splitlines() if message.format(tmp=tmp_path) in l)
+        following = out.stderr.split(line, 1)[1].strip().splitlines()
+        assert not following or following[0].startswith("Pass --helpshort"), following
+    assert not (tmp_path / "run").exists() and not (tmp_path / "export").exists()

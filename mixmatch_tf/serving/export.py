@@ -17,6 +17,9 @@ Both return ``probabilities`` (float32 [B, K]), ``classes`` (int64 [B]),
 ``top_k_probabilities`` (float32 [B, k]) and ``top_k_class_names`` (string [B, k]).
 Shapes are checked inside the graph, so a bad request gets an InvalidArgumentError
 that says what was expected; a wrong dtype is refused by the signature itself.
+Limits set at export (``max_batch_size`` examples per request, ``max_image_pixels``
+per encoded image, read from its header) are checked before any conversion or
+decoding, so a request over them costs no large allocation.
 
 Class names are held in the graph as constants, so any text (a newline, a tab,
 non-ASCII letters) is served exactly as the data set named it. Beside the model:
@@ -56,6 +59,11 @@ ENCODED_CHANNELS = (1, 3, 4)
 # Leading bytes of the formats tf.io.decode_image reads.
 IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
 WARMUP_SAMPLES = 4
+# Request limits, fixed at export and checked first in the graph: a request over them
+# is refused before anything is converted or decoded. 1024 images of 96x96x3 are
+# 113 MB of float32; 4096 x 4096 pixels decode to 64 MB (RGBA) per image.
+DEFAULT_MAX_BATCH_SIZE = 1024
+DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
 # Model names go into URLs (/v1/models/NAME) and folder names.
 MODEL_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -155,12 +163,73 @@ def _check_shape(tensor, pattern, expected):
         return tf.identity(tensor)
 
 
-def check_images(images, image_shape, dtype="uint8"):
-    """Inputs [B, *image_shape] with B >= 1, or an InvalidArgumentError saying so."""
+def _check_batch_size(tensor, name, max_batch_size):
+    """``tensor`` after an assertion that its first dimension is at most ``max_batch_size``."""
+    batch = tf.shape(tensor, out_type=tf.int64)[0]
+    check = tf.debugging.Assert(batch <= max_batch_size, [tf.strings.join([
+        f"{name} holds ", tf.strings.as_string(batch), f" examples; this model serves at "
+        f"most {max_batch_size} per request (max_batch_size, set at export): split the "
+        "request"])])
+    with tf.control_dependencies([check]):
+        return tf.identity(tensor)
+
+
+def check_images(images, image_shape, dtype="uint8", max_batch_size=DEFAULT_MAX_BATCH_SIZE):
+    """Inputs [B, *image_shape] with 1 <= B <= max_batch_size, or an InvalidArgumentError
+    saying so."""
     dims = [str(d) for d in image_shape]
     images = _check_shape(images, "[1-9][0-9]*," + ",".join(dims),
                           f"images must be {dtype} [batch, {', '.join(dims)}] with batch >= 1")
+    images = _check_batch_size(images, "images", max_batch_size)
     return tf.ensure_shape(images, [None] + list(image_shape))
+
+
+def _header_ints(header, start, length, big_endian):
+    """Unsigned integers of ``length`` bytes at ``start`` of each header (int64 [B])."""
+    raw = tf.cast(tf.io.decode_raw(tf.strings.substr(header, start, length), tf.uint8), tf.int64)
+    weights = [256 ** (length - 1 - i if big_endian else i) for i in range(length)]
+    return tf.reduce_sum(raw * tf.constant(weights, tf.int64), axis=-1)
+
+
+def image_sizes(image_bytes):
+    """(width, height, header ok) of each encoded image, read from its header alone.
+
+    PNG: the IHDR chunk (big-endian width and height at bytes 16 and 20); GIF: the
+    logical screen (little-endian 16-bit, bytes 6 and 8); BMP: the info header
+    (little-endian 32-bit, bytes 18 and 22; a negative height means top-down);
+    JPEG: ``tf.image.extract_jpeg_shape``, which reads the markers up to the frame
+    header. So a request is measured without decoding (allocating) any image.
+    """
+    # 32 header bytes (padded with zeros), so that short inputs read as size 0.
+    header = tf.strings.join([tf.strings.substr(image_bytes, 0, 32), b"\0" * 32])
+    length = tf.strings.length(image_bytes)
+    png = tf.equal(tf.strings.substr(header, 0, 8), IMAGE_SIGNATURES[0])
+    jpeg = tf.equal(tf.strings.substr(header, 0, 3), IMAGE_SIGNATURES[1])
+    gif = tf.equal(tf.strings.substr(header, 0, 4), b"GIF8")
+    bmp = tf.equal(tf.strings.substr(header, 0, 2), IMAGE_SIGNATURES[4])
+    bmp_height = _header_ints(header, 22, 4, False)
+    bmp_height = tf.where(bmp_height >= 2 ** 31, 2 ** 32 - bmp_height, bmp_height)
+
+    def jpeg_size(encoded):
+        shape = tf.cond(tf.strings.substr(encoded, 0, 3) == IMAGE_SIGNATURES[1],
+                        lambda: tf.image.extract_jpeg_shape(encoded, tf.int64),
+                        lambda: tf.zeros([3], tf.int64))
+        return shape[:2]
+
+    jpeg_hw = tf.map_fn(jpeg_size, image_bytes, fn_output_signature=tf.TensorSpec([2], tf.int64))
+    width = tf.where(png, _header_ints(header, 16, 4, True),
+                     tf.where(gif, _header_ints(header, 6, 2, False),
+                              tf.where(bmp, _header_ints(header, 18, 4, False), jpeg_hw[:, 1])))
+    height = tf.where(png, _header_ints(header, 20, 4, True),
+                      tf.where(gif, _header_ints(header, 8, 2, False),
+                               tf.where(bmp, bmp_height, jpeg_hw[:, 0])))
+    minimum = tf.where(png, 33, tf.where(gif, 13, tf.where(bmp, 26, 0)))
+    ok = (png | jpeg | gif | bmp) & (length >= minimum) & (width > 0) & (height > 0)
+    return width, height, ok
+
+
+def _positions(mask):
+    return tf.strings.reduce_join(tf.strings.as_string(tf.where(mask)[:, 0]), separator=",")
 
 
 def convert_channels(image, channels):
@@ -189,27 +258,44 @@ def convert_channels(image, channels):
     return tf.switch_case(tf.shape(image)[-1] - 1, branches)
 
 
-def decode_images(image_bytes, image_shape):
+def decode_images(image_bytes, image_shape, max_batch_size=DEFAULT_MAX_BATCH_SIZE,
+                  max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS):
     """Encoded images (string [B]) -> uint8 [B, H, W, C], resized inside the graph.
 
     Each image is decoded as stored, converted to ``C`` channels
     (``convert_channels``) and, if its size is not H x W, resized to H x W
     (bilinear with antialiasing, then rounded to uint8; the aspect ratio is not
-    kept). Bytes that are not a PNG, JPEG, GIF or BMP image are an
-    InvalidArgumentError naming their batch positions.
+    kept). Before any image is decoded, the request is refused with an
+    InvalidArgumentError if it holds more than ``max_batch_size`` images, if bytes
+    are not a PNG, JPEG, GIF or BMP image (their batch positions named), or if an
+    image's header declares more than ``max_image_pixels`` pixels (positions named).
     """
     h, w, c = image_shape
     image_bytes = _check_shape(image_bytes, r"[1-9][0-9]*",
                                "image_bytes must be a string vector [batch] of encoded "
                                "PNG/JPEG/GIF/BMP images with batch >= 1")
+    image_bytes = _check_batch_size(image_bytes, "image_bytes", max_batch_size)
     image_bytes = tf.ensure_shape(image_bytes, [None])
     known = tf.zeros_like(image_bytes, dtype=tf.bool)
     for magic in IMAGE_SIGNATURES:
         known |= tf.equal(tf.strings.substr(image_bytes, 0, len(magic)), magic)
-    bad = tf.strings.reduce_join(tf.strings.as_string(tf.where(~known)[:, 0]), separator=",")
     check = tf.debugging.Assert(tf.reduce_all(known), [tf.strings.join([
-        "image_bytes[", bad, "] not decodable: expected encoded PNG, JPEG, GIF or BMP "
-        "images"])])
+        "image_bytes[", _positions(~known), "] not decodable: expected encoded PNG, JPEG, GIF "
+        "or BMP images"])])
+    with tf.control_dependencies([check]):
+        width, height, ok = image_sizes(image_bytes)
+    check = tf.debugging.Assert(tf.reduce_all(ok), [tf.strings.join([
+        "image_bytes[", _positions(~ok), "] not decodable: the image header is truncated or "
+        "declares no pixels"])])
+    with tf.control_dependencies([check]):
+        pixels = width * height
+    big = pixels > max_image_pixels
+    check = tf.debugging.Assert(~tf.reduce_any(big), [tf.strings.join([
+        "image_bytes[", _positions(big), "] too large: ",
+        tf.strings.as_string(tf.boolean_mask(width, big)[:1]), "x",
+        tf.strings.as_string(tf.boolean_mask(height, big)[:1]),
+        f" pixels, over the limit of {max_image_pixels} pixels per image "
+        "(max_image_pixels, set at export)"])])
 
     def decode(encoded):
         image = tf.io.decode_image(encoded, channels=0, dtype=tf.uint8, expand_animations=False)
@@ -227,7 +313,8 @@ def decode_images(image_bytes, image_shape):
                      fn_output_signature=tf.TensorSpec([h, w, c], tf.uint8))
 
 
-def serving_fns(method, state, normalization, image_shape, names, top_k, input_dtype="uint8"):
+def serving_fns(method, state, normalization, image_shape, names, top_k, input_dtype="uint8",
+                max_batch_size=DEFAULT_MAX_BATCH_SIZE, max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS):
     """The signature functions: {signature name: tf.function with an input signature}."""
 
     def predict(images):
@@ -243,13 +330,14 @@ def serving_fns(method, state, normalization, image_shape, names, top_k, input_d
     @tf.function(input_signature=[tf.TensorSpec([None] + list(image_shape), input_dtype,
                                                  name=IMAGES_INPUT)])
     def serve_images(images):
-        return predict(check_images(images, image_shape, input_dtype))
+        return predict(check_images(images, image_shape, input_dtype, max_batch_size))
 
     fns = {IMAGES_SIGNATURE: serve_images}
     if is_image(image_shape, input_dtype):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=BYTES_INPUT)])
         def serve_bytes(image_bytes):
-            return predict(decode_images(image_bytes, image_shape))
+            return predict(decode_images(image_bytes, image_shape, max_batch_size,
+                                         max_image_pixels))
         fns[BYTES_SIGNATURE] = serve_bytes
     return fns
 
@@ -379,7 +467,9 @@ def write_models_config(export_base, serving_base_path=None, serve_versions="lat
 
 def export_saved_model(method, state, normalization, image_shape, class_names, export_base,
                        model_name=DEFAULT_MODEL_NAME, top_k=None, sample_images=None,
-                       serving_base_path=None, serve_versions="latest", input_dtype="uint8"):
+                       serving_base_path=None, serve_versions="latest", input_dtype="uint8",
+                       max_batch_size=DEFAULT_MAX_BATCH_SIZE,
+                       max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS):
     """Exports the method's predictor as a new version of ``model_name``.
 
     Args:
@@ -397,6 +487,9 @@ def export_saved_model(method, state, normalization, image_shape, class_names, e
       serve_versions: ``latest`` or ``all``, the version policy of a model newly
         added to models.config.
       input_dtype: ``uint8`` for images, ``float32`` for tabular features.
+      max_batch_size: the most examples (or encoded images) one request may hold.
+      max_image_pixels: the most pixels (width x height, read from the header) an
+        encoded image may declare; larger ones are refused before decoding.
 
     Returns:
       The new version folder.
@@ -408,6 +501,10 @@ def export_saved_model(method, state, normalization, image_shape, class_names, e
         raise ValueError(f"top_k must be in [1, {num_classes}] (the number of classes), "
                          f"got {top_k}")
     _check_serve_versions(serve_versions)
+    for name, value in (("max_batch_size", max_batch_size),
+                        ("max_image_pixels", max_image_pixels)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
     # A broken models.config is refused before any work, not after the export.
     read_models_config(os.path.join(export_base, MODELS_CONFIG_FILE))
     model_base = os.path.join(export_base, model_name)
@@ -419,7 +516,8 @@ def export_saved_model(method, state, normalization, image_shape, class_names, e
         names = class_name_table(class_names)
         archive.track(names)
         for name, fn in serving_fns(method, state, normalization, tuple(image_shape), names,
-                                    top_k, input_dtype).items():
+                                    top_k, input_dtype, int(max_batch_size),
+                                    int(max_image_pixels)).items():
             archive.add_endpoint(name, fn)
         archive.write_out(tmp, verbose=False)
         os.makedirs(os.path.join(tmp, "assets"), exist_ok=True)
