@@ -293,12 +293,13 @@ def test_export_serves_class_names_with_newlines_tabs_and_non_ascii_exactly(tmp_
 
 # ---------------------------------------------------------------- serving limits
 def _png_header(width, height):
-    """The first 33 bytes of a PNG declaring ``width`` x ``height`` (no pixel data)."""
+    """A PNG declaring ``width`` x ``height``: its IHDR and IEND chunks, no pixel data
+    (what a server sees first of a small file that would decode to gigabytes)."""
     import struct
     import zlib
     ihdr = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr
-            + struct.pack(">I", zlib.crc32(ihdr)))
+            + struct.pack(">I", zlib.crc32(ihdr)) + b"\x00\x00\x00\x00IEND\xaeB`\x82")
 
 
 def _encoded(fmt, size):
@@ -342,6 +343,13 @@ LIMIT_CASES = [
     ("truncated_png_header", "serving_bytes",
      lambda: np.array([SMALL_PNG, SMALL_PNG[:20]], dtype=object),
      "image_bytes[1] not decodable: the image header is truncated or declares no pixels"),
+    ("truncated_png_in_batch", "serving_bytes",
+     lambda: np.array([SMALL_PNG, SMALL_PNG, SMALL_PNG[:-5]], dtype=object),
+     "image_bytes[2] not decodable: the image data are truncated"),
+    ("truncated_gif_and_bmp", "serving_bytes",
+     lambda: np.array([_encoded("GIF", (5, 5))[:-1], SMALL_PNG, _encoded("BMP", (5, 5))[:-9]],
+                      dtype=object),
+     "image_bytes[0,2] not decodable: the image data are truncated"),
     ("png_of_no_pixels", "serving_bytes", lambda: np.array([_png_header(0, 5)], dtype=object),
      "image_bytes[0] not decodable: the image header is truncated"),
 ]

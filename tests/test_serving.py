@@ -217,7 +217,11 @@ def _bad_requests(pngs):
             request("serving_bytes", "image_bytes", np.array([png, png[:30]], dtype=object)),
             "image_bytes[1] not decodable: the image header is truncated"),
         "truncated PNG": (
-            request("serving_bytes", "image_bytes", np.array([png[:40]], dtype=object)),
+            request("serving_bytes", "image_bytes", np.array([png, png[:40]], dtype=object)),
+            "image_bytes[1] not decodable: the image data are truncated"),
+        "corrupt PNG (left to the decoder)": (
+            request("serving_bytes", "image_bytes", np.array(
+                [png[:40] + b"\0" * (len(png) - 52) + png[-12:]], dtype=object)),
             "Invalid PNG"),
     }
 

@@ -228,6 +228,32 @@ def image_sizes(image_bytes):
     return width, height, ok
 
 
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk that closes every PNG
+
+
+def complete_images(image_bytes):
+    """bool [B]: whether each encoded image ends as its format ends (not truncated).
+
+    A PNG ends with its IEND chunk, a GIF with its trailer ``;``, and a BMP is at
+    least as long as the file size in its header (0: not given). The decoder's own
+    error does not say which image of a batch it was; this check does. JPEGs are
+    left to the decoder, since valid ones may carry bytes after their end marker.
+    """
+    length = tf.strings.length(image_bytes)
+    head = tf.strings.join([tf.strings.substr(image_bytes, 0, 8), b"\0" * 8])
+    tail = tf.strings.substr(image_bytes, tf.maximum(length - len(PNG_END), 0),
+                             tf.fill(tf.shape(length), len(PNG_END)))
+    png = tf.equal(tf.strings.substr(head, 0, 8), IMAGE_SIGNATURES[0])
+    gif = tf.equal(tf.strings.substr(head, 0, 4), b"GIF8")
+    bmp = tf.equal(tf.strings.substr(head, 0, 2), IMAGE_SIGNATURES[4])
+    bmp_size = _header_ints(head, 2, 4, False)
+    return tf.where(png, tf.equal(tail, PNG_END),
+                    tf.where(gif, tf.strings.substr(tail, tf.maximum(
+                        tf.strings.length(tail) - 1, 0), tf.ones_like(length)) == b";",
+                             tf.where(bmp, (bmp_size == 0) | (bmp_size <= tf.cast(
+                                 length, tf.int64)), True)))
+
+
 def _positions(mask):
     return tf.strings.reduce_join(tf.strings.as_string(tf.where(mask)[:, 0]), separator=",")
 
@@ -267,8 +293,9 @@ def decode_images(image_bytes, image_shape, max_batch_size=DEFAULT_MAX_BATCH_SIZ
     (bilinear with antialiasing, then rounded to uint8; the aspect ratio is not
     kept). Before any image is decoded, the request is refused with an
     InvalidArgumentError if it holds more than ``max_batch_size`` images, if bytes
-    are not a PNG, JPEG, GIF or BMP image (their batch positions named), or if an
-    image's header declares more than ``max_image_pixels`` pixels (positions named).
+    are not a PNG, JPEG, GIF or BMP image, if a PNG, GIF or BMP is truncated
+    (``complete_images``), or if an image's header declares more than
+    ``max_image_pixels`` pixels -- each naming the batch positions.
     """
     h, w, c = image_shape
     image_bytes = _check_shape(image_bytes, r"[1-9][0-9]*",
@@ -289,6 +316,12 @@ def decode_images(image_bytes, image_shape, max_batch_size=DEFAULT_MAX_BATCH_SIZ
         "declares no pixels"])])
     with tf.control_dependencies([check]):
         pixels = width * height
+        complete = complete_images(image_bytes)
+    check = tf.debugging.Assert(tf.reduce_all(complete), [tf.strings.join([
+        "image_bytes[", _positions(~complete), "] not decodable: the image data are truncated "
+        "(or go on after the format's end marker)"])])
+    with tf.control_dependencies([check]):
+        pixels = tf.identity(pixels)
     big = pixels > max_image_pixels
     check = tf.debugging.Assert(~tf.reduce_any(big), [tf.strings.join([
         "image_bytes[", _positions(big), "] too large: ",
