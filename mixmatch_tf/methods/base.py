@@ -27,6 +27,7 @@ from typing import Any, Callable, ClassVar, Mapping, Optional
 import numpy as np
 
 from mixmatch_tf.data.pipeline import Stream
+from mixmatch_tf.models.registry import ModelInputError, check_model_input
 
 _METHODS = {}
 
@@ -59,6 +60,27 @@ def check_finite(config):
         for v in values:
             if isinstance(v, float) and not math.isfinite(v):
                 raise ConfigError(f.name, f"must be a finite number, got {value!r}")
+
+
+def check_fits(config, image_shape, num_replicas, named_model=True):
+    """Refuses a run whose model does not take the data or whose batch the replicas
+    do not divide: one ConfigError when the run is built, before anything is
+    written, instead of a Keras shape error after start-up.
+
+    Args:
+      config: the method's Config (its ``model`` name and ``batch_size``).
+      image_shape: the shape of one example of the data.
+      num_replicas: replicas in sync.
+      named_model: False when the caller passes its own Keras model (not checked).
+    """
+    if named_model:
+        try:
+            check_model_input(config.model, image_shape)
+        except ModelInputError as e:
+            raise ConfigError(e.field, str(e)) from None
+    check(config.batch_size % num_replicas == 0, "batch_size",
+          f"{config.batch_size} is not divisible by the {num_replicas} replicas in sync "
+          f"(--cpu_replicas or the GPUs); use a multiple of {num_replicas}")
 
 
 def register(name):

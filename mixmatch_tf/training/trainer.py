@@ -34,9 +34,9 @@ from mixmatch_tf.data import splits
 from mixmatch_tf.data.pipeline import ArraySource, eval_dataset, train_dataset
 from mixmatch_tf.data.preprocess import Normalization, normalize
 from mixmatch_tf.data.sources import ImageData, load_dataset
-from mixmatch_tf.methods.base import (ConfigError, Context, check, check_finite, get_method,
-                                      resolve_config)
-from mixmatch_tf.models import ModelInputError, build_model, check_model_input
+from mixmatch_tf.methods.base import (ConfigError, Context, check, check_finite, check_fits,
+                                      get_method, resolve_config)
+from mixmatch_tf.models import build_model
 from mixmatch_tf.ops import mixing
 from mixmatch_tf.training import results
 from mixmatch_tf.training.strategy import is_chief, make_strategy
@@ -168,7 +168,8 @@ class Trainer:
             default = "mlp" if self.data.tabular else self.method_cls.default_model
             self.config = dataclasses.replace(self.config, model=default)
         self._check_label_set()
-        self._check_fit(model)
+        check_fits(self.config, self.data.image_shape, self.strategy.num_replicas_in_sync,
+                   named_model=model is None)
         self._prepare_run_dir()
         self._build(model)
 
@@ -178,18 +179,6 @@ class Trainer:
             valid = ", ".join(self.data.label_sets) or "none for this data set"
             raise ConfigError("label_set", f"{self.run.label_set!r} is not a label set of "
                               f"{self.data.name}; valid: {valid}")
-
-    def _check_fit(self, model):
-        """Model vs data and batch vs replicas, before anything is written or built."""
-        if model is None:
-            try:
-                check_model_input(self.config.model, self.data.image_shape)
-            except ModelInputError as e:
-                raise ConfigError(e.field, str(e)) from None
-        replicas = self.strategy.num_replicas_in_sync
-        check(self.config.batch_size % replicas == 0, "batch_size",
-              f"{self.config.batch_size} is not divisible by the {replicas} replicas in sync "
-              f"(--cpu_replicas or the GPUs); use a multiple of {replicas}")
 
     def _run_settings(self):
         return {
