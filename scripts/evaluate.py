@@ -2,7 +2,7 @@ r"""Evaluates the latest checkpoint of a run on its test split.
 
   python scripts/evaluate.py --model_dir=runs/mixup
 """
-import _setup  # noqa: F401
+import _setup  # must precede TensorFlow imports
 import json
 
 from absl import app, flags, logging
@@ -23,4 +23,4 @@ def main(argv):
 
 if __name__ == "__main__":
     logging.set_verbosity(logging.WARNING)
-    app.run(main)
+    app.run(_setup.one_line_errors(main))

@@ -8,7 +8,7 @@ The model name defaults to the run's data set name (``digits``, ``cifar10``; the
 folder name for ``folder:PATH``, the file stem for ``npz:PATH``): every version of
 one model then takes the same inputs and answers with the same classes.
 """
-import _setup  # noqa: F401
+import _setup  # must precede TensorFlow imports
 
 from absl import app, flags, logging
 
@@ -24,6 +24,11 @@ flags.DEFINE_string("serving_base_path", None, "Where the server sees --export_d
                     "container). Default: the absolute path of --export_dir.")
 flags.DEFINE_enum("serve_versions", "latest", ["latest", "all"], "Version policy of a model "
                   "newly added to models.config: the newest version, or every version.")
+flags.DEFINE_integer("max_batch_size", 1024, "Most images one request may hold; larger "
+                     "requests are refused (INVALID_ARGUMENT) before any work.", lower_bound=1)
+flags.DEFINE_integer("max_image_pixels", 4096 * 4096, "Most pixels (width x height, read from "
+                     "the image header) an encoded image may have; larger ones are refused "
+                     "before decoding.", lower_bound=1)
 flags.DEFINE_string("data_dir", None, "TFDS data folder, if it moved since training.")
 FLAGS = flags.FLAGS
 
@@ -41,7 +46,9 @@ def main(argv):
     try:
         path = trainer.export(FLAGS.export_dir, model_name=FLAGS.model_name, top_k=FLAGS.top_k,
                               serving_base_path=FLAGS.serving_base_path,
-                              serve_versions=FLAGS.serve_versions)
+                              serve_versions=FLAGS.serve_versions,
+                              max_batch_size=FLAGS.max_batch_size,
+                              max_image_pixels=FLAGS.max_image_pixels)
     except ValueError as e:
         raise app.UsageError(str(e))
     print(path)
@@ -49,4 +56,4 @@ def main(argv):
 
 if __name__ == "__main__":
     logging.set_verbosity(logging.WARNING)
-    app.run(main)
+    app.run(_setup.one_line_errors(main))

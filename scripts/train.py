@@ -7,7 +7,7 @@ r"""Trains a method on a data set; resumes automatically from --model_dir.
 Writes checkpoints, TensorBoard summaries and metrics.json into --model_dir and,
 with --export_dir, a SavedModel. Invalid flags are refused before any work.
 """
-import _setup  # noqa: F401  (must precede TensorFlow imports)
+import _setup  # must precede TensorFlow imports
 import json
 
 from absl import app, logging
@@ -47,4 +47,4 @@ def main(argv):
 
 if __name__ == "__main__":
     logging.set_verbosity(logging.INFO)
-    app.run(main)
+    app.run(_setup.one_line_errors(main))

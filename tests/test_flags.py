@@ -7,7 +7,8 @@ from absl import app
 from conftest import ROOT, run_script
 from flags import common as cli
 
-cli.define_train_flags()
+if "method" not in cli.FLAGS:  # tests/test_bad_input.py may have defined them already
+    cli.define_train_flags()
 FLAGS = cli.FLAGS
 
 CASES = [

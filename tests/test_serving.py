@@ -213,8 +213,15 @@ def _bad_requests(pngs):
         "undecodable bytes": (
             request("serving_bytes", "image_bytes", np.array([png, b"GIF? no", b""], dtype=object)),
             "image_bytes[1,2] not decodable: expected encoded PNG, JPEG, GIF or BMP images"),
+        "truncated PNG header": (
+            request("serving_bytes", "image_bytes", np.array([png, png[:30]], dtype=object)),
+            "image_bytes[1] not decodable: the image header is truncated"),
         "truncated PNG": (
-            request("serving_bytes", "image_bytes", np.array([png[:30]], dtype=object)),
+            request("serving_bytes", "image_bytes", np.array([png, png[:40]], dtype=object)),
+            "image_bytes[1] not decodable: the image data are truncated"),
+        "corrupt PNG (left to the decoder)": (
+            request("serving_bytes", "image_bytes", np.array(
+                [png[:40] + b"\0" * (len(png) - 52) + png[-12:]], dtype=object)),
             "Invalid PNG"),
     }
 

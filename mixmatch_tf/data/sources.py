@@ -7,6 +7,7 @@ an out-of-range label is reported with its file (or index) and value.
 (``tf.one_hot`` would turn an out-of-range label into an all-zero row without a word.)
 """
 import dataclasses
+import io
 import os
 from typing import Optional
 
@@ -326,11 +327,60 @@ def check_labels(labels, num_classes, where):
     return labels.astype(np.int64)
 
 
+NPZ_KEYS = ("x", "y", "x_test", "y_test", "class_names")
+
+
+def check_class_names(names, where):
+    """Class names as a tuple of str: each non-empty and all distinct, or a ValueError.
+
+    Any other text is kept as it is (exports serve it exactly, see serving/export.py).
+    """
+    names = tuple(names)
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"{where}: class name {i} is {name!r}; class names must be "
+                             "non-empty text")
+    seen = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            raise ValueError(f"{where}: class names {seen[name]} and {i} are both {name!r}; "
+                             "class names must be distinct")
+        seen[name] = i
+    return names
+
+
+def _split_off_test(labels, test_fraction, seed, where):
+    """A stratified hold-out of at least one example (and at least one left to train)."""
+    n = len(labels)
+    if n < 2:
+        raise ValueError(f"{where}: {n} example(s); at least two are needed (one to train on "
+                         "and one to test on), or give a separate test set")
+    num_test = min(n - 1, max(1, int(round(test_fraction * n))))
+    return stratified_split(labels, num_test, seed)
+
+
+def _npz_class_names(arrays, path):
+    names = np.asarray(arrays["class_names"])
+    if names.ndim != 1:
+        raise ValueError(f"{path} ['class_names']: must be a vector of names, got shape "
+                         f"{names.shape}")
+    if names.dtype.kind == "S":  # bytes: UTF-8 text, not "b'cat'"
+        try:
+            names = [n.decode("utf-8") for n in names]
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path} ['class_names']: not UTF-8 text ({e})") from None
+    elif names.dtype.kind != "U":
+        raise ValueError(f"{path} ['class_names']: must hold strings, got dtype {names.dtype}")
+    return check_class_names([str(n) for n in names], f"{path} ['class_names']")
+
+
 def load_npz(path, test_fraction=FOLDER_TEST_FRACTION, seed=0):
     """A user's ``.npz`` with ``x`` (uint8 images, or float features [N, D]) and ``y``.
 
-    Optional keys: ``x_test`` and ``y_test`` (else a stratified ``test_fraction``
-    of the examples is held out), ``class_names`` (else classes are 0..max(y)).
+    Optional keys: ``x_test`` and ``y_test``, together (else a stratified
+    ``test_fraction`` of the examples is held out), and ``class_names`` (else
+    classes are 0..max(y)). ``x_test`` follows the rules of ``x`` and has its
+    example shape. Any other key is refused, since it would be ignored.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"npz file {path!r} does not exist")
@@ -343,15 +393,43 @@ def load_npz(path, test_fraction=FOLDER_TEST_FRACTION, seed=0):
         if key not in arrays:
             raise ValueError(f"{path}: missing array {key!r}; the file must hold 'x' (images) "
                              f"and 'y' (labels), found {sorted(arrays)}")
+    unknown = sorted(set(arrays) - set(NPZ_KEYS))
+    if unknown:
+        raise ValueError(f"{path}: unknown arrays {unknown} would be ignored; valid keys: "
+                         f"{', '.join(NPZ_KEYS)}")
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        have, lack = ("x_test", "y_test") if "x_test" in arrays else ("y_test", "x_test")
+        raise ValueError(f"{path}: has {have!r} but not {lack!r}; give both (a test set) or "
+                         "neither (a stratified part of 'x' is held out)")
+    for key in ("x", "y", "x_test", "y_test"):
+        if key in arrays and (np.asarray(arrays[key]).ndim == 0 or len(arrays[key]) == 0):
+            raise ValueError(f"{path} [{key!r}]: holds no examples (shape "
+                             f"{np.shape(arrays[key])}); it needs at least one")
+    for key in ("y", "y_test"):
+        y = np.asarray(arrays.get(key, np.zeros(1, np.int64)))
+        if not np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.complexfloating):
+            raise ValueError(f"{path} [{key!r}]: labels must be integer class ids, got dtype "
+                             f"{y.dtype}")
+        bad = np.flatnonzero(~np.isfinite(y.ravel()) | (np.mod(y.ravel(), 1) != 0)) \
+            if np.issubdtype(y.dtype, np.floating) else []
+        if len(bad):
+            i = int(bad[0])
+            raise ValueError(f"{path} [{key!r}]: label at index {i} is {y.ravel()[i]}; labels "
+                             "must be whole-number class ids")
     if "class_names" in arrays:
-        class_names = tuple(str(c) for c in arrays["class_names"])
+        class_names = _npz_class_names(arrays, path)
     else:
         y_all = np.concatenate([np.ravel(arrays["y"]), np.ravel(arrays.get("y_test", []))])
-        if not np.issubdtype(np.asarray(y_all).dtype, np.number) or y_all.size == 0:
-            raise ValueError(f"{path}: 'y' must hold integer class ids")
-        class_names = tuple(str(i) for i in range(int(np.max(y_all)) + 1))
+        class_names = tuple(str(i) for i in range(max(0, int(np.max(y_all))) + 1))
     c = len(class_names)
-    if np.asarray(arrays["x"]).ndim == 2:  # feature vectors: tabular data
+    x_rank = np.asarray(arrays["x"]).ndim
+    if "x_test" in arrays:
+        xt_rank = np.asarray(arrays["x_test"]).ndim
+        if xt_rank != x_rank and not {x_rank, xt_rank} <= {3, 4}:
+            raise ValueError(f"{path}: 'x_test' has shape {arrays['x_test'].shape} but 'x' "
+                             f"{arrays['x'].shape}; test examples must have the shape of "
+                             "the training examples")
+    if x_rank == 2:  # feature vectors: tabular data
         return tabular_data("npz:" + path, arrays["x"], arrays["y"], class_names, test_fraction,
                             seed, arrays.get("x_test"), arrays.get("y_test"))
     x = _check_images(arrays["x"], f"{path} ['x']")
@@ -361,11 +439,15 @@ def load_npz(path, test_fraction=FOLDER_TEST_FRACTION, seed=0):
     if "x_test" in arrays:
         xt = _check_images(arrays["x_test"], f"{path} ['x_test']")
         yt = check_labels(arrays["y_test"], c, f"{path} ['y_test']")
+        if xt.shape[1:] != x.shape[1:]:
+            raise ValueError(f"{path}: 'x_test' images are {list(xt.shape[1:])} but 'x' images "
+                             f"are {list(x.shape[1:])}; test images must have the size and "
+                             "channels of the training images")
         if len(xt) != len(yt):
             raise ValueError(f"{path}: 'x_test' has {len(xt)} images but 'y_test' has {len(yt)}")
         train_x, train_y, test_x, test_y = x, y, xt, yt
     else:
-        train, test = stratified_split(y, int(round(test_fraction * len(y))), seed)
+        train, test = _split_off_test(y, test_fraction, seed, path)
         train_x, train_y, test_x, test_y = x[train], y[train], x[test], y[test]
     name = "npz:" + path
     return ImageData(name=name, train_images=train_x, train_labels=train_y, test_images=test_x,
@@ -379,7 +461,8 @@ def _read_image_folder(root):
     classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
     if not classes:
         raise ValueError(f"{root}: no class sub-folders found; expected {root}/<class>/<image>.png")
-    images, labels, shapes = [], [], {}
+    images, labels, shapes, outside = [], [], {}, []
+    inside = os.path.realpath(root)
     for c, name in enumerate(classes):
         folder = os.path.join(root, name)
         files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
@@ -387,6 +470,15 @@ def _read_image_folder(root):
             raise ValueError(f"{folder}: class folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
         for f in files:
             path = os.path.join(folder, f)
+            if os.path.isdir(path):
+                raise ValueError(f"{path}: is a folder, not an image; class folders must hold "
+                                 "image files only (move or rename it)")
+            if not os.path.exists(path):
+                raise ValueError(f"{path}: is a broken symbolic link (to "
+                                 f"{os.readlink(path)!r})")
+            real = os.path.realpath(path)
+            if os.path.commonpath([inside, real]) != inside:
+                outside.append((path, real))
             try:
                 img = tf.io.decode_image(tf.io.read_file(path), expand_animations=False).numpy()
             except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
@@ -398,6 +490,14 @@ def _read_image_folder(root):
                                  "resize them to one size first")
             images.append(img)
             labels.append(c)
+    if outside:
+        # Followed on purpose: a folder of links into a shared store is the usual way
+        # to pick a subset of a shared data set without copying it. Said, since the
+        # images read then are not the files under the folder.
+        from absl import logging
+        logging.warning("%s: %d image(s) are symbolic links to files outside the folder, "
+                        "read from their targets (first: %s -> %s)", root, len(outside),
+                        *outside[0])
     return np.stack(images).astype(np.uint8), np.asarray(labels, np.int64), tuple(classes)
 
 
@@ -417,7 +517,7 @@ def load_folder(path, test_fraction=FOLDER_TEST_FRACTION, seed=0):
             raise ValueError(f"{test_dir}: class folders {names_t} differ from {train_dir}: {names}")
     else:
         x_all, y_all, names = _read_image_folder(path)
-        train, test = stratified_split(y_all, int(round(test_fraction * len(y_all))), seed)
+        train, test = _split_off_test(y_all, test_fraction, seed, path)
         x, y, xt, yt = x_all[train], y_all[train], x_all[test], y_all[test]
     return ImageData(name="folder:" + path, train_images=x, train_labels=y, test_images=xt,
                      test_labels=yt, num_classes=len(names), class_names=names, flip=False,
@@ -439,16 +539,24 @@ def _check_features(x, where):
 def tabular_data(name, x, y, class_names, test_fraction=FOLDER_TEST_FRACTION, seed=0,
                  x_test=None, y_test=None):
     """ImageData of float32 feature vectors, split (stratified) unless a test set is given."""
+    class_names = check_class_names(class_names, name)
     x = _check_features(x, name)
     y = check_labels(y, len(class_names), name)
     if len(x) != len(y):
         raise ValueError(f"{name}: {len(x)} feature rows but {len(y)} labels")
     if x_test is None:
-        train, test = stratified_split(y, int(round(test_fraction * len(y))), seed)
+        train, test = _split_off_test(y, test_fraction, seed, name)
         x, y, x_test, y_test = x[train], y[train], x[test], y[test]
     else:
         x_test = _check_features(x_test, name + " (test)")
         y_test = check_labels(y_test, len(class_names), name + " (test)")
+        if x_test.ndim != 2 or x_test.shape[1] != x.shape[1]:
+            raise ValueError(f"{name}: test features have shape {list(x_test.shape)} but the "
+                             f"training features {list(x.shape)}; both need {x.shape[1]} "
+                             "features per row")
+        if len(x_test) != len(y_test):
+            raise ValueError(f"{name} (test): {len(x_test)} feature rows but {len(y_test)} "
+                             "labels")
     return ImageData(name=name, train_images=x, train_labels=y, test_images=x_test,
                      test_labels=y_test, num_classes=len(class_names),
                      class_names=tuple(class_names), flip=False, pad=0)
@@ -467,36 +575,130 @@ def load_sklearn_tabular(name):
     return tabular_data(name, bunch.data, bunch.target, [str(c) for c in bunch.target_names])
 
 
+CSV_DELIMITERS = (",", ";", "\t")
+
+
+def _parse_csv(text, delimiter):
+    """[(line number, cells)] of the non-blank rows of ``text`` read with ``delimiter``."""
+    import csv
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows = []
+    try:
+        for cells in reader:
+            if any(c.strip() for c in cells):
+                rows.append((reader.line_num, [c.strip() for c in cells]))
+    except csv.Error as e:
+        raise ValueError(f"line {reader.line_num}: {e}") from None
+    return rows
+
+
+def _numeric_rows(rows):
+    """Whether every row has one width >= 2 and numeric features (the label may be text)."""
+    widths = {len(cells) for _, cells in rows}
+    return (len(widths) == 1 and widths.pop() >= 2
+            and all(_is_number(v) for _, cells in rows for v in cells[:-1]))
+
+
+def _explain_csv(path, text):
+    """Names the first offending line under the delimiter that splits line 2 the most."""
+    best = max(CSV_DELIMITERS, key=lambda d: len(_parse_csv(text, d)[1][1])
+               if len(_parse_csv(text, d)) >= 2 else 0)
+    rows = _parse_csv(text, best)
+    if len(rows) < 2 or len(rows[1][1]) < 2:
+        return
+    width = len(rows[1][1])
+    for line, cells in rows[1:]:
+        if len(cells) != width:
+            raise ValueError(f"{path}, line {line}: {len(cells)} cells, but line "
+                             f"{rows[1][0]} has {width} (delimiter {best!r})")
+        for j, v in enumerate(cells[:-1]):
+            if not _is_number(v):
+                raise ValueError(f"{path}, line {line}, column {j + 1}: {v!r} is not a number; "
+                                 "features must be numbers (the label is the last column)")
+
+
 def load_csv(path, test_fraction=FOLDER_TEST_FRACTION, seed=0):
     """Tabular data from a CSV file: numeric feature columns, the label in the last column.
 
-    A first line that does not parse as numbers is a header. Labels may be class ids
-    or names (then sorted to ids). A stratified ``test_fraction`` is held out.
+    Read with Python's csv reader (quoted fields allowed), as UTF-8 with or without
+    a byte-order mark. The delimiter is whichever of ``,`` ``;`` and tab reads every
+    row after the first as equally many cells (at least two) with numeric features;
+    a file that reads so with none or with several of them is refused. The first row
+    is a header when its features (or, with numeric labels, its label) are not all
+    numbers -- judged by the data, so a header whose first column name is a number
+    is still a header and a first data row is never dropped.
+
+    Labels are either all whole numbers >= 0 (class ids; classes 0..max) or all text
+    (class names, sorted to ids); a fractional, empty or non-finite label, or a mix
+    of numbers and names (the minority kind is named), is refused with its line number. A stratified
+    ``test_fraction`` (at least one row) is held out.
     """
-    import csv
     if not os.path.isfile(path):
         raise FileNotFoundError(f"CSV file {path!r} does not exist")
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.reader(f) if r]
-    if rows and not _is_number(rows[0][0]):
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e}); save it as UTF-8") from None
+    parsed = {}
+    for d in CSV_DELIMITERS:
+        try:
+            rows = _parse_csv(text, d)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+        if len(rows) >= 2 and _numeric_rows(rows[1:]):
+            parsed[d] = rows
+    if not parsed:
+        _explain_csv(path, text)
+    if len(parsed) != 1:
+        names = {",": "comma", ";": "semicolon", "\t": "tab"}
+        found = "several: " + ", ".join(names[d] for d in parsed) if parsed else "none"
+        raise ValueError(
+            f"{path}: cannot tell the delimiter ({found} of comma, semicolon, tab gives every "
+            "row after the first the same number of cells, at least two, with numeric "
+            "features); expected numeric feature columns and the label last, one row per "
+            "line, with at least two data rows")
+    rows = next(iter(parsed.values()))
+    first = rows[0][1]
+    width = len(rows[1][1])
+    # The kind most rows after the first have (ties: ids), so the odd one out is named.
+    kinds = [_is_number(cells[-1]) for _, cells in rows[1:] if cells[-1]]
+    numeric_labels = 2 * sum(kinds) >= len(kinds)
+    header = (len(first) != width or not all(_is_number(v) for v in first[:-1])
+              or (numeric_labels and not _is_number(first[-1])))
+    if header:
         rows = rows[1:]
     if len(rows) < 2:
         raise ValueError(f"{path}: needs at least two data rows, found {len(rows)}")
-    width = len(rows[0])
-    for i, r in enumerate(rows):
-        if len(r) != width:
-            raise ValueError(f"{path}: row {i + 1} has {len(r)} columns, the first has {width}")
-        for j, v in enumerate(r[:-1]):
-            if not _is_number(v):
-                raise ValueError(f"{path}: row {i + 1}, column {j + 1} is {v!r}, not a number")
-    x = np.asarray([[float(v) for v in r[:-1]] for r in rows], np.float32)
-    raw = [r[-1].strip() for r in rows]
-    if all(_is_number(v) and float(v) == int(float(v)) for v in raw):
-        y = np.asarray([int(float(v)) for v in raw], np.int64)
+    features = []
+    for line, cells in rows:
+        values = [float(v) for v in cells[:-1]]
+        bad = [j for j, v in enumerate(values) if not np.isfinite(v)]
+        if bad:
+            raise ValueError(f"{path}, line {line}: feature {bad[0] + 1} is "
+                             f"{cells[bad[0]]!r}; features must be finite numbers")
+        features.append(values)
+    x = np.asarray(features, np.float32)
+    raw = [(line, cells[-1]) for line, cells in rows]
+    for line, v in raw:
+        if not v:
+            raise ValueError(f"{path}, line {line}: the label (last column) is empty")
+        if _is_number(v) != numeric_labels:
+            kind = "class ids (numbers)" if numeric_labels else "class names (text)"
+            raise ValueError(f"{path}, line {line}: label {v!r}, but the other labels are "
+                             f"{kind}; use one kind for every row")
+    if numeric_labels:
+        for line, v in raw:
+            number = float(v)
+            if not np.isfinite(number) or number != int(number) or number < 0:
+                raise ValueError(f"{path}, line {line}: label {v!r} is not a class id; class "
+                                 "ids are whole numbers >= 0 (or use class names)")
+        y = np.asarray([int(float(v)) for _, v in raw], np.int64)
         names = [str(i) for i in range(int(y.max()) + 1)]
     else:
-        names = sorted(set(raw))
-        y = np.asarray([names.index(v) for v in raw], np.int64)
+        names = sorted({v for _, v in raw})
+        index = {n: i for i, n in enumerate(names)}
+        y = np.asarray([index[v] for _, v in raw], np.int64)
     return tabular_data("csv:" + path, x, y, names, test_fraction, seed)
 
 

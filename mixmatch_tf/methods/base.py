@@ -36,6 +36,7 @@ from typing import Any, Callable, ClassVar, Mapping, Optional
 import numpy as np
 
 from mixmatch_tf.data.pipeline import Stream
+from mixmatch_tf.models.registry import ModelInputError, check_model_input
 
 _METHODS = {}
 
@@ -52,6 +53,43 @@ class ConfigError(ValueError):
 def check(condition, field, message):
     if not condition:
         raise ConfigError(field, message)
+
+
+def check_finite(config):
+    """Refuses a NaN or infinite float field (or tuple element) of a dataclass config.
+
+    Every ``> 0`` or ``>= 0`` check accepts infinity, and NaN slips through checks
+    written as ``not (x < 0)``; an infinite Beta parameter makes the sampler loop
+    forever inside tf.data. So every float setting of every config is checked here,
+    once, before the per-field range checks.
+    """
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        values = value if isinstance(value, tuple) else (value,)
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f.name, f"must be a finite number, got {value!r}")
+
+
+def check_fits(config, image_shape, num_replicas, named_model=True):
+    """Refuses a run whose model does not take the data or whose batch the replicas
+    do not divide: one ConfigError when the run is built, before anything is
+    written, instead of a Keras shape error after start-up.
+
+    Args:
+      config: the method's Config (its ``model`` name and ``batch_size``).
+      image_shape: the shape of one example of the data.
+      num_replicas: replicas in sync.
+      named_model: False when the caller passes its own Keras model (not checked).
+    """
+    if named_model:
+        try:
+            check_model_input(config.model, image_shape)
+        except ModelInputError as e:
+            raise ConfigError(e.field, str(e)) from None
+    check(config.batch_size % num_replicas == 0, "batch_size",
+          f"{config.batch_size} is not divisible by the {num_replicas} replicas in sync "
+          f"(--cpu_replicas or the GPUs); use a multiple of {num_replicas}")
 
 
 def register(name):
@@ -93,6 +131,7 @@ class TrainConfig:
     eval_every: Optional[int] = setting(None, "steps between evaluations; None: one epoch")
 
     def __post_init__(self):
+        check_finite(self)
         check(self.batch_size > 0, "batch_size", f"must be > 0, got {self.batch_size}")
         check(self.learning_rate > 0, "learning_rate", f"must be > 0, got {self.learning_rate}")
         check(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")

@@ -5,6 +5,7 @@ head), so hidden-layer mixing at stage k can run ``model.layers[:k]``, mix, and
 run the rest. Any other Keras model mapping images to logits can be passed to
 the Python API instead of a name.
 """
-from mixmatch_tf.models.registry import (build_model, forward_flops, model_names, register_model,
+from mixmatch_tf.models.registry import (ModelInputError, build_model, check_model_input,
+                                         forward_flops, model_names, register_model,
                                          split_stages)
 from mixmatch_tf.models import mlp, preact_resnet, small_cnn, wrn  # noqa: F401  (registration)

@@ -4,7 +4,7 @@ import keras
 from mixmatch_tf.models.registry import classifier_head, register_model
 
 
-@register_model("mlp")
+@register_model("mlp", input_rank=1)
 def mlp(input_shape, num_classes, hidden=(128, 128), dropout=0.0, sync_bn=False):
     """Dense (with bias) + ReLU layers, one stage each (``dense1``, ...), then ``head``
     (dense with bias). ``tests/test_parity.py`` checks the model against this definition.

@@ -2,14 +2,32 @@
 import keras
 
 _MODELS = {}
+# name -> (input rank, minimum height and width): what each model accepts.
+_INPUTS = {}
 
 
-def register_model(name):
-    """Decorator: registers ``fn(input_shape, num_classes, **kwargs) -> keras.Model``."""
+class ModelInputError(ValueError):
+    """The data do not fit the model; ``field`` is the setting to change (``model``)."""
+
+    def __init__(self, message, field="model"):
+        super().__init__(message)
+        self.field = field
+
+
+def register_model(name, input_rank=3, min_size=1):
+    """Decorator: registers ``fn(input_shape, num_classes, **kwargs) -> keras.Model``.
+
+    Args:
+      input_rank: rank of one example the model takes: 3 for images [H, W, C],
+        1 for feature vectors [D].
+      min_size: the smallest height and width (images) it runs on, e.g. 2 for a
+        network whose 2x2 max pool has no padding.
+    """
     def wrap(fn):
         if name in _MODELS:
             raise ValueError(f"model {name!r} is registered twice")
         _MODELS[name] = fn
+        _INPUTS[name] = (input_rank, min_size)
         return fn
     return wrap
 
@@ -18,10 +36,41 @@ def model_names():
     return tuple(sorted(_MODELS))
 
 
-def build_model(name, input_shape, num_classes, **kwargs):
-    """Builds a registered model. Unknown names list the known ones."""
+def models_for(input_shape):
+    """Names of the registered models that accept examples of ``input_shape``."""
+    return tuple(n for n in model_names() if _fit_problem(n, tuple(input_shape)) is None)
+
+
+def _fit_problem(name, input_shape):
+    rank, min_size = _INPUTS[name]
+    if len(input_shape) != rank:
+        kind = {1: "feature vectors [D]", 3: "images [H, W, C]"}.get(rank, f"rank-{rank} inputs")
+        return f"takes {kind}"
+    if rank == 3 and min(input_shape[:2]) < min_size:
+        return f"needs images of at least {min_size}x{min_size} pixels"
+    return None
+
+
+def check_model_input(name, input_shape):
+    """Raises ModelInputError unless model ``name`` runs on examples of ``input_shape``.
+
+    Called when the model is chosen, so a misfit is one sentence naming the model,
+    the data shape and the models that fit, not a Keras shape error after start-up.
+    """
     if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; valid: {', '.join(model_names())}")
+        raise ModelInputError(f"unknown model {name!r}; valid: {', '.join(model_names())}")
+    input_shape = tuple(int(d) for d in input_shape)
+    problem = _fit_problem(name, input_shape)
+    if problem:
+        fits = ", ".join(models_for(input_shape)) or "none"
+        raise ModelInputError(f"{name!r} {problem}, but the data's examples have shape "
+                              f"{list(input_shape)}; models that fit: {fits}")
+
+
+def build_model(name, input_shape, num_classes, **kwargs):
+    """Builds a registered model. Unknown names list the known ones; a model that
+    does not fit ``input_shape`` is a ModelInputError (``check_model_input``)."""
+    check_model_input(name, input_shape)
     return _MODELS[name](tuple(input_shape), int(num_classes), **kwargs)
 
 

@@ -10,7 +10,7 @@ def _conv_bn_relu(x, filters, sync_bn, name):
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
-@register_model("small_cnn")
+@register_model("small_cnn", min_size=2)  # the 2x2 max pool has no padding
 def small_cnn(input_shape, num_classes, width=32, dropout=0.0, sync_bn=False):
     """conv-BN-ReLU x2, max-pool, conv-BN-ReLU x2, global average pool, dense.
 

@@ -19,8 +19,15 @@ Both return ``probabilities`` (float32 [B, K]), ``classes`` (int64 [B]),
 ``top_k_probabilities`` (float32 [B, k]) and ``top_k_class_names`` (string [B, k]).
 Shapes are checked inside the graph, so a bad request gets an InvalidArgumentError
 that says what was expected; a wrong dtype is refused by the signature itself.
+Limits set at export (``max_batch_size`` examples per request, ``max_image_pixels``
+per encoded image, read from its header) are checked before any conversion or
+decoding, so a request over them costs no large allocation.
 
-Beside the model: ``assets/class_names.txt`` (class names, one per line),
+Class names are held in the graph as constants, so any text (a newline, a tab,
+non-ASCII letters) is served exactly as the data set named it. Beside the model:
+``assets/class_names.txt`` (for people and scripts: one name per line, with a
+backslash, a line break or another control character escaped as in
+``escape_class_name``; ``read_class_names`` reads it back exactly),
 ``assets.extra/tf_serving_warmup_requests`` (PredictionLog records TF Serving
 replays before it serves a version) and ``<export_base>/models.config`` (a
 ``--model_config_file`` listing every model under ``export_base``).
@@ -55,6 +62,11 @@ ENCODED_CHANNELS = (1, 3, 4)
 # Leading bytes of the formats tf.io.decode_image reads.
 IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
 WARMUP_SAMPLES = 4
+# Request limits, fixed at export and checked first in the graph: a request over them
+# is refused before anything is converted or decoded. 1024 images of 96x96x3 are
+# 113 MB of float32; 4096 x 4096 pixels decode to 64 MB (RGBA) per image.
+DEFAULT_MAX_BATCH_SIZE = 1024
+DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
 # Model names go into URLs (/v1/models/NAME) and folder names.
 MODEL_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -119,15 +131,43 @@ def next_version(model_base):
     return max(version_folders(model_base), default=0) + 1
 
 
-def class_name_table(names_file):
-    """A lookup table class id -> class name read from a text file (one per line).
+def class_name_table(class_names):
+    """A lookup table class id -> class name, its names held as graph constants.
 
-    Tracked by the export, it carries the file into the SavedModel's assets.
+    A table read from a text file one name per line would serve every class after a
+    name holding a line break under the wrong name; constants hold any text exactly.
     """
-    init = tf.lookup.TextFileInitializer(
-        names_file, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
-        tf.string, tf.lookup.TextFileIndex.WHOLE_LINE)
+    init = tf.lookup.KeyValueTensorInitializer(
+        tf.range(len(class_names), dtype=tf.int64),
+        tf.constant([name.encode("utf-8") for name in class_names], tf.string))
     return tf.lookup.StaticHashTable(init, default_value="")
+
+
+# Characters that end a line for str.splitlines (or that a terminal interprets):
+# escaped in the class-names asset so that it holds exactly one name per line.
+_ESCAPE = re.compile(r"[\\\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_UNESCAPE = re.compile(r"\\(\\|n|t|r|u[0-9a-fA-F]{4})")
+
+
+def escape_class_name(name):
+    r"""One line of the class-names asset: ``\\`` for a backslash, ``\n``, ``\t`` and
+    ``\r`` for newline, tab and carriage return, ``\uXXXX`` for the other control
+    characters and line separators; everything else (non-ASCII letters too) as it is."""
+    short = {"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+    return _ESCAPE.sub(lambda m: short.get(m.group(), f"\\u{ord(m.group()):04x}"), name)
+
+
+def unescape_class_name(line):
+    """The inverse of ``escape_class_name``."""
+    short = {"\\": "\\", "n": "\n", "t": "\t", "r": "\r"}
+    return _UNESCAPE.sub(lambda m: short.get(m.group(1)) or chr(int(m.group(1)[1:], 16)), line)
+
+
+def read_class_names(saved_model_dir):
+    """The class names of an export, in class-id order, read from its asset file."""
+    path = os.path.join(saved_model_dir, "assets", CLASS_NAMES_FILE)
+    with open(path, encoding="utf-8", newline="\n") as f:
+        return [unescape_class_name(line) for line in f.read().split("\n")[:-1]]
 
 
 def _shape_string(tensor):
@@ -149,12 +189,99 @@ def _check_shape(tensor, pattern, expected):
         return tf.identity(tensor)
 
 
-def check_images(images, image_shape, dtype="uint8"):
-    """Inputs [B, *image_shape] with B >= 1, or an InvalidArgumentError saying so."""
+def _check_batch_size(tensor, name, max_batch_size):
+    """``tensor`` after an assertion that its first dimension is at most ``max_batch_size``."""
+    batch = tf.shape(tensor, out_type=tf.int64)[0]
+    check = tf.debugging.Assert(batch <= max_batch_size, [tf.strings.join([
+        f"{name} holds ", tf.strings.as_string(batch), f" examples; this model serves at "
+        f"most {max_batch_size} per request (max_batch_size, set at export): split the "
+        "request"])])
+    with tf.control_dependencies([check]):
+        return tf.identity(tensor)
+
+
+def check_images(images, image_shape, dtype="uint8", max_batch_size=DEFAULT_MAX_BATCH_SIZE):
+    """Inputs [B, *image_shape] with 1 <= B <= max_batch_size, or an InvalidArgumentError
+    saying so."""
     dims = [str(d) for d in image_shape]
     images = _check_shape(images, "[1-9][0-9]*," + ",".join(dims),
                           f"images must be {dtype} [batch, {', '.join(dims)}] with batch >= 1")
+    images = _check_batch_size(images, "images", max_batch_size)
     return tf.ensure_shape(images, [None] + list(image_shape))
+
+
+def _header_ints(header, start, length, big_endian):
+    """Unsigned integers of ``length`` bytes at ``start`` of each header (int64 [B])."""
+    raw = tf.cast(tf.io.decode_raw(tf.strings.substr(header, start, length), tf.uint8), tf.int64)
+    weights = [256 ** (length - 1 - i if big_endian else i) for i in range(length)]
+    return tf.reduce_sum(raw * tf.constant(weights, tf.int64), axis=-1)
+
+
+def image_sizes(image_bytes):
+    """(width, height, header ok) of each encoded image, read from its header alone.
+
+    PNG: the IHDR chunk (big-endian width and height at bytes 16 and 20); GIF: the
+    logical screen (little-endian 16-bit, bytes 6 and 8); BMP: the info header
+    (little-endian 32-bit, bytes 18 and 22; a negative height means top-down);
+    JPEG: ``tf.image.extract_jpeg_shape``, which reads the markers up to the frame
+    header. So a request is measured without decoding (allocating) any image.
+    """
+    # 32 header bytes (padded with zeros), so that short inputs read as size 0.
+    header = tf.strings.join([tf.strings.substr(image_bytes, 0, 32), b"\0" * 32])
+    length = tf.strings.length(image_bytes)
+    png = tf.equal(tf.strings.substr(header, 0, 8), IMAGE_SIGNATURES[0])
+    jpeg = tf.equal(tf.strings.substr(header, 0, 3), IMAGE_SIGNATURES[1])
+    gif = tf.equal(tf.strings.substr(header, 0, 4), b"GIF8")
+    bmp = tf.equal(tf.strings.substr(header, 0, 2), IMAGE_SIGNATURES[4])
+    bmp_height = _header_ints(header, 22, 4, False)
+    bmp_height = tf.where(bmp_height >= 2 ** 31, 2 ** 32 - bmp_height, bmp_height)
+
+    def jpeg_size(encoded):
+        shape = tf.cond(tf.strings.substr(encoded, 0, 3) == IMAGE_SIGNATURES[1],
+                        lambda: tf.image.extract_jpeg_shape(encoded, tf.int64),
+                        lambda: tf.zeros([3], tf.int64))
+        return shape[:2]
+
+    jpeg_hw = tf.map_fn(jpeg_size, image_bytes, fn_output_signature=tf.TensorSpec([2], tf.int64))
+    width = tf.where(png, _header_ints(header, 16, 4, True),
+                     tf.where(gif, _header_ints(header, 6, 2, False),
+                              tf.where(bmp, _header_ints(header, 18, 4, False), jpeg_hw[:, 1])))
+    height = tf.where(png, _header_ints(header, 20, 4, True),
+                      tf.where(gif, _header_ints(header, 8, 2, False),
+                               tf.where(bmp, bmp_height, jpeg_hw[:, 0])))
+    minimum = tf.where(png, 33, tf.where(gif, 13, tf.where(bmp, 26, 0)))
+    ok = (png | jpeg | gif | bmp) & (length >= minimum) & (width > 0) & (height > 0)
+    return width, height, ok
+
+
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk that closes every PNG
+
+
+def complete_images(image_bytes):
+    """bool [B]: whether each encoded image ends as its format ends (not truncated).
+
+    A PNG ends with its IEND chunk, a GIF with its trailer ``;``, and a BMP is at
+    least as long as the file size in its header (0: not given). The decoder's own
+    error does not say which image of a batch it was; this check does. JPEGs are
+    left to the decoder, since valid ones may carry bytes after their end marker.
+    """
+    length = tf.strings.length(image_bytes)
+    head = tf.strings.join([tf.strings.substr(image_bytes, 0, 8), b"\0" * 8])
+    tail = tf.strings.substr(image_bytes, tf.maximum(length - len(PNG_END), 0),
+                             tf.fill(tf.shape(length), len(PNG_END)))
+    png = tf.equal(tf.strings.substr(head, 0, 8), IMAGE_SIGNATURES[0])
+    gif = tf.equal(tf.strings.substr(head, 0, 4), b"GIF8")
+    bmp = tf.equal(tf.strings.substr(head, 0, 2), IMAGE_SIGNATURES[4])
+    bmp_size = _header_ints(head, 2, 4, False)
+    return tf.where(png, tf.equal(tail, PNG_END),
+                    tf.where(gif, tf.strings.substr(tail, tf.maximum(
+                        tf.strings.length(tail) - 1, 0), tf.ones_like(length)) == b";",
+                             tf.where(bmp, (bmp_size == 0) | (bmp_size <= tf.cast(
+                                 length, tf.int64)), True)))
+
+
+def _positions(mask):
+    return tf.strings.reduce_join(tf.strings.as_string(tf.where(mask)[:, 0]), separator=",")
 
 
 def convert_channels(image, channels):
@@ -183,27 +310,51 @@ def convert_channels(image, channels):
     return tf.switch_case(tf.shape(image)[-1] - 1, branches)
 
 
-def decode_images(image_bytes, image_shape):
+def decode_images(image_bytes, image_shape, max_batch_size=DEFAULT_MAX_BATCH_SIZE,
+                  max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS):
     """Encoded images (string [B]) -> uint8 [B, H, W, C], resized inside the graph.
 
     Each image is decoded as stored, converted to ``C`` channels
     (``convert_channels``) and, if its size is not H x W, resized to H x W
     (bilinear with antialiasing, then rounded to uint8; the aspect ratio is not
-    kept). Bytes that are not a PNG, JPEG, GIF or BMP image are an
-    InvalidArgumentError naming their batch positions.
+    kept). Before any image is decoded, the request is refused with an
+    InvalidArgumentError if it holds more than ``max_batch_size`` images, if bytes
+    are not a PNG, JPEG, GIF or BMP image, if a PNG, GIF or BMP is truncated
+    (``complete_images``), or if an image's header declares more than
+    ``max_image_pixels`` pixels -- each naming the batch positions.
     """
     h, w, c = image_shape
     image_bytes = _check_shape(image_bytes, r"[1-9][0-9]*",
                                "image_bytes must be a string vector [batch] of encoded "
                                "PNG/JPEG/GIF/BMP images with batch >= 1")
+    image_bytes = _check_batch_size(image_bytes, "image_bytes", max_batch_size)
     image_bytes = tf.ensure_shape(image_bytes, [None])
     known = tf.zeros_like(image_bytes, dtype=tf.bool)
     for magic in IMAGE_SIGNATURES:
         known |= tf.equal(tf.strings.substr(image_bytes, 0, len(magic)), magic)
-    bad = tf.strings.reduce_join(tf.strings.as_string(tf.where(~known)[:, 0]), separator=",")
     check = tf.debugging.Assert(tf.reduce_all(known), [tf.strings.join([
-        "image_bytes[", bad, "] not decodable: expected encoded PNG, JPEG, GIF or BMP "
-        "images"])])
+        "image_bytes[", _positions(~known), "] not decodable: expected encoded PNG, JPEG, GIF "
+        "or BMP images"])])
+    with tf.control_dependencies([check]):
+        width, height, ok = image_sizes(image_bytes)
+    check = tf.debugging.Assert(tf.reduce_all(ok), [tf.strings.join([
+        "image_bytes[", _positions(~ok), "] not decodable: the image header is truncated or "
+        "declares no pixels"])])
+    with tf.control_dependencies([check]):
+        pixels = width * height
+        complete = complete_images(image_bytes)
+    check = tf.debugging.Assert(tf.reduce_all(complete), [tf.strings.join([
+        "image_bytes[", _positions(~complete), "] not decodable: the image data are truncated "
+        "(or go on after the format's end marker)"])])
+    with tf.control_dependencies([check]):
+        pixels = tf.identity(pixels)
+    big = pixels > max_image_pixels
+    check = tf.debugging.Assert(~tf.reduce_any(big), [tf.strings.join([
+        "image_bytes[", _positions(big), "] too large: ",
+        tf.strings.as_string(tf.boolean_mask(width, big)[:1]), "x",
+        tf.strings.as_string(tf.boolean_mask(height, big)[:1]),
+        f" pixels, over the limit of {max_image_pixels} pixels per image "
+        "(max_image_pixels, set at export)"])])
 
     def decode(encoded):
         image = tf.io.decode_image(encoded, channels=0, dtype=tf.uint8, expand_animations=False)
@@ -221,7 +372,8 @@ def decode_images(image_bytes, image_shape):
                      fn_output_signature=tf.TensorSpec([h, w, c], tf.uint8))
 
 
-def serving_fns(method, state, normalization, image_shape, names, top_k, input_dtype="uint8"):
+def serving_fns(method, state, normalization, image_shape, names, top_k, input_dtype="uint8",
+                max_batch_size=DEFAULT_MAX_BATCH_SIZE, max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS):
     """The signature functions: {signature name: tf.function with an input signature}."""
 
     def predict(images):
@@ -237,13 +389,14 @@ def serving_fns(method, state, normalization, image_shape, names, top_k, input_d
     @tf.function(input_signature=[tf.TensorSpec([None] + list(image_shape), input_dtype,
                                                  name=IMAGES_INPUT)])
     def serve_images(images):
-        return predict(check_images(images, image_shape, input_dtype))
+        return predict(check_images(images, image_shape, input_dtype, max_batch_size))
 
     fns = {IMAGES_SIGNATURE: serve_images}
     if is_image(image_shape, input_dtype):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=BYTES_INPUT)])
         def serve_bytes(image_bytes):
-            return predict(decode_images(image_bytes, image_shape))
+            return predict(decode_images(image_bytes, image_shape, max_batch_size,
+                                         max_image_pixels))
         fns[BYTES_SIGNATURE] = serve_bytes
     return fns
 
@@ -373,7 +526,9 @@ def write_models_config(export_base, serving_base_path=None, serve_versions="lat
 
 def export_saved_model(method, state, normalization, image_shape, class_names, export_base,
                        model_name=DEFAULT_MODEL_NAME, top_k=None, sample_images=None,
-                       serving_base_path=None, serve_versions="latest", input_dtype="uint8"):
+                       serving_base_path=None, serve_versions="latest", input_dtype="uint8",
+                       max_batch_size=DEFAULT_MAX_BATCH_SIZE,
+                       max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS):
     """Exports the method's predictor as a new version of ``model_name``.
 
     Args:
@@ -391,6 +546,9 @@ def export_saved_model(method, state, normalization, image_shape, class_names, e
       serve_versions: ``latest`` or ``all``, the version policy of a model newly
         added to models.config.
       input_dtype: ``uint8`` for images, ``float32`` for tabular features.
+      max_batch_size: the most examples (or encoded images) one request may hold.
+      max_image_pixels: the most pixels (width x height, read from the header) an
+        encoded image may declare; larger ones are refused before decoding.
 
     Returns:
       The new version folder.
@@ -402,26 +560,30 @@ def export_saved_model(method, state, normalization, image_shape, class_names, e
         raise ValueError(f"top_k must be in [1, {num_classes}] (the number of classes), "
                          f"got {top_k}")
     _check_serve_versions(serve_versions)
+    for name, value in (("max_batch_size", max_batch_size),
+                        ("max_image_pixels", max_image_pixels)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
     # A broken models.config is refused before any work, not after the export.
     read_models_config(os.path.join(export_base, MODELS_CONFIG_FILE))
     model_base = os.path.join(export_base, model_name)
     os.makedirs(model_base, exist_ok=True)
     remove_stale_temporaries(model_base)
     tmp = os.path.join(model_base, _tmp_prefix() + uuid.uuid4().hex)
-    staging = tmp + "-assets"
     try:
-        os.makedirs(staging)
-        names_file = os.path.join(staging, CLASS_NAMES_FILE)
-        with open(names_file, "w", encoding="utf-8") as f:
-            f.write("".join(f"{name}\n" for name in class_names))
         # The endpoints track the variables they read (only the predictor's networks).
         archive = keras.export.ExportArchive()
-        names = class_name_table(names_file)
+        names = class_name_table(class_names)
         archive.track(names)
         for name, fn in serving_fns(method, state, normalization, tuple(image_shape), names,
-                                    top_k, input_dtype).items():
+                                    top_k, input_dtype, int(max_batch_size),
+                                    int(max_image_pixels)).items():
             archive.add_endpoint(name, fn)
         archive.write_out(tmp, verbose=False)
+        os.makedirs(os.path.join(tmp, "assets"), exist_ok=True)
+        with open(os.path.join(tmp, "assets", CLASS_NAMES_FILE), "w", encoding="utf-8",
+                  newline="\n") as f:
+            f.write("".join(f"{escape_class_name(name)}\n" for name in class_names))
         write_warmup_file(tmp, warmup_requests(model_name, tuple(image_shape), sample_images,
                                                input_dtype))
         while True:
@@ -434,8 +596,7 @@ def export_saved_model(method, state, normalization, image_shape, class_names, e
                 if not os.path.exists(final):
                     raise
     finally:
-        for path in (tmp, staging):
-            if os.path.exists(path):
-                shutil.rmtree(path, ignore_errors=True)
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
     write_models_config(export_base, serving_base_path, serve_versions)
     return final

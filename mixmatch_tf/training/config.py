@@ -2,7 +2,7 @@
 import dataclasses
 from typing import Optional
 
-from mixmatch_tf.methods.base import check
+from mixmatch_tf.methods.base import check, check_finite
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
@@ -50,8 +50,9 @@ class RunConfig:
 
     def __post_init__(self):
         check(bool(self.model_dir), "model_dir", "is required")
+        check_finite(self)
         # NumPy's generators (noise, splits) take seeds in [0, 2**32).
-        check(0 <= self.seed < 2 ** 32, "seed", f"must be in [0, 2**32), got {self.seed}")
+        check(0 <= self.seed < 2 ** 32, "seed", f"must be in [0, 2**32 - 1], got {self.seed}")
         check(self.noise_type in (None, "sym", "asym"), "noise_type",
               f"must be sym or asym, got {self.noise_type!r}")
         check(0.0 <= self.noise_rate <= 1.0, "noise_rate",

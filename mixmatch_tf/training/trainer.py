@@ -20,7 +20,7 @@ from absl import logging
 from mixmatch_tf.data.pipeline import ArraySource, train_dataset
 from mixmatch_tf.data.preprocess import normalize
 from mixmatch_tf.data.sources import ImageData, load_dataset
-from mixmatch_tf.methods.base import get_method, resolve_config
+from mixmatch_tf.methods.base import check_fits, get_method, resolve_config
 from mixmatch_tf.training.build import Counters, make_context, model_factory, state_variables
 from mixmatch_tf.training.config import RunConfig
 from mixmatch_tf.training.loop import (NonFiniteLossError, PhaseLoop, Progress, StateGuard,
@@ -65,6 +65,8 @@ class Trainer:
         self.config = config
         self.strategy = strategy or make_strategy()
         self.chief = is_chief(self.strategy)
+        check_fits(self.config, self.data.image_shape, self.strategy.num_replicas_in_sync,
+                   named_model=model is None)
         self.run_dir = RunDir(run.model_dir, writer=self.chief and not read_only)
         settings = self.run_dir.settings(self.method_cls.name, self.config, self.data, run,
                                          data_dir)
