@@ -139,3 +139,27 @@ def test_dividemix_guessing_passes_update_statistics_as_the_official_code(digits
     calls = lambda net: float(net.layers[0].calls.numpy())  # noqa: E731
     assert calls(state["net1"]) == 5.0
     assert calls(state["net2"]) == 0.0
+
+
+def test_ema_statistics_on_two_replicas_are_those_of_one_device(tmp_path, digits, two_replicas):
+    # The estimate runs in the cross-replica context: every replica's copy of the EMA
+    # network's statistics must be the statistics a single device computes for the
+    # same weights over the same images (small CNN: batch norm in every block).
+    from mixmatch_tf.models import build_model
+    trainer = Trainer("supervised", digits, RunConfig(
+        model_dir=str(tmp_path / "two"), seed=0, log_every_seconds=1e9),
+        config=dict(num_labeled=50, train_steps=4, eval_every=4, ema_decay=0.5),
+        strategy=two_replicas)
+    trainer.fit()
+    ema = trainer.state["ema"]
+    single = build_model("small_cnn", digits.image_shape, digits.num_classes)
+    single.set_weights(ema.get_weights())
+    sample = trainer.method.bn_sample()
+    common.estimate_bn_statistics(single, [trainer.context.fetch_images(sample[i:i + 256])
+                                           for i in range(0, len(sample), 256)])
+    for v, expected in zip(ema.non_trainable_variables, single.non_trainable_variables):
+        mirrored = v.value  # the tf.Variable behind the Keras variable
+        copies = mirrored.values if hasattr(mirrored, "values") else [mirrored]
+        assert len(copies) == 2
+        for copy in copies:
+            np.testing.assert_allclose(copy.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
