@@ -23,6 +23,9 @@ flags.DEFINE_string("output_dir", None, "Default: runs/reproduce/<suite>.")
 flags.DEFINE_integer("jobs", os.cpu_count() or 1, "Runs in parallel.")
 flags.DEFINE_string("data_dir", None, "TFDS folder for the CIFAR/SVHN/STL suites.")
 flags.DEFINE_bool("report_only", False, "Only (re)write the report from finished runs.")
+flags.DEFINE_list("only", [], "Run only the runs whose id (row--column--seedS, as in "
+                  "OUTPUT_DIR/runs/) contains one of these substrings, e.g. "
+                  "--only=dividemix--sym-50. The report still lists every cell.")
 FLAGS = flags.FLAGS
 
 
@@ -49,9 +52,13 @@ def main(argv):
     specs = suite.make_runs(seeds)
     failed = []
     if not FLAGS.report_only:
-        print(f"suite {suite.name}: {len(specs)} runs, {FLAGS.jobs} at a time, in {output_dir}",
+        chosen = [s for s in specs if not FLAGS.only or any(o in s.run_id for o in FLAGS.only)]
+        if not chosen:
+            raise app.UsageError(f"Invalid flag --only={','.join(FLAGS.only)}: matches none of "
+                                 f"the runs {', '.join(s.run_id for s in specs)}")
+        print(f"suite {suite.name}: {len(chosen)} runs, {FLAGS.jobs} at a time, in {output_dir}",
               flush=True)
-        failed = run_suite(specs, output_dir, jobs=FLAGS.jobs, data_dir=FLAGS.data_dir)
+        failed = run_suite(chosen, output_dir, jobs=FLAGS.jobs, data_dir=FLAGS.data_dir)
     text = write_report(suite, specs, output_dir, command)
     print(text)
     print(f"\nreport: {os.path.join(output_dir, 'REPORT.md')}")
