@@ -41,21 +41,32 @@ import tensorflow as tf
 from mixmatch_tf import ops
 from mixmatch_tf.data.pipeline import Stream
 from mixmatch_tf.methods import common
-from mixmatch_tf.methods.base import Method, Phase, TrainConfig, check, register
+from mixmatch_tf.methods.base import Method, Phase, TrainConfig, check, register, setting
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(TrainConfig):
-    batch_size: int = 128                # examples per step (both networks see the same batch)
-    learning_rate: float = 0.001         # Adam learning rate before its decay
-    weight_decay: float = 0.0            # coupled weight decay (none in the official code)
-    epochs: float = 200.0                # n_epoch of the official code: epochs - 1 passes are trained
-    train_steps: Optional[int] = None    # stop after this many steps (the schedules stay per epoch)
-    forget_rate: Optional[float] = None  # fraction of large-loss examples dropped; None: the noise rate
-    num_gradual: int = 10                # epochs over which the forget rate grows from 0 (T_k)
-    exponent: float = 1.0                # c of the schedule: the growth ends at forget_rate ** c
-    lr_decay_start: float = 0.4          # epoch_decay_start as a fraction of the epochs (80 of 200)
-    augment: bool = False                # random crop (+ flip); off: the official code trains on raw images
+    batch_size: int = setting(128, "examples per step; both networks see the same batch "
+                              "(official: 128)")
+    learning_rate: float = setting(0.001, "Adam learning rate before its linear decay "
+                                   "(official: 0.001)")
+    weight_decay: float = setting(0.0, "coupled (L2) weight decay; the official code uses none")
+    epochs: float = setting(200.0, "n_epoch of the official code, a whole number >= 2: epoch 0 "
+                            "only evaluates, so epochs - 1 passes are trained (official: 200)")
+    train_steps: Optional[int] = setting(None, "stop after this many steps; the schedules stay "
+                                         "those of --epochs epochs; None: train all epochs")
+    forget_rate: Optional[float] = setting(None, "final fraction of large-loss examples each "
+                                           "network drops, in [0, 1); None: the noise rate")
+    num_gradual: int = setting(10, "epochs over which the forget rate grows linearly from 0 "
+                               "(T_k of the paper; official: 10)")
+    exponent: float = setting(1.0, "c of the schedule, > 0: the linear growth ends at "
+                              "forget_rate ** c, then forget_rate (official: 1)")
+    lr_decay_start: float = setting(0.4, "fraction of the epochs, in [0, 1), after which the "
+                                    "learning rate decays linearly towards 0 and Adam's "
+                                    "beta_1 drops to 0.1 (official epoch_decay_start: 80 of "
+                                    "200)")
+    augment: bool = setting(False, "random crop (+ flip where valid); off as in the official "
+                            "code, which trains on the raw images")
 
     def __post_init__(self):
         super().__post_init__()

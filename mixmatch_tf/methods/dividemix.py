@@ -62,7 +62,7 @@ from absl import logging
 from mixmatch_tf import ops
 from mixmatch_tf.data.pipeline import Stream
 from mixmatch_tf.methods import common
-from mixmatch_tf.methods.base import Method, Phase, TrainConfig, check, register
+from mixmatch_tf.methods.base import Method, Phase, TrainConfig, check, register, setting
 from mixmatch_tf.ops import gmm
 
 STATS = ("labeled", "auc", "precision", "recall")
@@ -72,25 +72,41 @@ HIST_BINS = 20
 @dataclasses.dataclass(frozen=True)
 class Config(TrainConfig):
     """CIFAR-10 settings of the official code; per-setting values are in the presets."""
-    batch_size: int = 64                 # labeled and unlabeled examples per step
-    warmup_batch_size: int = 128         # examples per warm-up step and network
-    learning_rate: float = 0.02          # SGD learning rate
-    momentum: float = 0.9                # SGD momentum
-    weight_decay: float = 5e-4           # coupled (PyTorch) weight decay
-    epochs: float = 300.0                # epochs in all, warm-up included
-    warmup_epochs: float = 10.0          # epochs of cross-entropy warm-up (CIFAR-100: 30)
-    lr_decay_at: tuple = (0.5,)          # fractions of the epochs at which lr *= lr_decay_factor
-    lr_decay_factor: float = 0.1         # multiplier at each decay
-    lambda_u: float = 25.0               # weight of L_u after its ramp-up
-    rampup_epochs: float = 16.0          # lambda_u ramps linearly over these epochs after warm-up
-    p_threshold: float = 0.5             # tau: clean probability above which an example is labeled
-    sharpen_temperature: float = 0.5     # T of Sharpen
-    mixup_alpha: float = 4.0             # Beta(alpha, alpha) of the mixing weight
-    lambda_prior: float = 1.0            # weight of the uniform-prior penalty L_reg
-    confidence_penalty: Optional[bool] = None  # warm-up negative-entropy penalty; None: on for asym noise
-    loss_history: int = 1                # average normalised losses over this many epochs (5 at 90% noise)
-    min_steps_per_epoch: int = 20        # at least this many steps per network per epoch
-    augment: bool = True                 # random crop (+ flip where valid)
+    batch_size: int = setting(64, "labeled examples per step, and as many unlabeled ones "
+                              "(official: 64)")
+    warmup_batch_size: int = setting(128, "examples per warm-up step and network "
+                                     "(official: 128)")
+    learning_rate: float = setting(0.02, "SGD learning rate, times lr_decay_factor at each "
+                                   "lr_decay_at (official: 0.02)")
+    momentum: float = setting(0.9, "SGD momentum (official: 0.9)")
+    weight_decay: float = setting(5e-4, "coupled (PyTorch-style L2) weight decay "
+                                  "(official: 5e-4)")
+    epochs: float = setting(300.0, "training length in epochs, warm-up included (official: 300)")
+    warmup_epochs: float = setting(10.0, "epochs of cross-entropy warm-up on all noisy labels, "
+                                   "in [0, epochs) (paper: CIFAR-10 10, CIFAR-100 30)")
+    lr_decay_at: tuple = setting((0.5,), "fractions of the epochs, in (0, 1), at which the "
+                                 "learning rate is multiplied by lr_decay_factor (official: "
+                                 "epoch 150 of 300)")
+    lr_decay_factor: float = setting(0.1, "learning-rate multiplier at each lr_decay_at")
+    lambda_u: float = setting(25.0, "weight of the unlabeled loss L_u after its ramp-up, >= 0 "
+                              "(paper, CIFAR-10: 0 at sym 20% and asym 40%, 25 at sym 50-80%, "
+                              "50 at sym 90%; CIFAR-100: 25 at sym 20%, else 150)")
+    rampup_epochs: float = setting(16.0, "epochs after warm-up over which lambda_u ramps "
+                                   "linearly from 0 (official: 16)")
+    p_threshold: float = setting(0.5, "tau, in (0, 1): clean probability above which an example "
+                                 "is labeled (paper: 0.5, 0.6 at 90% noise)")
+    sharpen_temperature: float = setting(0.5, "T of Sharpen, > 0 (paper: 0.5)")
+    mixup_alpha: float = setting(4.0, "alpha of Beta(alpha, alpha), the mixing weight's "
+                                 "distribution, > 0 (paper: 4)")
+    lambda_prior: float = setting(1.0, "weight of the uniform-prior penalty L_reg (paper: 1)")
+    confidence_penalty: Optional[bool] = setting(None, "add the negative-entropy confidence "
+                                                 "penalty during warm-up; None: on for "
+                                                 "asymmetric noise only (as the official code)")
+    loss_history: int = setting(1, "epochs over which each example's normalised loss is "
+                                "averaged before the GMM, >= 1 (paper: 5 at 90% noise, else 1)")
+    min_steps_per_epoch: int = setting(20, "at least this many steps per network per epoch "
+                                       "(for small data sets; none in the official code)")
+    augment: bool = setting(True, "random crop (+ flip where valid)")
 
     def __post_init__(self):
         super().__post_init__()

@@ -31,13 +31,19 @@ from mixmatch_tf.methods.base import Method, Phase, TrainConfig, check, register
 class Config(TrainConfig):
     """Paper settings (PreAct ResNet-18 on CIFAR-10)."""
     learning_rate: float = setting(0.1, "SGD learning rate, divided by 10 at each lr_decay_at")
-    momentum: float = 0.9                  # SGD momentum
-    lr_decay_at: tuple = (0.5, 0.75)       # fractions of training at which lr *= lr_decay_factor
-    lr_decay_factor: float = 0.1           # multiplier at each decay
-    augment: bool = True                   # random crop (+ flip where valid)
-    dropout: float = 0.0                   # dropout rate before the classifier
-    label_smoothing: float = 0.0           # targets (1 - eps) y + eps / C
-    input_noise: float = 0.0               # std of Gaussian noise added to the normalised inputs
+    momentum: float = setting(0.9, "SGD momentum, in [0, 1) (paper: 0.9)")
+    lr_decay_at: tuple = setting((0.5, 0.75), "fractions of training, in (0, 1), at which the "
+                                 "learning rate is multiplied by lr_decay_factor (paper: "
+                                 "epochs 100 and 150 of 200)")
+    lr_decay_factor: float = setting(0.1, "learning-rate multiplier at each lr_decay_at, in "
+                                     "(0, 1] (paper: 0.1)")
+    augment: bool = setting(True, "random crop (+ flip where valid)")
+    dropout: float = setting(0.0, "dropout rate before the classifier, in [0, 1) (the "
+                             "corrupted-label table's \"+ dropout\" rows)")
+    label_smoothing: float = setting(0.0, "eps, in [0, 1): targets (1 - eps) y + eps / C "
+                                     "(paper's ablation: 0.05, 0.1, 0.2, 0.4)")
+    input_noise: float = setting(0.0, "std of the Gaussian noise added to the normalised inputs, "
+                                 ">= 0 (paper's ablation: 0.05, 0.1, 0.2)")
 
     def __post_init__(self):
         super().__post_init__()

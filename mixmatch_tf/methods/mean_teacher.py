@@ -18,13 +18,15 @@ import tensorflow as tf
 
 from mixmatch_tf import ops
 from mixmatch_tf.methods import common, semi
-from mixmatch_tf.methods.base import check, register
+from mixmatch_tf.methods.base import check, register, setting
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(semi.ConsistencyConfig):
-    weight_decay: float = 0.2            # decoupled: kernels *= 1 - weight_decay * lr each step
-    consistency_weight: float = 50.0     # weight of the consistency loss (CIFAR-10)
+    weight_decay: float = setting(0.2, "decoupled weight decay: conv/dense kernels *= 1 - "
+                                  "weight_decay * lr after each step (MixMatch tables: 0.2)")
+    consistency_weight: float = setting(50.0, "weight of the consistency loss after its ramp-up "
+                                        "(MixMatch tables, CIFAR-10: 50)")
 
     def __post_init__(self):
         super().__post_init__()

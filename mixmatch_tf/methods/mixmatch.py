@@ -39,7 +39,7 @@ import tensorflow as tf
 
 from mixmatch_tf import ops
 from mixmatch_tf.methods import common, semi
-from mixmatch_tf.methods.base import check, register
+from mixmatch_tf.methods.base import check, register, setting
 from mixmatch_tf.ops.interleave import interleave
 
 MIXUP_MODES = {  # which parts (0 = labeled, 1..K = unlabeled views) are mixed together
@@ -54,14 +54,21 @@ MIXUP_MODES = {  # which parts (0 = labeled, 1..K = unlabeled views) are mixed t
 @dataclasses.dataclass(frozen=True)
 class Config(semi.SemiConfig):
     """CIFAR-10 settings of the paper."""
-    lambda_u: float = 75.0               # weight of L_u (CIFAR-10 75, SVHN 250, STL-10 50, CIFAR-100 150)
-    rampup_steps: int = 16384            # lambda_u ramps linearly from 0 over these steps
-    sharpen_temperature: float = 0.5     # T of Sharpen; 1 means no sharpening
-    num_augmentations: int = 2           # K augmented views per unlabeled example
-    mixup_alpha: float = 0.75            # Beta(alpha, alpha) of the mixing weights
-    mixup_mode: str = "all"              # mix all | labeled | unlabeled | separate | none
-    mixup_per_example: bool = True       # one lambda per example (official) or per batch
-    interleave: bool = True              # official BN interleave; False: one concatenated pass
+    lambda_u: float = setting(75.0, "weight of the unlabeled loss L_u after its ramp-up, >= 0 "
+                              "(paper: CIFAR-10 75, SVHN 250, STL-10 50, CIFAR-100 150)")
+    rampup_steps: int = setting(16384, "steps over which lambda_u ramps linearly from 0 "
+                                "(official: 16384, 1024 kimg at batch 64)")
+    sharpen_temperature: float = setting(0.5, "T of Sharpen, > 0; 1: no sharpening (paper: 0.5)")
+    num_augmentations: int = setting(2, "K, augmented views per unlabeled example, >= 1 "
+                                     "(paper: 2)")
+    mixup_alpha: float = setting(0.75, "alpha of Beta(alpha, alpha), the mixing weights' "
+                                 "distribution, > 0 (paper: 0.75; 0.25 for SVHN+extra)")
+    mixup_mode: str = setting("all", "what is mixed: all | labeled | unlabeled | separate "
+                              "(each part within itself) | none (the paper's ablation)")
+    mixup_per_example: bool = setting(True, "one lambda per example (official code) instead of "
+                                      "one per batch")
+    interleave: bool = setting(True, "the official batch-norm interleave of labeled and "
+                               "unlabeled slices; False: one concatenated pass")
 
     def __post_init__(self):
         super().__post_init__()

@@ -45,7 +45,7 @@ import tensorflow as tf
 
 from mixmatch_tf import ops
 from mixmatch_tf.methods import erm
-from mixmatch_tf.methods.base import ConfigError, check, register
+from mixmatch_tf.methods.base import ConfigError, check, register, setting
 from mixmatch_tf.models import split_stages
 
 PAIRINGS = ("random", "knn")
@@ -53,14 +53,21 @@ PAIRINGS = ("random", "knn")
 
 @dataclasses.dataclass(frozen=True)
 class Config(erm.Config):
-    mixup_alpha: float = 1.0               # Beta(alpha, alpha); 1.0 on CIFAR
-    mixup_per_example: bool = False        # one lambda per example instead of per batch
-    mix_targets: bool = True               # mix the labels too (False: "mix inputs only")
-    pairing: str = "random"                # partners: random | knn (nearest neighbours in input space)
-    same_class: bool = False               # partners from the same class only (SC instead of AC)
-    knn_k: int = 200                       # neighbours of the knn pairing
-    num_mixed: int = 2                     # examples per combination; >= 3: Dirichlet weights
-    mix_layer: int = 0                     # 0: mix inputs; k > 0: mix the output of stage k (1 = stem)
+    mixup_alpha: float = setting(1.0, "alpha of Beta(alpha, alpha), the mixing weight's "
+                                 "distribution, > 0 (paper: 1 on CIFAR, 0.1-0.4 on ImageNet)")
+    mixup_per_example: bool = setting(False, "one lambda per example instead of one per batch "
+                                      "(the official code: per batch)")
+    mix_targets: bool = setting(True, "mix the labels too; False: the paper's \"mix inputs "
+                                "only\" ablation")
+    pairing: str = setting("random", "partners: random (a permutation of the batch) | knn "
+                           "(nearest neighbours in input space)")
+    same_class: bool = setting(False, "partners from the same class only (the paper's SC "
+                               "instead of AC)")
+    knn_k: int = setting(200, "neighbours of the knn pairing, >= 1 (paper: 200)")
+    num_mixed: int = setting(2, "examples per convex combination, >= 2; 3 or more: "
+                             "Dirichlet(alpha) weights")
+    mix_layer: int = setting(0, "0: mix the inputs; k > 0: mix the output of stage k of the "
+                             "network (1 = stem; manifold mixup)")
 
     def __post_init__(self):
         super().__post_init__()

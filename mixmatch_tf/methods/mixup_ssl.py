@@ -18,14 +18,17 @@ import tensorflow as tf
 
 from mixmatch_tf import ops
 from mixmatch_tf.methods import common, semi
-from mixmatch_tf.methods.base import check, register
+from mixmatch_tf.methods.base import check, register, setting
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(semi.SemiConfig):
-    mixup_alpha: float = 0.75            # Beta(alpha, alpha) of the mixing weights
-    consistency_weight: float = 1.0      # weight of the unlabeled cross-entropy
-    mixup_per_example: bool = True       # one lambda per example (official) or per batch
+    mixup_alpha: float = setting(0.75, "alpha of Beta(alpha, alpha), the mixing weights' "
+                                 "distribution, > 0 (MixMatch tables: 0.75)")
+    consistency_weight: float = setting(1.0, "weight of the unlabeled cross-entropy, >= 0, not "
+                                        "ramped (official code: 1)")
+    mixup_per_example: bool = setting(True, "one lambda per example (official code) instead of "
+                                      "one per batch")
 
     def __post_init__(self):
         super().__post_init__()

@@ -18,12 +18,13 @@ import tensorflow as tf
 
 from mixmatch_tf import ops
 from mixmatch_tf.methods import common, semi
-from mixmatch_tf.methods.base import register
+from mixmatch_tf.methods.base import register, setting
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(semi.ConsistencyConfig):
-    consistency_weight: float = 20.0     # weight of the consistency loss (CIFAR-10)
+    consistency_weight: float = setting(20.0, "weight of the consistency loss after its ramp-up "
+                                        "(MixMatch tables, CIFAR-10: 20)")
 
 
 @register("pi_model")

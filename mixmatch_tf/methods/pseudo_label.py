@@ -16,13 +16,15 @@ import tensorflow as tf
 
 from mixmatch_tf import ops
 from mixmatch_tf.methods import common, semi
-from mixmatch_tf.methods.base import check, register
+from mixmatch_tf.methods.base import check, register, setting
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(semi.ConsistencyConfig):
-    consistency_weight: float = 1.0      # weight of the pseudo-label loss
-    threshold: float = 0.95              # confidence above which a pseudo-label is used
+    consistency_weight: float = setting(1.0, "weight of the pseudo-label loss after its ramp-up "
+                                        "(MixMatch tables: 1)")
+    threshold: float = setting(0.95, "top softmax probability, in [0, 1), above which a "
+                               "pseudo-label is used (MixMatch tables: 0.95)")
 
     def __post_init__(self):
         super().__post_init__()

@@ -29,24 +29,34 @@ import tensorflow as tf
 from mixmatch_tf import ops
 from mixmatch_tf.data.pipeline import Stream
 from mixmatch_tf.methods import common
-from mixmatch_tf.methods.base import LabeledSplit, Method, Phase, TrainConfig, check
+from mixmatch_tf.methods.base import LabeledSplit, Method, Phase, TrainConfig, check, setting
 
 
 @dataclasses.dataclass(frozen=True)
 class SemiConfig(TrainConfig):
-    batch_size: int = 64                      # labeled examples per step
-    unlabeled_batch_size: Optional[int] = None  # unlabeled examples per step; None: batch_size
-    learning_rate: float = 0.002              # Adam, constant
-    weight_decay: float = 0.02                # decoupled: kernels *= 1 - weight_decay * lr each step
-    train_steps: Optional[int] = 1 << 20      # training length in steps
-    eval_every: Optional[int] = 1024          # steps between evaluations
-    ema_decay: float = 0.999                  # EMA of the weights for evaluation/export; 0: no EMA
-    ema_bn_examples: int = 4096               # training images over which the EMA network's BN statistics are estimated
-    num_labeled: int = 4000                   # labeled examples (class-balanced, drawn with the seed)
-    label_fold: Optional[int] = None          # predefined fold (STL-10, 1000 labels); None: fold = seed; -1: random draw
-    label_folds_file: Optional[str] = None    # STL-10's fold_indices.txt (train_X.bin beside it)
-    unlabeled_includes_labeled: bool = False  # official MixMatch keeps labeled examples out of U
-    augment: bool = True                      # random crop (+ flip where valid)
+    batch_size: int = setting(64, "labeled examples per step (official: 64)")
+    unlabeled_batch_size: Optional[int] = setting(None, "unlabeled examples per step; None: "
+                                                  "batch_size (official: 64)")
+    learning_rate: float = setting(0.002, "Adam learning rate, constant (official: 0.002)")
+    weight_decay: float = setting(0.02, "decoupled weight decay: conv/dense kernels *= 1 - "
+                                  "weight_decay * lr after each step (official: 0.02)")
+    train_steps: Optional[int] = setting(1 << 20, "training length in steps (official: 2^20)")
+    eval_every: Optional[int] = setting(1024, "steps between evaluations (official: 1024)")
+    ema_decay: float = setting(0.999, "decay of the moving average of the weights that is "
+                               "evaluated and exported, in [0, 1); 0: no EMA (official: 0.999)")
+    ema_bn_examples: int = setting(4096, "training images over which the EMA network's "
+                                   "batch-norm statistics are estimated before evaluation "
+                                   "and export")
+    num_labeled: int = setting(4000, "labeled examples, class-balanced, drawn with the seed "
+                               "(paper: 250 to 4000 on CIFAR-10 and SVHN)")
+    label_fold: Optional[int] = setting(None, "predefined labeled fold (STL-10, 1000 labels); "
+                                        "None: fold number seed modulo the fold count; -1: a "
+                                        "random draw instead")
+    label_folds_file: Optional[str] = setting(None, "STL-10's fold_indices.txt (its train_X.bin "
+                                              "beside it)")
+    unlabeled_includes_labeled: bool = setting(False, "the unlabeled set also holds the labeled "
+                                               "examples; False as the official MixMatch code")
+    augment: bool = setting(True, "random crop (+ flip where valid)")
 
     def __post_init__(self):
         super().__post_init__()
@@ -63,8 +73,11 @@ class SemiConfig(TrainConfig):
 @dataclasses.dataclass(frozen=True)
 class ConsistencyConfig(SemiConfig):
     """The baselines' unlabeled-loss weight, ramped up linearly from 0 (official code)."""
-    consistency_weight: float = 1.0      # weight of the unlabeled loss
-    warmup_fraction: float = 0.4         # the weight ramps up over this fraction of training
+    consistency_weight: float = setting(1.0, "weight of the unlabeled loss after its ramp-up, "
+                                        ">= 0")
+    warmup_fraction: float = setting(0.4, "fraction of training, in (0, 1], over which the "
+                                     "unlabeled-loss weight ramps up linearly from 0 "
+                                     "(official warmup_pos: 0.4)")
 
     def __post_init__(self):
         super().__post_init__()

@@ -26,15 +26,18 @@ import tensorflow as tf
 
 from mixmatch_tf import ops
 from mixmatch_tf.methods import common, semi
-from mixmatch_tf.methods.base import check, register
+from mixmatch_tf.methods.base import check, register, setting
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(semi.ConsistencyConfig):
-    consistency_weight: float = 0.3      # weight of the VAT loss
-    vat_eps: float = 6.0                 # length of the adversarial perturbation
-    vat_xi: float = 1e-6                 # length of the probe in the power iteration
-    entmin_weight: float = 0.06          # weight of entropy minimisation on unlabeled data
+    consistency_weight: float = setting(0.3, "weight of the VAT loss after its ramp-up "
+                                        "(MixMatch tables: 0.3)")
+    vat_eps: float = setting(6.0, "length (L2) of the adversarial perturbation, in units of the "
+                             "normalised inputs (MixMatch tables: 6)")
+    vat_xi: float = setting(1e-6, "length of the probe of the power iteration (official: 1e-6)")
+    entmin_weight: float = setting(0.06, "weight of entropy minimisation on unlabeled data "
+                                   "(MixMatch tables: 0.06)")
 
     def __post_init__(self):
         super().__post_init__()
