@@ -7,9 +7,7 @@ method's default for this data set"); setting one that the chosen method does
 not have is an error, as is any invalid value -- always before any work starts.
 """
 import dataclasses
-import inspect
 import os
-import re
 import typing
 
 from absl import app, flags
@@ -53,22 +51,6 @@ def define_run_flags():
                          "the same command again to continue.")
 
 
-def _comment_help(config_cls):
-    """field -> the comment after it in the Config class source, for fields declared
-    without ``setting(default, help)`` (their help text until they are converted)."""
-    helps = {}
-    for cls in reversed(config_cls.__mro__):
-        if not dataclasses.is_dataclass(cls):
-            continue
-        try:
-            source = inspect.getsource(cls)
-        except (OSError, TypeError):
-            continue
-        for m in re.finditer(r"^\s+(\w+):[^#\n]*#\s*(.+)$", source, re.M):
-            helps[m.group(1)] = m.group(2).strip()
-    return helps
-
-
 def _base_type(annotation):
     if typing.get_origin(annotation) is typing.Union:
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
@@ -80,12 +62,14 @@ def method_fields():
     """name -> (type, {method: (help, default)}) over all registered methods.
 
     Each method's help and default come from its own Config: a field a subclass
-    redeclares (``learning_rate`` of Adam or of SGD) has that class's help.
+    redeclares (``learning_rate`` of Adam or of SGD) has that class's help. Every
+    field must be declared with ``methods.base.setting(default, help)``; one without
+    help (a bare default, even one redeclaring a documented field) is refused here,
+    so no flag goes undocumented.
     """
     out = {}
     for name in method_names():
         cfg = get_method(name).Config
-        comments = _comment_help(cfg)
         hints = typing.get_type_hints(cfg)
         for f in dataclasses.fields(cfg):
             typ = _base_type(hints[f.name])
@@ -93,7 +77,11 @@ def method_fields():
             if entry[0] is not typ:
                 raise TypeError(f"config field {f.name!r} has type {typ} in {name} but "
                                 f"{entry[0]} elsewhere")
-            entry[1][name] = (f.metadata.get("help") or comments.get(f.name, ""), f.default)
+            help_text = f.metadata.get("help", "").strip()
+            if not help_text:
+                raise TypeError(f"config field {f.name!r} of method {name!r} has no help: "
+                                f"declare it as setting(default, help)")
+            entry[1][name] = (help_text, f.default)
     return out
 
 

@@ -1,11 +1,14 @@
 """Command-line flags: invalid values are refused before any work, naming the flag."""
+import dataclasses
 import os
+import re
 
 import pytest
 from absl import app
 
 from conftest import ROOT, run_script
 from flags import common as cli
+from mixmatch_tf.methods import TrainConfig, get_method, method_names
 
 if "method" not in cli.FLAGS:  # tests/test_bad_input.py may have defined them already
     cli.define_train_flags()
@@ -247,12 +250,65 @@ def test_mixup_ablation_presets_follow_train_py(preset, monkeypatch):
 
 
 def test_a_shared_flag_shows_each_methods_own_help_and_default():
-    import re
     text = FLAGS["learning_rate"].help
-    assert re.search(r"mixmatch[^:;]*: Adam, constant \[default 0\.002\]", text), text
+    assert re.search(r"mixmatch[^:;]*: Adam learning rate, constant[^;]*\[default 0\.002\]",
+                     text), text
     assert re.search(r"erm, mixup: SGD learning rate[^;]*\[default 0\.1\]", text), text
-    assert "dividemix: SGD learning rate [default 0.02]" in text
+    assert re.search(r"dividemix: SGD learning rate[^;]*\[default 0\.02\]", text), text
     # help declared as field metadata (base.setting), per method
     fields = cli.method_fields()
     assert fields["batch_size"][1]["erm"] == ("global batch size", 128)
     assert fields["batch_size"][1]["mixmatch"][1] == 64
+
+
+# ---------------------------------------------------------------- help of every method setting
+def _compact(text):
+    """``text`` without whitespace: absl wraps flag help at spaces and after hyphens."""
+    return "".join(text.split())
+
+
+@pytest.mark.parametrize("method", method_names())
+def test_every_config_field_declares_its_help(method):
+    """Each field of each registered method's Config is a ``setting(default, help)``: the
+    help is the field's metadata, inherited or redeclared (a subclass that redeclares a
+    field with a bare default drops its help)."""
+    missing = [f.name for f in dataclasses.fields(get_method(method).Config)
+               if not str(f.metadata.get("help", "")).strip()]
+    assert not missing, f"{method}: fields without help metadata: {missing}"
+
+
+def test_a_config_field_without_help_is_refused(monkeypatch):
+    """The flags are not built from a Config with an undocumented field (no comment parsing)."""
+    @dataclasses.dataclass(frozen=True)
+    class Config(TrainConfig):
+        bare: int = 3  # a comment is no help
+
+    monkeypatch.setattr(cli, "method_names", lambda: ("bare",))
+    monkeypatch.setattr(cli, "get_method", lambda name: type("Bare", (), {"Config": Config}))
+    with pytest.raises(TypeError, match="'bare' of method 'bare' has no help"):
+        cli.method_fields()
+
+
+def test_helpfull_shows_each_methods_help_of_every_field():
+    """``train.py --helpfull`` shows, under each method flag, every method's own help and
+    default for it (absl rewraps the text, so whitespace is ignored)."""
+    out = run_script(["scripts/train.py", "--helpfull"], timeout=120)
+    assert "--method:" in out.stdout, out.stderr
+    # flag name -> its help block (the line "  --name: ..." and the lines indented under it)
+    blocks, name = {}, None
+    for line in out.stdout.splitlines():
+        m = re.match(r"  --(?:\[no\])?(\w+):(.*)", line)
+        if m:
+            name = m.group(1)
+            blocks[name] = m.group(2)
+        elif name and line.startswith("    "):
+            blocks[name] += line
+        else:
+            name = None
+    for method in method_names():
+        for f in dataclasses.fields(get_method(method).Config):
+            shown = _compact(f"{f.metadata.get('help', '')} [default {f.default!r}]")
+            # "mixmatch, vat: <help> [default ...]" among the other methods' groups
+            pattern = rf"(?:^|;)(?:\w+,)*{method}(?:,\w+)*:{re.escape(shown)}"
+            assert re.search(pattern, _compact(blocks.get(f.name, ""))), (
+                method, f.name, blocks.get(f.name))
