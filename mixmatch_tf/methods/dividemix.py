@@ -82,6 +82,8 @@ class Config(TrainConfig):
     weight_decay: float = setting(5e-4, "coupled (PyTorch-style L2) weight decay "
                                   "(official: 5e-4)")
     epochs: float = setting(300.0, "training length in epochs, warm-up included (official: 300)")
+    train_steps: Optional[int] = setting(None, "not used: DivideMix trains by epochs, whose "
+                                         "steps depend on each division; use --epochs")
     warmup_epochs: float = setting(10.0, "epochs of cross-entropy warm-up on all noisy labels, "
                                    "in [0, epochs) (paper: CIFAR-10 10, CIFAR-100 30)")
     lr_decay_at: tuple = setting((0.5,), "fractions of the epochs, in (0, 1), at which the "

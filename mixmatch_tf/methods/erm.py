@@ -32,6 +32,8 @@ class Config(TrainConfig):
     """Paper settings (PreAct ResNet-18 on CIFAR-10)."""
     learning_rate: float = setting(0.1, "SGD learning rate, divided by 10 at each lr_decay_at")
     momentum: float = setting(0.9, "SGD momentum, in [0, 1) (paper: 0.9)")
+    weight_decay: float = setting(1e-4, "coupled (L2 added to the gradient, PyTorch-style) "
+                                  "weight decay, >= 0 (paper: 1e-4; 5e-4 also reported)")
     lr_decay_at: tuple = setting((0.5, 0.75), "fractions of training, in (0, 1), at which the "
                                  "learning rate is multiplied by lr_decay_factor (paper: "
                                  "epochs 100 and 150 of 200)")
