@@ -20,6 +20,7 @@ from conftest import run_script
 from flags import common as cli
 from mixmatch_tf.data import sources
 from mixmatch_tf.methods import ConfigError
+from mixmatch_tf.serving.export import PNG_END
 from mixmatch_tf.training import RunConfig, Trainer
 
 if "method" not in cli.FLAGS:  # tests/test_flags.py may have defined them already
@@ -322,6 +323,51 @@ def limited_export(tmp_path_factory, one_replica, digits):
 
 
 SMALL_PNG = tf.io.encode_png(np.zeros((8, 8, 1), np.uint8)).numpy()
+NOISE = np.random.RandomState(0).randint(0, 256, (10, 10, 1)).astype(np.uint8)
+NOISE_JPEG = tf.io.encode_jpeg(NOISE, quality=95).numpy()  # 195 bytes of entropy-coded data
+NOISE_PNG = tf.io.encode_png(NOISE).numpy()
+
+
+def _scan_data(jpeg):
+    """(start, end) of the entropy-coded data of a one-scan JPEG: from after its SOS
+    header to its end-of-image marker."""
+    sos = jpeg.index(b"\xff\xda")
+    return sos + 2 + int.from_bytes(jpeg[sos + 2:sos + 4], "big"), len(jpeg) - 2
+
+
+def _jpeg_cut(closed=False):
+    """NOISE_JPEG cut in the middle of its entropy-coded data (a download broken off);
+    ``closed``: with an end-of-image marker appended again."""
+    start, end = _scan_data(NOISE_JPEG)
+    return NOISE_JPEG[:(start + end) // 2] + (b"\xff\xd9" if closed else b"")
+
+
+def _jpeg_garbage():
+    """NOISE_JPEG with the second half of its entropy-coded data replaced by random
+    bytes (fixed seed): its header and end-of-image marker are intact."""
+    start, end = _scan_data(NOISE_JPEG)
+    mid = (start + end) // 2
+    garbage = np.random.RandomState(1).randint(0, 256, end - mid).astype(np.uint8).tobytes()
+    return NOISE_JPEG[:mid] + garbage + NOISE_JPEG[end:]
+
+
+def _png_damaged():
+    """NOISE_PNG with bytes of its IDAT chunk changed: same length, IEND intact."""
+    idat = NOISE_PNG.index(b"IDAT") + 4
+    return NOISE_PNG[:idat + 20] + b"\0" * 20 + NOISE_PNG[idat + 40:]
+
+
+def _gif_damaged():
+    """A 10x10 GIF whose LZW-coded pixels are overwritten with 0xff halfway (trailer kept)."""
+    import io
+    from PIL import Image
+    out = io.BytesIO()
+    Image.fromarray(NOISE[..., 0]).save(out, format="GIF")
+    gif = out.getvalue()
+    return gif[:len(gif) // 2] + b"\xff" * (len(gif) - len(gif) // 2 - 1) + b";"
+
+
+DECODER_FAILED = "not decodable: the decoder failed inside the image data"
 LIMIT_CASES = [
     ("too_many_images", "serving_default", lambda: np.zeros((5, 8, 8, 1), np.uint8),
      "images holds 5 examples; this model serves at most 4 per request (max_batch_size, set "
@@ -352,6 +398,31 @@ LIMIT_CASES = [
      "image_bytes[0,2] not decodable: the image data are truncated"),
     ("png_of_no_pixels", "serving_bytes", lambda: np.array([_png_header(0, 5)], dtype=object),
      "image_bytes[0] not decodable: the image header is truncated"),
+    # Damage inside the data, found only by the decoder: named by position all the same.
+    ("jpeg_cut_midway_at_2_of_4", "serving_bytes",
+     lambda: np.array([SMALL_PNG, NOISE_JPEG, _jpeg_cut(), SMALL_PNG], dtype=object),
+     f"image_bytes[2] {DECODER_FAILED} (2: JPEG cut short, no end-of-image marker at its "
+     "end); positions count from 0"),
+    ("jpeg_entropy_data_garbage", "serving_bytes",
+     lambda: np.array([NOISE_JPEG, _jpeg_garbage()], dtype=object),
+     f"image_bytes[1] {DECODER_FAILED} (1: JPEG data damaged); positions count from 0"),
+    ("png_cut_midway", "serving_bytes",
+     lambda: np.array([SMALL_PNG, NOISE_PNG[:len(NOISE_PNG) // 2], SMALL_PNG], dtype=object),
+     "image_bytes[1] not decodable: the image data are truncated (or go on after the end "
+     "marker of the format); positions count from 0"),
+    ("png_cut_midway_and_closed", "serving_bytes",
+     lambda: np.array([SMALL_PNG, NOISE_PNG[:len(NOISE_PNG) // 2] + PNG_END], dtype=object),
+     f"image_bytes[1] {DECODER_FAILED} (1: PNG data damaged); positions count from 0"),
+    ("png_and_jpeg_damaged_in_one_batch", "serving_bytes",
+     lambda: np.array([_png_damaged(), SMALL_PNG, NOISE_PNG, _jpeg_cut()], dtype=object),
+     f"image_bytes[0,3] {DECODER_FAILED} (0: PNG data damaged; 3: JPEG cut short, no "
+     "end-of-image marker at its end); positions count from 0"),
+    ("every_image_damaged", "serving_bytes",
+     lambda: np.array([_jpeg_cut(), _jpeg_garbage()], dtype=object),
+     f"image_bytes[0,1] {DECODER_FAILED} (0: JPEG cut short, no end-of-image marker at its "
+     "end; 1: JPEG data damaged); positions count from 0"),
+    ("gif_damaged", "serving_bytes", lambda: np.array([SMALL_PNG, _gif_damaged()], dtype=object),
+     f"image_bytes[1] {DECODER_FAILED} (1: GIF data damaged); positions count from 0"),
 ]
 
 
@@ -370,6 +441,20 @@ def test_requests_within_the_limits_are_served(limited_export):
     assert out["classes"].shape == (3,)
     out = limited_export["serving_default"](images=tf.zeros([4, 8, 8, 1], tf.uint8))
     assert out["probabilities"].shape == (4, 10)
+
+
+def test_jpeg_cut_and_closed_again_is_served_with_grey_blocks(limited_export):
+    """The decision pinned: libjpeg reads a JPEG whose entropy-coded data stop at an
+    end-of-image marker (it only warns "premature end of data segment"), the blocks
+    it has no data for grey (128); the served model predicts on exactly those pixels."""
+    closed = _jpeg_cut(closed=True)
+    pixels = tf.io.decode_jpeg(closed).numpy()
+    np.testing.assert_array_equal(pixels[8:], 128)  # the last row of 8x8 blocks
+    assert not (tf.io.decode_jpeg(NOISE_JPEG).numpy()[8:] == 128).all()
+    served = limited_export["serving_bytes"](image_bytes=tf.constant(
+        [NOISE_JPEG, closed, tf.io.encode_png(pixels).numpy()]))["probabilities"].numpy()
+    np.testing.assert_allclose(served[1], served[2], rtol=1e-6, atol=1e-7)
+    assert np.abs(served[1] - served[0]).max() > 1e-5  # the grey blocks change the answer
 
 
 def test_export_refuses_bad_limits(tmp_path, one_replica, digits):

@@ -183,6 +183,9 @@ def test_warmup_requests_parse_and_run(exports, predictors, method):
 
 def _bad_requests(pngs):
     png = pngs[0]
+    jpeg = tf.io.encode_jpeg(tf.io.decode_png(png)).numpy()
+    scan = jpeg.index(b"\xff\xda")  # the entropy-coded data follow the SOS marker's header
+    jpeg_cut = jpeg[:(scan + len(jpeg)) // 2]
     images = np.zeros((2, 8, 8, 1), np.uint8)
     bytes_msg = "image_bytes must be a string vector [batch] of encoded PNG/JPEG/GIF/BMP images"
     images_msg = "images must be uint8 [batch, 8, 8, 1] with batch >= 1"
@@ -219,10 +222,16 @@ def _bad_requests(pngs):
         "truncated PNG": (
             request("serving_bytes", "image_bytes", np.array([png, png[:40]], dtype=object)),
             "image_bytes[1] not decodable: the image data are truncated"),
-        "corrupt PNG (left to the decoder)": (
+        "corrupt PNG (found by the decoder)": (
             request("serving_bytes", "image_bytes", np.array(
                 [png[:40] + b"\0" * (len(png) - 52) + png[-12:]], dtype=object)),
-            "Invalid PNG"),
+            "image_bytes[0] not decodable: the decoder failed inside the image data (0: PNG "
+            "data damaged); positions count from 0"),
+        "JPEG cut in its entropy-coded data": (
+            request("serving_bytes", "image_bytes", np.array([png, jpeg, jpeg_cut, png],
+                                                             dtype=object)),
+            "image_bytes[2] not decodable: the decoder failed inside the image data (2: JPEG "
+            "cut short, no end-of-image marker at its end); positions count from 0"),
     }
 
 

@@ -21,7 +21,9 @@ Shapes are checked inside the graph, so a bad request gets an InvalidArgumentErr
 that says what was expected; a wrong dtype is refused by the signature itself.
 Limits set at export (``max_batch_size`` examples per request, ``max_image_pixels``
 per encoded image, read from its header) are checked before any conversion or
-decoding, so a request over them costs no large allocation.
+decoding, so a request over them costs no large allocation. An encoded image that
+cannot be decoded, also one the decoder refuses only midway through its data, is
+named by its position in the request (``decode_images``).
 
 Class names are held in the graph as constants, so any text (a newline, a tab,
 non-ASCII letters) is served exactly as the data set named it. Beside the model:
@@ -280,8 +282,64 @@ def complete_images(image_bytes):
                                  length, tf.int64)), True)))
 
 
+# Ends every message that names batch positions, so that no client has to guess.
+POSITIONS_NOTE = "; positions count from 0"
+JPEG_END = b"\xff\xd9"  # the end-of-image marker
+
+
 def _positions(mask):
     return tf.strings.reduce_join(tf.strings.as_string(tf.where(mask)[:, 0]), separator=",")
+
+
+def decode_each(image_bytes, decode, image_shape):
+    """(uint8 [n, *image_shape], bool [B]): the images ``decode`` read, and which did.
+
+    A decoder's error does not say which image of a batch it was, and a graph
+    cannot catch an op's error -- except inside tf.data, whose ``ignore_errors``
+    drops the elements whose decoding failed. Each image travels with its batch
+    position, so the positions missing afterwards are exactly the images the
+    decoder refused. Every image is decoded once, in batch order; the decoder's
+    own reason goes to the server's log.
+
+    Args:
+      image_bytes: encoded images, string [B] with B >= 1.
+      decode: encoded image (string []) -> uint8 ``image_shape``.
+      image_shape: (H, W, C) of the decoded images.
+    """
+    batch = tf.shape(image_bytes, out_type=tf.int64)[0]
+    decoded = (tf.data.Dataset.from_tensor_slices((tf.range(batch), image_bytes))
+               .map(lambda position, encoded: (position, decode(encoded)))
+               .ignore_errors(log_warning=True)
+               .batch(tf.maximum(batch, 1)))
+    # One batch, or none if every image failed: then the empty one after it. (A
+    # dataset's reduce would do the same, but instantiates its function per request.)
+    none = tf.data.Dataset.from_tensors((tf.zeros([0], tf.int64),
+                                         tf.zeros([0] + list(image_shape), tf.uint8)))
+    positions, images = decoded.concatenate(none).take(1).get_single_element()
+    done = tf.scatter_nd(positions[:, None], tf.ones_like(positions, tf.int32), [batch]) > 0
+    return tf.ensure_shape(images, [None] + list(image_shape)), done
+
+
+def damage(image_bytes):
+    """string [B]: what is wrong with each image, said for images the decoder refused.
+
+    A JPEG that does not end with its end-of-image marker was cut short (valid ones
+    may carry bytes after the marker, so this is said only once the decoder failed);
+    anything else the decoder refused is damaged inside its data (a PNG chunk's
+    checksum, compressed data that do not inflate, a JPEG's entropy-coded data, a
+    GIF's LZW codes).
+    """
+    length = tf.strings.length(image_bytes)
+    head = tf.strings.join([tf.strings.substr(image_bytes, 0, 8), b"\0" * 8])
+    tail = tf.strings.substr(image_bytes, tf.maximum(length - len(JPEG_END), 0),
+                             tf.fill(tf.shape(length), len(JPEG_END)))
+    png = tf.equal(tf.strings.substr(head, 0, 8), IMAGE_SIGNATURES[0])
+    jpeg = tf.equal(tf.strings.substr(head, 0, 3), IMAGE_SIGNATURES[1])
+    gif = tf.equal(tf.strings.substr(head, 0, 4), b"GIF8")
+    fmt = tf.where(png, "PNG", tf.where(jpeg, "JPEG", tf.where(gif, "GIF", "BMP")))
+    return tf.where(jpeg & tf.not_equal(tail, JPEG_END),
+                    "JPEG cut short, no end-of-image marker at its end",
+                    tf.strings.join([fmt, " data damaged"]))
 
 
 def convert_channels(image, channels):
@@ -321,7 +379,19 @@ def decode_images(image_bytes, image_shape, max_batch_size=DEFAULT_MAX_BATCH_SIZ
     InvalidArgumentError if it holds more than ``max_batch_size`` images, if bytes
     are not a PNG, JPEG, GIF or BMP image, if a PNG, GIF or BMP is truncated
     (``complete_images``), or if an image's header declares more than
-    ``max_image_pixels`` pixels -- each naming the batch positions.
+    ``max_image_pixels`` pixels -- each naming the batch positions (from 0). An
+    image the decoder refuses midway (a JPEG cut short, damaged entropy-coded or
+    PNG data) is named by its position too, with what is wrong (``decode_each``,
+    ``damage``), and no result is returned for the batch.
+
+    Damage the decoder reads through is served as decoded. libjpeg (like image
+    viewers) decodes a JPEG whose entropy-coded data stop early at a marker -- say
+    a file cut short and closed again with an end-of-image marker -- with the
+    missing blocks grey (128), and only warns "Corrupt JPEG data: premature end of
+    data segment" in the server's log: TF's JPEG decoder has no strict mode (its
+    defaults ``try_recover_truncated=False``, ``acceptable_fraction=1`` refuse only
+    data that run out before the last row). Entropy-coded data changed into other
+    valid codes decode to other pixels, which no decoder can tell.
     """
     h, w, c = image_shape
     image_bytes = _check_shape(image_bytes, r"[1-9][0-9]*",
@@ -334,18 +404,18 @@ def decode_images(image_bytes, image_shape, max_batch_size=DEFAULT_MAX_BATCH_SIZ
         known |= tf.equal(tf.strings.substr(image_bytes, 0, len(magic)), magic)
     check = tf.debugging.Assert(tf.reduce_all(known), [tf.strings.join([
         "image_bytes[", _positions(~known), "] not decodable: expected encoded PNG, JPEG, GIF "
-        "or BMP images"])])
+        "or BMP images" + POSITIONS_NOTE])])
     with tf.control_dependencies([check]):
         width, height, ok = image_sizes(image_bytes)
     check = tf.debugging.Assert(tf.reduce_all(ok), [tf.strings.join([
         "image_bytes[", _positions(~ok), "] not decodable: the image header is truncated or "
-        "declares no pixels"])])
+        "declares no pixels" + POSITIONS_NOTE])])
     with tf.control_dependencies([check]):
         pixels = width * height
         complete = complete_images(image_bytes)
     check = tf.debugging.Assert(tf.reduce_all(complete), [tf.strings.join([
         "image_bytes[", _positions(~complete), "] not decodable: the image data are truncated "
-        "(or go on after the format's end marker)"])])
+        "(or go on after the end marker of the format)" + POSITIONS_NOTE])])
     with tf.control_dependencies([check]):
         pixels = tf.identity(pixels)
     big = pixels > max_image_pixels
@@ -354,7 +424,7 @@ def decode_images(image_bytes, image_shape, max_batch_size=DEFAULT_MAX_BATCH_SIZ
         tf.strings.as_string(tf.boolean_mask(width, big)[:1]), "x",
         tf.strings.as_string(tf.boolean_mask(height, big)[:1]),
         f" pixels, over the limit of {max_image_pixels} pixels per image "
-        "(max_image_pixels, set at export)"])])
+        "(max_image_pixels, set at export)" + POSITIONS_NOTE])])
 
     def decode(encoded):
         image = tf.io.decode_image(encoded, channels=0, dtype=tf.uint8, expand_animations=False)
@@ -368,8 +438,15 @@ def decode_images(image_bytes, image_shape, max_batch_size=DEFAULT_MAX_BATCH_SIZ
 
     with tf.control_dependencies([check]):
         image_bytes = tf.identity(image_bytes)
-    return tf.map_fn(decode, image_bytes,
-                     fn_output_signature=tf.TensorSpec([h, w, c], tf.uint8))
+    images, done = decode_each(image_bytes, decode, (h, w, c))
+    failed = ~done
+    reasons = tf.strings.join([tf.strings.as_string(tf.where(failed)[:, 0]), ": ",
+                               tf.boolean_mask(damage(image_bytes), failed)])
+    check = tf.debugging.Assert(tf.reduce_all(done), [tf.strings.join([
+        "image_bytes[", _positions(failed), "] not decodable: the decoder failed inside the "
+        "image data (", tf.strings.reduce_join(reasons, separator="; "), ")" + POSITIONS_NOTE])])
+    with tf.control_dependencies([check]):
+        return tf.identity(images)
 
 
 def serving_fns(method, state, normalization, image_shape, names, top_k, input_dtype="uint8",
