@@ -3,9 +3,21 @@ import numpy as np
 import pytest
 
 from mixmatch_tf.models import build_model, model_names, split_stages
+from tests import model_sizes
 
 SHAPES = {"small_cnn": (8, 8, 1), "wrn28_2": (32, 32, 3), "preact_resnet18": (32, 32, 3),
-          "wrn28_large": (32, 32, 3), "mlp": (13,)}
+          "wrn28_large": (32, 32, 3), "mlp": (13,), "resnet50": (32, 32, 3),
+          "resnet101": (32, 32, 3), "resnext101_32x4d": (32, 32, 3),
+          "resnext101_64x4d": (32, 32, 3)}
+# The big networks run here in reduced configurations of their own builders; their full
+# size is built (not run) by test_full_size_network.
+REDUCED = {"resnet50": dict(blocks=(1, 1, 1, 1), planes=(8, 16, 32, 64)),
+           "resnet101": dict(blocks=(1, 1, 1, 1), planes=(8, 16, 32, 64)),
+           "resnext101_32x4d": dict(blocks=(1, 1, 1, 1), planes=(16, 32, 64, 128)),
+           "resnext101_64x4d": dict(blocks=(1, 1, 1, 1), planes=(16, 32, 64, 128))}
+STAGES = {"resnet50": ["stem", "layer1", "layer2", "layer3", "layer4", "head"]}
+for _name in ("resnet101", "resnext101_32x4d", "resnext101_64x4d"):
+    STAGES[_name] = STAGES["resnet50"]
 
 
 def trainable(model):
@@ -15,7 +27,7 @@ def trainable(model):
 @pytest.mark.parametrize("name", model_names())
 def test_output_shape_and_stages(name):
     shape = SHAPES[name]
-    model = build_model(name, shape, 7)
+    model = build_model(name, shape, 7, **REDUCED.get(name, {}))
     out = model(np.zeros((3,) + shape, np.float32), training=False)
     assert out.shape == (3, 7) and out.dtype == "float32"
     x = np.zeros((2,) + shape, np.float32)
@@ -51,9 +63,45 @@ def test_preact_resnet18_size_matches_pytorch():
     assert trainable(build_model("preact_resnet18", (32, 32, 3), 10)) == expected == 11171274
 
 
+@pytest.mark.parametrize("name", sorted(model_sizes.FULL_SIZE))
+def test_full_size_network(name):
+    """Built at full size without running: weights (torchvision's count: kernels, BN
+    gamma and beta, dense kernel and bias) = the formula = the reference's count."""
+    shape, classes, exact, by_formula, paper_millions = model_sizes.FULL_SIZE[name]
+    model = build_model(name, shape, classes)
+    assert trainable(model) == by_formula == exact
+    if paper_millions is not None:
+        assert round(exact / 1e6, 1) == paper_millions
+    assert [stage.name for stage in split_stages(model)] == STAGES[name]
+    assert tuple(split_stages(model)[-1].output.shape) == (None, classes)
+    moving = sum(int(np.prod(v.shape)) for v in model.non_trainable_variables)
+    assert moving == sum(2 * int(layer.gamma.shape[0]) for stage in model.layers
+                         for layer in stage.layers if hasattr(layer, "moving_mean"))
+
+
+def test_resnet_initialisation_of_goyal_et_al():
+    """The last BN gamma of every block starts at 0 (the others at 1); the classifier is
+    N(0, 0.01) with a zero bias; ``zero_init_residual=False`` gives gamma 1 everywhere."""
+    from mixmatch_tf.models.resnet import bottleneck_resnet
+    model = build_model("resnet50", (32, 32, 3), 1000, blocks=(2, 1, 1, 1), planes=(8, 16, 32, 64))
+    gammas = {layer.name: layer.gamma.numpy() for stage in model.layers
+              for layer in stage.layers if hasattr(layer, "gamma")}
+    last = {n for n in gammas if n.endswith("_bn3")}
+    assert len(last) == 5
+    for n, g in gammas.items():
+        np.testing.assert_array_equal(g, 0.0 if n in last else 1.0, err_msg=n)
+    dense = model.layers[-1].get_layer("head_dense")
+    assert abs(float(np.std(dense.kernel.numpy())) - 0.01) < 0.001
+    np.testing.assert_array_equal(dense.bias.numpy(), 0.0)
+    plain = bottleneck_resnet((32, 32, 3), 10, (1, 1, 1, 1), (8, 16, 32, 64),
+                              zero_init_residual=False)
+    bn3 = [layer for stage in plain.layers for layer in stage.layers if layer.name.endswith("_bn3")]
+    assert bn3 and all(np.all(layer.gamma.numpy() == 1.0) for layer in bn3)
+
+
 def test_unknown_model_lists_known():
     with pytest.raises(ValueError, match="valid: .*small_cnn"):
-        build_model("resnet50", (32, 32, 3), 10)
+        build_model("vgg16", (32, 32, 3), 10)
 
 
 def test_dropout_and_sync_bn_options():
@@ -61,3 +109,11 @@ def test_dropout_and_sync_bn_options():
     names = [layer.name for layer in model.layers[-1].layers]
     assert "head_dropout" in names
     assert any(getattr(layer, "synchronized", False) for layer in model.layers[0].layers)
+
+
+def test_imagenet_networks_need_their_total_stride():
+    from mixmatch_tf.models import ModelInputError, check_model_input
+    for name in ("resnet50", "resnet101", "resnext101_32x4d", "resnext101_64x4d"):
+        check_model_input(name, (32, 32, 3))
+        with pytest.raises(ModelInputError, match="at least 32x32"):
+            check_model_input(name, (31, 64, 3))
