@@ -27,6 +27,18 @@ def bottleneck_resnet(blocks, num_classes, groups=1, width_per_group=64,
     return n + cin * num_classes + num_classes
 
 
+def wide_resnet(depth, k, num_classes):
+    """Zagoruyko & Komodakis's WRN-depth-k (no conv biases, 1x1 shortcut when the width changes)."""
+    n = (depth - 4) // 6
+    total, cin = 3 * 3 * 3 * 16, 16
+    for width in (16 * k, 32 * k, 64 * k):
+        for _ in range(n):
+            total += 2 * cin + 9 * cin * width + 2 * width + 9 * width * width
+            total += cin * width if cin != width else 0
+            cin = width
+    return total + 2 * cin + cin * num_classes + num_classes
+
+
 # name -> (input shape it is built at, classes, exact size, size by formula, the
 # paper's size in millions where we quote one). Exact sizes as the reference implementations report them:
 # torchvision (resnet50, resnet101, resnext101_64x4d), the ResNeXt paper's 32x4d model
@@ -41,4 +53,5 @@ FULL_SIZE = {
     "resnext101_64x4d": ((224, 224, 3), 1000, 83_455_272,
                          bottleneck_resnet((3, 4, 23, 3), 1000, groups=64, width_per_group=4),
                          None),
+    "wrn28_10": ((32, 32, 3), 10, 36_479_194, wide_resnet(28, 10, 10), 36.5),
 }

@@ -18,6 +18,8 @@ the official framework's own layout and parameter names, in float64:
   left out: our data pipeline applies it before the network.
 * ``BottleneckResNet``: torchvision's ``ResNet(Bottleneck, ...)`` (ResNet-50/101,
   ResNeXt-101), PyTorch layout as above; 3x3 max pool padded with -inf.
+* ``WideResNet``: ``resnet(depth, width, num_classes)`` of
+  szagoruyko/wide-residual-networks ``pytorch/resnet.py`` (PyTorch layout).
 * ``SmallCNN`` and ``MLP`` are ours; they follow their docstrings.
 
 Batch norm in training mode normalises with the biased batch variance in both
@@ -276,6 +278,46 @@ class BottleneckResNet(_TorchLayers):
                 inplanes = planes * self.EXPANSION
         x = x.mean(axis=(2, 3))  # AdaptiveAvgPool2d((1, 1)), flatten
         return self._linear(x, "fc", self.num_classes), updates
+
+
+class WideResNet(_TorchLayers):
+    """``resnet(depth, width, num_classes)`` of szagoruyko/wide-residual-networks
+    ``pytorch/resnet.py`` (the same network as its ``models/wide-resnet.lua``).
+
+    Parameter names are the official flat ones (``conv0``, ``group0.block0.bn0``,
+    ``...conv0``, ``...bn1``, ``...conv1``, ``...convdim``, ``bn``, ``fc``), except
+    that a convolution's kernel is stored as ``<name>.weight`` where the official
+    dict keys it ``<name>``. ``F.batch_norm``'s defaults: momentum 0.1, eps 1e-5.
+    """
+
+    def __init__(self, depth, width, num_classes, seed=0):
+        assert (depth - 4) % 6 == 0, "depth should be 6n+4"
+        self.n, self.num_classes = (depth - 4) // 6, num_classes
+        self.widths = [int(v * width) for v in (16, 32, 64)]
+        self.params = Params(seed)
+
+    def _block(self, x, base, ni, no, stride, training, updates):
+        o1 = relu(self._bn(x, f"{base}.bn0", training, updates))
+        y = self._conv(o1, f"{base}.conv0", ni, no, 3, stride, 1)
+        o2 = relu(self._bn(y, f"{base}.bn1", training, updates))
+        z = self._conv(o2, f"{base}.conv1", no, no, 3, 1, 1)
+        if ni != no:  # 'convdim' exists exactly when the width changes; it sees o1
+            return z + self._conv(o1, f"{base}.convdim", ni, no, 1, stride, 0)
+        return z + x
+
+    def __call__(self, x_nchw, training=False):
+        updates = {}
+        x = self._conv(np.asarray(x_nchw, np.float64), "conv0", x_nchw.shape[1], 16, 3, 1, 1)
+        ni = 16
+        for g, (no, stride) in enumerate(zip(self.widths, (1, 2, 2))):
+            for b in range(self.n):
+                x = self._block(x, f"group{g}.block{b}", ni, no, stride if b == 0 else 1,
+                                training, updates)
+                ni = no
+        o = relu(self._bn(x, "bn", training, updates))
+        o = avg_pool2d_nchw(o, 8, 1)  # F.avg_pool2d(o, 8, 1, 0)
+        o = o.reshape(o.shape[0], -1)
+        return self._linear(o, "fc", self.num_classes), updates
 
 
 # ----------------------------------------------------------------------------------------------

@@ -8,14 +8,16 @@ from tests import model_sizes
 SHAPES = {"small_cnn": (8, 8, 1), "wrn28_2": (32, 32, 3), "preact_resnet18": (32, 32, 3),
           "wrn28_large": (32, 32, 3), "mlp": (13,), "resnet50": (32, 32, 3),
           "resnet101": (32, 32, 3), "resnext101_32x4d": (32, 32, 3),
-          "resnext101_64x4d": (32, 32, 3)}
+          "resnext101_64x4d": (32, 32, 3), "wrn28_10": (32, 32, 3)}
 # The big networks run here in reduced configurations of their own builders; their full
 # size is built (not run) by test_full_size_network.
 REDUCED = {"resnet50": dict(blocks=(1, 1, 1, 1), planes=(8, 16, 32, 64)),
            "resnet101": dict(blocks=(1, 1, 1, 1), planes=(8, 16, 32, 64)),
            "resnext101_32x4d": dict(blocks=(1, 1, 1, 1), planes=(16, 32, 64, 128)),
-           "resnext101_64x4d": dict(blocks=(1, 1, 1, 1), planes=(16, 32, 64, 128))}
-STAGES = {"resnet50": ["stem", "layer1", "layer2", "layer3", "layer4", "head"]}
+           "resnext101_64x4d": dict(blocks=(1, 1, 1, 1), planes=(16, 32, 64, 128)),
+           "wrn28_10": dict(depth=10, widen_factor=2)}
+STAGES = {"resnet50": ["stem", "layer1", "layer2", "layer3", "layer4", "head"],
+          "wrn28_10": ["stem", "group1", "group2", "group3", "head"]}
 for _name in ("resnet101", "resnext101_32x4d", "resnext101_64x4d"):
     STAGES[_name] = STAGES["resnet50"]
 
@@ -79,6 +81,11 @@ def test_full_size_network(name):
                          for layer in stage.layers if hasattr(layer, "moving_mean"))
 
 
+def test_cifar_networks_at_100_classes():
+    # The classifier is the only part that changes (formula checked at 10 classes above).
+    assert model_sizes.wide_resnet(28, 10, 100) == 36_536_884
+
+
 def test_resnet_initialisation_of_goyal_et_al():
     """The last BN gamma of every block starts at 0 (the others at 1); the classifier is
     N(0, 0.01) with a zero bias; ``zero_init_residual=False`` gives gamma 1 everywhere."""
@@ -99,6 +106,20 @@ def test_resnet_initialisation_of_goyal_et_al():
     assert bn3 and all(np.all(layer.gamma.numpy() == 1.0) for layer in bn3)
 
 
+def test_wide_resnet_initialisation_of_the_official_code():
+    """BN gamma U(0, 1) (Torch 7's default), beta 0; convs N(0, 2 / fan_in) (MSRinit);
+    no conv biases; dense bias 0."""
+    model = build_model("wrn28_10", (32, 32, 3), 10, depth=16, widen_factor=4)
+    layers = [layer for stage in model.layers for layer in stage.layers]
+    gammas = np.concatenate([l.gamma.numpy() for l in layers if hasattr(l, "gamma")])
+    assert gammas.min() >= 0.0 and gammas.max() < 1.0 and 0.4 < gammas.mean() < 0.6
+    convs = [l for l in layers if l.name.endswith("_conv1")]  # 3x3, 64 * 4 inputs in group 3
+    kernel = convs[-1].kernel.numpy()
+    assert not any(getattr(l, "use_bias", False) for l in layers if "conv" in l.name)
+    np.testing.assert_allclose(np.std(kernel), np.sqrt(2.0 / (9 * kernel.shape[2])), rtol=0.05)
+    np.testing.assert_array_equal(model.layers[-1].get_layer("head_dense").bias.numpy(), 0.0)
+
+
 def test_unknown_model_lists_known():
     with pytest.raises(ValueError, match="valid: .*small_cnn"):
         build_model("vgg16", (32, 32, 3), 10)
@@ -111,9 +132,10 @@ def test_dropout_and_sync_bn_options():
     assert any(getattr(layer, "synchronized", False) for layer in model.layers[0].layers)
 
 
-def test_imagenet_networks_need_their_total_stride():
+def test_imagenet_networks_need_their_total_stride_and_cifar_ones_run_small():
     from mixmatch_tf.models import ModelInputError, check_model_input
     for name in ("resnet50", "resnet101", "resnext101_32x4d", "resnext101_64x4d"):
         check_model_input(name, (32, 32, 3))
         with pytest.raises(ModelInputError, match="at least 32x32"):
             check_model_input(name, (31, 64, 3))
+    check_model_input("wrn28_10", (1, 1, 3))

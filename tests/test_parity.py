@@ -15,7 +15,7 @@ on both sides. Then:
   pinned by ``test_keras_running_variance_uses_the_biased_batch_variance``.
 
 Every registered model must have a case here, so a model added later cannot skip
-parity. The big networks (ResNet-50/101, ResNeXt-101)
+parity. The big networks (ResNet-50/101, ResNeXt-101, WRN-28-10)
 run as reduced configurations of the very function their name builds (fewer
 blocks, narrower stages, smaller inputs; ``Case.kwargs``) to keep the suite fast;
 a reduced case is only accepted for a network whose full size is pinned by
@@ -92,6 +92,22 @@ def bottleneck_layer_map(blocks):
     return mapping
 
 
+def wide_resnet_layer_map(depth, width):
+    """Official flat parameter names of ``resnet(depth, width)`` -> our layer names."""
+    mapping = {"conv0": "stem_conv", "bn": "head_bn", "fc": "head_dense"}
+    ni = 16
+    for g, base_width in enumerate((16, 32, 64)):
+        no = base_width * width
+        for b in range((depth - 4) // 6):
+            official, ours = f"group{g}.block{b}", f"g{g + 1}b{b + 1}"
+            mapping.update({f"{official}.bn0": f"{ours}_0_bn", f"{official}.conv0": f"{ours}_conv0",
+                            f"{official}.bn1": f"{ours}_1_bn", f"{official}.conv1": f"{ours}_conv1"})
+            if ni != no:
+                mapping[f"{official}.convdim"] = f"{ours}_convdim"
+            ni = no
+    return mapping
+
+
 def identity_map(names):
     return {name: name for name in names}
 
@@ -152,6 +168,9 @@ CASES = {
         RESNEXT64_SMALL["blocks"], 10, groups=8, width_per_group=8,
         planes=RESNEXT64_SMALL["planes"], seed=9),
         bottleneck_layer_map(RESNEXT64_SMALL["blocks"]), "torch", 6, RESNEXT64_SMALL),
+    # WRN-16-2: two blocks per group, so both the projecting and the identity block run.
+    "wrn28_10": Case((32, 32, 3), 10, lambda: ref.WideResNet(16, 2, 10, seed=10),
+                     wide_resnet_layer_map(16, 2), "torch", 5, dict(depth=16, widen_factor=2)),
 }
 
 BATCH = 2
