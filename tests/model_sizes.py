@@ -39,11 +39,28 @@ def wide_resnet(depth, k, num_classes):
     return total + 2 * cin + cin * num_classes + num_classes
 
 
+def densenet_bc(depth, k, num_classes, compression=0.5):
+    """Huang et al.'s CIFAR DenseNet-BC (BN-ReLU-1x1(4k)-BN-ReLU-3x3(k) layers)."""
+    n = (depth - 4) // 6
+    c = 2 * k
+    total = 3 * 3 * 3 * c
+    for block in range(3):
+        for _ in range(n):
+            total += 2 * c + c * 4 * k + 2 * 4 * k + 9 * 4 * k * k
+            c += k
+        if block < 2:
+            out = int(c * compression)
+            total += 2 * c + c * out  # transition BN, 1x1 conv
+            c = out
+    return total + 2 * c + c * num_classes + num_classes
+
+
 # name -> (input shape it is built at, classes, exact size, size by formula, the
-# paper's size in millions where we quote one). Exact sizes as the reference implementations report them:
-# torchvision (resnet50, resnet101, resnext101_64x4d), the ResNeXt paper's 32x4d model
-# as ported by Cadene's pretrainedmodels; for WRN-28-10 and DenseNet-BC-190 the papers
-# give millions ("36.5M", "25.6M") and the exact count is that of the official code.
+# paper's size in millions where we quote one). Exact sizes as the reference
+# implementations report them: torchvision (resnet50, resnet101, resnext101_64x4d),
+# the ResNeXt paper's 32x4d model as ported by Cadene's pretrainedmodels; for
+# WRN-28-10 and DenseNet-BC-190 the papers give millions ("36.5M", "25.6M") and the
+# exact count is that of the official code.
 FULL_SIZE = {
     "resnet50": ((224, 224, 3), 1000, 25_557_032, bottleneck_resnet((3, 4, 6, 3), 1000), None),
     "resnet101": ((224, 224, 3), 1000, 44_549_160, bottleneck_resnet((3, 4, 23, 3), 1000), None),
@@ -54,4 +71,5 @@ FULL_SIZE = {
                          bottleneck_resnet((3, 4, 23, 3), 1000, groups=64, width_per_group=4),
                          None),
     "wrn28_10": ((32, 32, 3), 10, 36_479_194, wide_resnet(28, 10, 10), 36.5),
+    "densenet_bc_190": ((32, 32, 3), 10, 25_624_430, densenet_bc(190, 40, 10), 25.6),
 }

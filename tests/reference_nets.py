@@ -20,6 +20,8 @@ the official framework's own layout and parameter names, in float64:
   ResNeXt-101), PyTorch layout as above; 3x3 max pool padded with -inf.
 * ``WideResNet``: ``resnet(depth, width, num_classes)`` of
   szagoruyko/wide-residual-networks ``pytorch/resnet.py`` (PyTorch layout).
+* ``DenseNetBC``: the CIFAR DenseNet-BC of liuzhuang13/DenseNet
+  ``models/densenet.lua`` (Torch; NCHW, OIHW, names in torchvision's style).
 * ``SmallCNN`` and ``MLP`` are ours; they follow their docstrings.
 
 Batch norm in training mode normalises with the biased batch variance in both
@@ -318,6 +320,51 @@ class WideResNet(_TorchLayers):
         o = avg_pool2d_nchw(o, 8, 1)  # F.avg_pool2d(o, 8, 1, 0)
         o = o.reshape(o.shape[0], -1)
         return self._linear(o, "fc", self.num_classes), updates
+
+
+class DenseNetBC(_TorchLayers):
+    """The CIFAR DenseNet-BC of liuzhuang13/DenseNet ``models/densenet.lua``
+    (``bottleneck = true``, ``DenseConnectLayerStandard``, no dropout).
+
+    The Lua model has no parameter names; these follow torchvision's DenseNet:
+    ``features.conv0``, ``features.denseblock{b}.denselayer{l}.norm1`` / ``conv1`` /
+    ``norm2`` / ``conv2``, ``features.transition{b}.norm`` / ``conv``,
+    ``features.norm_final``, ``classifier``. Torch's batch norm: momentum 0.1, eps 1e-5.
+    """
+
+    def __init__(self, depth, growth_rate, num_classes, reduction=0.5, seed=0):
+        assert (depth - 4) % 6 == 0
+        self.n = (depth - 4) // 3 // 2  # N = (depth - 4) / 3, halved for the bottleneck
+        self.k, self.reduction, self.num_classes = growth_rate, reduction, num_classes
+        self.params = Params(seed)
+
+    def _layer(self, x, name, training, updates):
+        c = x.shape[1]
+        y = relu(self._bn(x, f"{name}.norm1", training, updates))
+        y = self._conv(y, f"{name}.conv1", c, 4 * self.k, 1, 1, 0)
+        y = relu(self._bn(y, f"{name}.norm2", training, updates))
+        y = self._conv(y, f"{name}.conv2", 4 * self.k, self.k, 3, 1, 1)
+        return np.concatenate([x, y], axis=1)  # nn.Concat(2): the identity, then the new maps
+
+    def _transition(self, x, name, training, updates):
+        c = x.shape[1]
+        y = relu(self._bn(x, f"{name}.norm", training, updates))
+        y = self._conv(y, f"{name}.conv", c, math.floor(c * self.reduction), 1, 1, 0)
+        return avg_pool2d_nchw(y, 2)  # cudnn.SpatialAveragePooling(2, 2): stride 2
+
+    def __call__(self, x_nchw, training=False):
+        updates = {}
+        x = self._conv(np.asarray(x_nchw, np.float64), "features.conv0", x_nchw.shape[1],
+                       2 * self.k, 3, 1, 1)
+        for b in range(1, 4):
+            for i in range(1, self.n + 1):
+                x = self._layer(x, f"features.denseblock{b}.denselayer{i}", training, updates)
+            if b < 3:
+                x = self._transition(x, f"features.transition{b}", training, updates)
+        x = relu(self._bn(x, "features.norm_final", training, updates))
+        x = avg_pool2d_nchw(x, 8)  # the 8x8 map of a 32x32 input
+        x = x.reshape(x.shape[0], -1)  # nn.Reshape(nChannels)
+        return self._linear(x, "classifier", self.num_classes), updates
 
 
 # ----------------------------------------------------------------------------------------------

@@ -8,16 +8,19 @@ from tests import model_sizes
 SHAPES = {"small_cnn": (8, 8, 1), "wrn28_2": (32, 32, 3), "preact_resnet18": (32, 32, 3),
           "wrn28_large": (32, 32, 3), "mlp": (13,), "resnet50": (32, 32, 3),
           "resnet101": (32, 32, 3), "resnext101_32x4d": (32, 32, 3),
-          "resnext101_64x4d": (32, 32, 3), "wrn28_10": (32, 32, 3)}
+          "resnext101_64x4d": (32, 32, 3), "wrn28_10": (32, 32, 3),
+          "densenet_bc_190": (32, 32, 3)}
 # The big networks run here in reduced configurations of their own builders; their full
 # size is built (not run) by test_full_size_network.
 REDUCED = {"resnet50": dict(blocks=(1, 1, 1, 1), planes=(8, 16, 32, 64)),
            "resnet101": dict(blocks=(1, 1, 1, 1), planes=(8, 16, 32, 64)),
            "resnext101_32x4d": dict(blocks=(1, 1, 1, 1), planes=(16, 32, 64, 128)),
            "resnext101_64x4d": dict(blocks=(1, 1, 1, 1), planes=(16, 32, 64, 128)),
-           "wrn28_10": dict(depth=10, widen_factor=2)}
+           "wrn28_10": dict(depth=10, widen_factor=2),
+           "densenet_bc_190": dict(depth=10, growth_rate=8)}
 STAGES = {"resnet50": ["stem", "layer1", "layer2", "layer3", "layer4", "head"],
-          "wrn28_10": ["stem", "group1", "group2", "group3", "head"]}
+          "wrn28_10": ["stem", "group1", "group2", "group3", "head"],
+          "densenet_bc_190": ["stem", "block1", "block2", "block3", "head"]}
 for _name in ("resnet101", "resnext101_32x4d", "resnext101_64x4d"):
     STAGES[_name] = STAGES["resnet50"]
 
@@ -84,6 +87,7 @@ def test_full_size_network(name):
 def test_cifar_networks_at_100_classes():
     # The classifier is the only part that changes (formula checked at 10 classes above).
     assert model_sizes.wide_resnet(28, 10, 100) == 36_536_884
+    assert model_sizes.densenet_bc(190, 40, 100) == 25_821_620
 
 
 def test_resnet_initialisation_of_goyal_et_al():
@@ -138,4 +142,7 @@ def test_imagenet_networks_need_their_total_stride_and_cifar_ones_run_small():
         check_model_input(name, (32, 32, 3))
         with pytest.raises(ModelInputError, match="at least 32x32"):
             check_model_input(name, (31, 64, 3))
+    check_model_input("densenet_bc_190", (4, 4, 3))  # two 2x2 poolings
+    with pytest.raises(ModelInputError, match="at least 4x4"):
+        check_model_input("densenet_bc_190", (3, 8, 3))
     check_model_input("wrn28_10", (1, 1, 3))

@@ -15,7 +15,7 @@ on both sides. Then:
   pinned by ``test_keras_running_variance_uses_the_biased_batch_variance``.
 
 Every registered model must have a case here, so a model added later cannot skip
-parity. The big networks (ResNet-50/101, ResNeXt-101, WRN-28-10)
+parity. The big networks (ResNet-50/101, ResNeXt-101, WRN-28-10, DenseNet-BC-190)
 run as reduced configurations of the very function their name builds (fewer
 blocks, narrower stages, smaller inputs; ``Case.kwargs``) to keep the suite fast;
 a reduced case is only accepted for a network whose full size is pinned by
@@ -100,11 +100,28 @@ def wide_resnet_layer_map(depth, width):
         no = base_width * width
         for b in range((depth - 4) // 6):
             official, ours = f"group{g}.block{b}", f"g{g + 1}b{b + 1}"
-            mapping.update({f"{official}.bn0": f"{ours}_0_bn", f"{official}.conv0": f"{ours}_conv0",
-                            f"{official}.bn1": f"{ours}_1_bn", f"{official}.conv1": f"{ours}_conv1"})
+            for part, layer in (("bn0", "0_bn"), ("conv0", "conv0"), ("bn1", "1_bn"),
+                                ("conv1", "conv1")):
+                mapping[f"{official}.{part}"] = f"{ours}_{layer}"
             if ni != no:
                 mapping[f"{official}.convdim"] = f"{ours}_convdim"
             ni = no
+    return mapping
+
+
+def densenet_layer_map(depth):
+    """``DenseNetBC``'s (torchvision-style) names -> our layer names."""
+    mapping = {"features.conv0": "stem_conv", "features.norm_final": "head_bn",
+               "classifier": "head_dense"}
+    for b in range(1, 4):
+        for i in range(1, (depth - 4) // 6 + 1):
+            official, ours = f"features.denseblock{b}.denselayer{i}", f"b{b}l{i}"
+            for part, layer in (("norm1", "1_bn"), ("conv1", "1_conv"), ("norm2", "2_bn"),
+                                ("conv2", "2_conv")):
+                mapping[f"{official}.{part}"] = f"{ours}_{layer}"
+        if b < 3:
+            mapping[f"features.transition{b}.norm"] = f"t{b}_bn"
+            mapping[f"features.transition{b}.conv"] = f"t{b}_conv"
     return mapping
 
 
@@ -171,6 +188,9 @@ CASES = {
     # WRN-16-2: two blocks per group, so both the projecting and the identity block run.
     "wrn28_10": Case((32, 32, 3), 10, lambda: ref.WideResNet(16, 2, 10, seed=10),
                      wide_resnet_layer_map(16, 2), "torch", 5, dict(depth=16, widen_factor=2)),
+    # Depth 22 (3 layers a block), growth 5: 25 and 27 channels compress to 12 and 13.
+    "densenet_bc_190": Case((32, 32, 3), 10, lambda: ref.DenseNetBC(22, 5, 10, seed=11),
+                            densenet_layer_map(22), "torch", 5, dict(depth=22, growth_rate=5)),
 }
 
 BATCH = 2

@@ -58,7 +58,8 @@ from mixmatch_tf.models.registry import batch_norm, classifier_head, register_mo
 
 BN_MOMENTUM = 0.9  # Torch momentum 0.1
 BN_EPSILON = 1e-5
-CONV_INIT = keras.initializers.VarianceScaling(2.0, mode="fan_in", distribution="untruncated_normal")
+CONV_INIT = keras.initializers.VarianceScaling(2.0, mode="fan_in",
+                                               distribution="untruncated_normal")
 GAMMA_INIT = keras.initializers.RandomUniform(0.0, 1.0)  # Torch 7's BN default
 # Torch 7's nn.Linear: U(+-1/sqrt(fan_in)).
 DENSE_INIT = keras.initializers.VarianceScaling(1.0 / 3.0, mode="fan_in", distribution="uniform")
