@@ -16,6 +16,12 @@ the official framework's own layout and parameter names, in float64:
   weight of the old value) with the default epsilon 1e-3, leaky ReLU 0.1, conv
   and dense biases. The official input standardisation ``(x - mean) / std`` is
   left out: our data pipeline applies it before the network.
+* ``BottleneckResNet``: torchvision's ``ResNet(Bottleneck, ...)`` (ResNet-50/101,
+  ResNeXt-101), PyTorch layout as above; 3x3 max pool padded with -inf.
+* ``WideResNet``: ``resnet(depth, width, num_classes)`` of
+  szagoruyko/wide-residual-networks ``pytorch/resnet.py`` (PyTorch layout).
+* ``DenseNetBC``: the CIFAR DenseNet-BC of liuzhuang13/DenseNet
+  ``models/densenet.lua`` (Torch; NCHW, OIHW, names in torchvision's style).
 * ``SmallCNN`` and ``MLP`` are ours; they follow their docstrings.
 
 Batch norm in training mode normalises with the biased batch variance in both
@@ -115,8 +121,14 @@ def batch_norm(x, channel_axis, gamma, beta, mean, var, eps, training, new_weigh
 # PyTorch layout (NCHW, OIHW)
 
 
-def conv2d_nchw(x, w, stride, padding):
-    """``F.conv2d(x, w, stride=stride, padding=padding)``: zero padding on every side."""
+def conv2d_nchw(x, w, stride, padding, groups=1):
+    """``F.conv2d(x, w, stride=stride, padding=padding, groups=groups)``: zero padding
+    on every side; with groups, input channel group g meets output channel group g."""
+    if groups > 1:
+        xs = np.split(x, groups, axis=1)
+        ws = np.split(w, groups, axis=0)  # OIHW: each group's outputs see C / groups inputs
+        return np.concatenate([conv2d_nchw(xg, wg, stride, padding) for xg, wg in zip(xs, ws)],
+                              axis=1)
     _, c, h, wd = x.shape
     _, ci, kh, kw = w.shape
     assert c == ci, (c, ci)
@@ -128,29 +140,39 @@ def conv2d_nchw(x, w, stride, padding):
     return np.tensordot(windows, w, axes=([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)
 
 
-def avg_pool2d_nchw(x, k):
-    """``F.avg_pool2d(x, k)``: stride k, no padding, partial windows dropped."""
+def avg_pool2d_nchw(x, k, stride=None):
+    """``F.avg_pool2d(x, k, stride)`` (stride defaults to k, as in PyTorch and cuDNN's
+    Torch pooling): no padding, partial windows dropped."""
+    stride = stride or k
     n, c, h, w = x.shape
     if h < k or w < k:
         raise ValueError(f"avg_pool2d({k}) of a {h}x{w} map: PyTorch raises here")
-    ho, wo = h // k, w // k
-    x = x[:, :, :ho * k, :wo * k].reshape(n, c, ho, k, wo, k)
-    return x.mean(axis=(3, 5))
+    if stride == k:
+        ho, wo = h // k, w // k
+        x = x[:, :, :ho * k, :wo * k].reshape(n, c, ho, k, wo, k)
+        return x.mean(axis=(3, 5))
+    return sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride].mean(axis=(4, 5))
 
 
-class PreActResNet18:
-    """``ResNet(PreActBlock, [2, 2, 2, 2], num_classes)`` of the official PyTorch code."""
+def max_pool2d_nchw(x, k, stride, padding):
+    """``F.max_pool2d(x, k, stride, padding)``: the padding is -inf (it never wins)."""
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)),
+                constant_values=-np.inf)
+    ho = (x.shape[2] + 2 * padding - k) // stride + 1
+    wo = (x.shape[3] + 2 * padding - k) // stride + 1
+    windows = sliding_window_view(xp, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
+    return windows[:, :, :ho, :wo].max(axis=(4, 5))
+
+
+class _TorchLayers:
+    """``nn.Conv2d`` (no bias) and ``nn.BatchNorm2d`` on named parameters, NCHW."""
 
     EPS = 1e-5
     MOMENTUM = 0.1  # nn.BatchNorm2d default: weight of the new batch
 
-    def __init__(self, num_classes=10, seed=0):
-        self.num_classes = num_classes
-        self.params = Params(seed)
-
-    def _conv(self, x, name, cin, cout, k, stride, padding):
-        w = self.params.get(f"{name}.weight", (cout, cin, k, k), "conv_oihw")
-        return conv2d_nchw(x, w, stride, padding)
+    def _conv(self, x, name, cin, cout, k, stride, padding, groups=1):
+        w = self.params.get(f"{name}.weight", (cout, cin // groups, k, k), "conv_oihw")
+        return conv2d_nchw(x, w, stride, padding, groups)
 
     def _bn(self, x, name, training, updates):
         p = self.params
@@ -162,6 +184,18 @@ class PreActResNet18:
         if update is not None:
             updates[name] = update
         return y
+
+    def _linear(self, x, name, units):
+        w = self.params.get(f"{name}.weight", (units, x.shape[1]), "dense_oi")
+        return x @ w.T + self.params.get(f"{name}.bias", (units,), "bias")
+
+
+class PreActResNet18(_TorchLayers):
+    """``ResNet(PreActBlock, [2, 2, 2, 2], num_classes)`` of the official PyTorch code."""
+
+    def __init__(self, num_classes=10, seed=0):
+        self.num_classes = num_classes
+        self.params = Params(seed)
 
     def _preact_block(self, x, name, in_planes, planes, stride, training, updates):
         # PreActBlock.forward: the shortcut is taken from relu(bn1(x)), not from x.
@@ -191,6 +225,146 @@ class PreActResNet18:
         w = self.params.get("linear.weight", (self.num_classes, 512), "dense_oi")
         b = self.params.get("linear.bias", (self.num_classes,), "bias")
         return out @ w.T + b, updates
+
+
+class BottleneckResNet(_TorchLayers):
+    """torchvision's ``ResNet(Bottleneck, layers, num_classes, groups, width_per_group)``
+    (``resnet50``: layers [3, 4, 6, 3]; ``resnet101``: [3, 4, 23, 3];
+    ``resnext101_64x4d``: [3, 4, 23, 3], groups 64, width_per_group 4; the ResNeXt
+    paper's 32x4d: groups 32, width_per_group 4), whose ResNeXt block is form (c) of
+    facebookresearch/ResNeXt ``models/resnext.lua``.
+
+    ``planes`` replaces torchvision's fixed (64, 128, 256, 512) so that tests can run
+    narrow configurations; the stem has ``planes[0]`` channels (torchvision's
+    ``inplanes = 64``). ``state_dict`` names: ``conv1``, ``bn1``,
+    ``layer{i}.{j}.conv1``..``bn3``, ``layer{i}.{j}.downsample.0`` (1x1 conv) and
+    ``.1`` (BN), ``fc``.
+    """
+
+    EXPANSION = 4
+
+    def __init__(self, layers, num_classes=1000, groups=1, width_per_group=64,
+                 planes=(64, 128, 256, 512), seed=0):
+        self.layers, self.num_classes = tuple(layers), num_classes
+        self.groups, self.base_width, self.planes = groups, width_per_group, tuple(planes)
+        self.params = Params(seed)
+
+    def _bottleneck(self, x, name, inplanes, planes, stride, training, updates):
+        # Bottleneck.__init__: width = int(planes * (base_width / 64.)) * groups; the
+        # stride is on conv2, the 3x3 ("ResNet V1.5").
+        width = int(planes * (self.base_width / 64.0)) * self.groups
+        out = relu(self._bn(self._conv(x, f"{name}.conv1", inplanes, width, 1, 1, 0),
+                            f"{name}.bn1", training, updates))
+        out = relu(self._bn(self._conv(out, f"{name}.conv2", width, width, 3, stride, 1,
+                                       self.groups), f"{name}.bn2", training, updates))
+        out = self._bn(self._conv(out, f"{name}.conv3", width, planes * self.EXPANSION, 1, 1, 0),
+                       f"{name}.bn3", training, updates)
+        identity = x
+        if stride != 1 or inplanes != planes * self.EXPANSION:  # _make_layer's downsample
+            identity = self._bn(self._conv(x, f"{name}.downsample.0", inplanes,
+                                           planes * self.EXPANSION, 1, stride, 0),
+                                f"{name}.downsample.1", training, updates)
+        return relu(out + identity)
+
+    def __call__(self, x_nchw, training=False):
+        updates = {}
+        x = np.asarray(x_nchw, np.float64)
+        x = self._conv(x, "conv1", x.shape[1], self.planes[0], 7, 2, 3)
+        x = max_pool2d_nchw(relu(self._bn(x, "bn1", training, updates)), 3, 2, 1)
+        inplanes = self.planes[0]
+        for i, (planes, blocks) in enumerate(zip(self.planes, self.layers), start=1):
+            for j in range(blocks):
+                stride = 2 if i > 1 and j == 0 else 1
+                x = self._bottleneck(x, f"layer{i}.{j}", inplanes, planes, stride, training,
+                                     updates)
+                inplanes = planes * self.EXPANSION
+        x = x.mean(axis=(2, 3))  # AdaptiveAvgPool2d((1, 1)), flatten
+        return self._linear(x, "fc", self.num_classes), updates
+
+
+class WideResNet(_TorchLayers):
+    """``resnet(depth, width, num_classes)`` of szagoruyko/wide-residual-networks
+    ``pytorch/resnet.py`` (the same network as its ``models/wide-resnet.lua``).
+
+    Parameter names are the official flat ones (``conv0``, ``group0.block0.bn0``,
+    ``...conv0``, ``...bn1``, ``...conv1``, ``...convdim``, ``bn``, ``fc``), except
+    that a convolution's kernel is stored as ``<name>.weight`` where the official
+    dict keys it ``<name>``. ``F.batch_norm``'s defaults: momentum 0.1, eps 1e-5.
+    """
+
+    def __init__(self, depth, width, num_classes, seed=0):
+        assert (depth - 4) % 6 == 0, "depth should be 6n+4"
+        self.n, self.num_classes = (depth - 4) // 6, num_classes
+        self.widths = [int(v * width) for v in (16, 32, 64)]
+        self.params = Params(seed)
+
+    def _block(self, x, base, ni, no, stride, training, updates):
+        o1 = relu(self._bn(x, f"{base}.bn0", training, updates))
+        y = self._conv(o1, f"{base}.conv0", ni, no, 3, stride, 1)
+        o2 = relu(self._bn(y, f"{base}.bn1", training, updates))
+        z = self._conv(o2, f"{base}.conv1", no, no, 3, 1, 1)
+        if ni != no:  # 'convdim' exists exactly when the width changes; it sees o1
+            return z + self._conv(o1, f"{base}.convdim", ni, no, 1, stride, 0)
+        return z + x
+
+    def __call__(self, x_nchw, training=False):
+        updates = {}
+        x = self._conv(np.asarray(x_nchw, np.float64), "conv0", x_nchw.shape[1], 16, 3, 1, 1)
+        ni = 16
+        for g, (no, stride) in enumerate(zip(self.widths, (1, 2, 2))):
+            for b in range(self.n):
+                x = self._block(x, f"group{g}.block{b}", ni, no, stride if b == 0 else 1,
+                                training, updates)
+                ni = no
+        o = relu(self._bn(x, "bn", training, updates))
+        o = avg_pool2d_nchw(o, 8, 1)  # F.avg_pool2d(o, 8, 1, 0)
+        o = o.reshape(o.shape[0], -1)
+        return self._linear(o, "fc", self.num_classes), updates
+
+
+class DenseNetBC(_TorchLayers):
+    """The CIFAR DenseNet-BC of liuzhuang13/DenseNet ``models/densenet.lua``
+    (``bottleneck = true``, ``DenseConnectLayerStandard``, no dropout).
+
+    The Lua model has no parameter names; these follow torchvision's DenseNet:
+    ``features.conv0``, ``features.denseblock{b}.denselayer{l}.norm1`` / ``conv1`` /
+    ``norm2`` / ``conv2``, ``features.transition{b}.norm`` / ``conv``,
+    ``features.norm_final``, ``classifier``. Torch's batch norm: momentum 0.1, eps 1e-5.
+    """
+
+    def __init__(self, depth, growth_rate, num_classes, reduction=0.5, seed=0):
+        assert (depth - 4) % 6 == 0
+        self.n = (depth - 4) // 3 // 2  # N = (depth - 4) / 3, halved for the bottleneck
+        self.k, self.reduction, self.num_classes = growth_rate, reduction, num_classes
+        self.params = Params(seed)
+
+    def _layer(self, x, name, training, updates):
+        c = x.shape[1]
+        y = relu(self._bn(x, f"{name}.norm1", training, updates))
+        y = self._conv(y, f"{name}.conv1", c, 4 * self.k, 1, 1, 0)
+        y = relu(self._bn(y, f"{name}.norm2", training, updates))
+        y = self._conv(y, f"{name}.conv2", 4 * self.k, self.k, 3, 1, 1)
+        return np.concatenate([x, y], axis=1)  # nn.Concat(2): the identity, then the new maps
+
+    def _transition(self, x, name, training, updates):
+        c = x.shape[1]
+        y = relu(self._bn(x, f"{name}.norm", training, updates))
+        y = self._conv(y, f"{name}.conv", c, math.floor(c * self.reduction), 1, 1, 0)
+        return avg_pool2d_nchw(y, 2)  # cudnn.SpatialAveragePooling(2, 2): stride 2
+
+    def __call__(self, x_nchw, training=False):
+        updates = {}
+        x = self._conv(np.asarray(x_nchw, np.float64), "features.conv0", x_nchw.shape[1],
+                       2 * self.k, 3, 1, 1)
+        for b in range(1, 4):
+            for i in range(1, self.n + 1):
+                x = self._layer(x, f"features.denseblock{b}.denselayer{i}", training, updates)
+            if b < 3:
+                x = self._transition(x, f"features.transition{b}", training, updates)
+        x = relu(self._bn(x, "features.norm_final", training, updates))
+        x = avg_pool2d_nchw(x, 8)  # the 8x8 map of a 32x32 input
+        x = x.reshape(x.shape[0], -1)  # nn.Reshape(nChannels)
+        return self._linear(x, "classifier", self.num_classes), updates
 
 
 # ----------------------------------------------------------------------------------------------

@@ -192,7 +192,8 @@ CASES = [
                   "shape [13]; models that fit: mlp"),
     ("mlp_on_images", lambda e: e.trainer("digits", model="mlp"),
      ConfigError, "model: 'mlp' takes feature vectors [D], but the data's examples have shape "
-                  "[8, 8, 1]; models that fit: preact_resnet18, small_cnn, wrn28_2"),
+                  "[8, 8, 1]; models that fit: densenet_bc_190, preact_resnet18, small_cnn, "
+                  "wrn28_10, wrn28_2, wrn28_large"),
     ("image_below_minimum_size", lambda e: e.trainer(sources.load_npz(e.npz(
         x=_images(size=1), y=np.arange(10) % 2)), model="small_cnn"),
      ConfigError, "'small_cnn' needs images of at least 2x2 pixels"),

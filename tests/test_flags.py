@@ -17,7 +17,7 @@ FLAGS = cli.FLAGS
 CASES = [
     (["--method=mixmatchx"], "--method=mixmatchx: unknown method; valid: "),
     (["--dataset=imagenet"], "--dataset=imagenet: unknown dataset; valid: digits"),
-    (["--model=resnet50"], "--model=resnet50: unknown model; valid: "),
+    (["--model=vgg16"], "--model=vgg16: unknown model; valid: "),
     (["--mixup_alpha=0"], "--mixup_alpha=0.0: must be > 0"),
     (["--method=erm", "--mixup_alpha=2"], "--mixup_alpha=2.0: does not apply to method 'erm'"),
     (["--noise_type=sym", "--noise_rate=1.5"], "--noise_rate=1.5: must be in [0, 1]"),

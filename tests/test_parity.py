@@ -15,7 +15,11 @@ on both sides. Then:
   pinned by ``test_keras_running_variance_uses_the_biased_batch_variance``.
 
 Every registered model must have a case here, so a model added later cannot skip
-parity.
+parity. The big networks (ResNet-50/101, ResNeXt-101, WRN-28-10, DenseNet-BC-190)
+run as reduced configurations of the very function their name builds (fewer
+blocks, narrower stages, smaller inputs; ``Case.kwargs``) to keep the suite fast;
+a reduced case is only accepted for a network whose full size is pinned by
+``tests/test_models.py`` (``tests/model_sizes.py``).
 """
 import dataclasses
 from typing import Callable
@@ -27,6 +31,7 @@ import pytest
 from mixmatch_tf.models import build_model, model_names
 from mixmatch_tf.models.registry import batch_norm
 from mixmatch_tf.models.wrn import default_scales
+from tests import model_sizes
 from tests import reference_nets as ref
 
 REL = 1e-4
@@ -72,6 +77,54 @@ def wrn_layer_map(filters, scales, repeat=4):
     return mapping
 
 
+def bottleneck_layer_map(blocks):
+    """torchvision ``state_dict`` module names of ``ResNet(Bottleneck, blocks)`` -> ours."""
+    mapping = {"conv1": "stem_conv", "bn1": "stem_bn", "fc": "head_dense"}
+    for i, n in enumerate(blocks, start=1):
+        for j in range(n):
+            ours = f"l{i}b{j + 1}"
+            for part in ("conv1", "bn1", "conv2", "bn2", "conv3", "bn3"):
+                mapping[f"layer{i}.{j}.{part}"] = f"{ours}_{part}"
+        # The first block of every stage changes the width (stem planes[0] -> 4 planes[0],
+        # then 4 planes[i-1] -> 4 planes[i]), so it projects.
+        mapping[f"layer{i}.0.downsample.0"] = f"l{i}b1_down_conv"
+        mapping[f"layer{i}.0.downsample.1"] = f"l{i}b1_down_bn"
+    return mapping
+
+
+def wide_resnet_layer_map(depth, width):
+    """Official flat parameter names of ``resnet(depth, width)`` -> our layer names."""
+    mapping = {"conv0": "stem_conv", "bn": "head_bn", "fc": "head_dense"}
+    ni = 16
+    for g, base_width in enumerate((16, 32, 64)):
+        no = base_width * width
+        for b in range((depth - 4) // 6):
+            official, ours = f"group{g}.block{b}", f"g{g + 1}b{b + 1}"
+            for part, layer in (("bn0", "0_bn"), ("conv0", "conv0"), ("bn1", "1_bn"),
+                                ("conv1", "conv1")):
+                mapping[f"{official}.{part}"] = f"{ours}_{layer}"
+            if ni != no:
+                mapping[f"{official}.convdim"] = f"{ours}_convdim"
+            ni = no
+    return mapping
+
+
+def densenet_layer_map(depth):
+    """``DenseNetBC``'s (torchvision-style) names -> our layer names."""
+    mapping = {"features.conv0": "stem_conv", "features.norm_final": "head_bn",
+               "classifier": "head_dense"}
+    for b in range(1, 4):
+        for i in range(1, (depth - 4) // 6 + 1):
+            official, ours = f"features.denseblock{b}.denselayer{i}", f"b{b}l{i}"
+            for part, layer in (("norm1", "1_bn"), ("conv1", "1_conv"), ("norm2", "2_bn"),
+                                ("conv2", "2_conv")):
+                mapping[f"{official}.{part}"] = f"{ours}_{layer}"
+        if b < 3:
+            mapping[f"features.transition{b}.norm"] = f"t{b}_bn"
+            mapping[f"features.transition{b}.conv"] = f"t{b}_conv"
+    return mapping
+
+
 def identity_map(names):
     return {name: name for name in names}
 
@@ -84,6 +137,17 @@ class Case:
     layer_map: dict
     layout: str  # "torch" (NCHW, OIHW, state_dict names) or "tf" (NHWC, HWIO, .../kernel)
     stages: int  # expected len(model.layers): stem/blocks + head
+    # Size arguments of the registered function for a reduced configuration (only for
+    # networks whose full size is pinned in tests/model_sizes.py).
+    kwargs: dict = dataclasses.field(default_factory=dict)
+
+
+# Reduced configurations of the big networks: every block kind appears (projecting and
+# identity shortcuts, grouped convolutions, odd map sizes, a compression that rounds down).
+RESNET50_SMALL = dict(blocks=(2, 1, 1, 1), planes=(8, 16, 32, 64))
+RESNET101_SMALL = dict(blocks=(1, 1, 2, 1), planes=(8, 16, 32, 64))
+RESNEXT32_SMALL = dict(blocks=(1, 2, 1, 1), planes=(16, 32, 64, 128), groups=4, width_per_group=16)
+RESNEXT64_SMALL = dict(blocks=(1, 1, 1, 2), planes=(16, 32, 64, 128), groups=8, width_per_group=8)
 
 
 CASES = {
@@ -103,6 +167,30 @@ CASES = {
                                     "b2a_bn", "b2b_conv", "b2b_bn", "head_dense"]), "tf", 3),
     "mlp": Case((13,), 7, lambda: ref.MLP(7, seed=5),
                 identity_map(["dense1", "dense2", "head_dense"]), "tf", 3),
+    # 64x64: maps of 32, 16 (stem), 16, 8, 4, 2; even sizes, where Keras's "same" would
+    # pad the stride-2 convolutions and the max pool differently from PyTorch.
+    "resnet50": Case((64, 64, 3), 10, lambda: ref.BottleneckResNet(
+        RESNET50_SMALL["blocks"], 10, planes=RESNET50_SMALL["planes"], seed=6),
+        bottleneck_layer_map(RESNET50_SMALL["blocks"]), "torch", 6, RESNET50_SMALL),
+    # 36x36: odd maps (9, 5, 3) after the max pool and the stride-2 stages.
+    "resnet101": Case((36, 36, 3), 10, lambda: ref.BottleneckResNet(
+        RESNET101_SMALL["blocks"], 10, planes=RESNET101_SMALL["planes"], seed=7),
+        bottleneck_layer_map(RESNET101_SMALL["blocks"]), "torch", 6, RESNET101_SMALL),
+    # Cardinality 4 of 4-channel groups, and 8 of 2-channel groups.
+    "resnext101_32x4d": Case((48, 48, 3), 10, lambda: ref.BottleneckResNet(
+        RESNEXT32_SMALL["blocks"], 10, groups=4, width_per_group=16,
+        planes=RESNEXT32_SMALL["planes"], seed=8),
+        bottleneck_layer_map(RESNEXT32_SMALL["blocks"]), "torch", 6, RESNEXT32_SMALL),
+    "resnext101_64x4d": Case((40, 40, 3), 10, lambda: ref.BottleneckResNet(
+        RESNEXT64_SMALL["blocks"], 10, groups=8, width_per_group=8,
+        planes=RESNEXT64_SMALL["planes"], seed=9),
+        bottleneck_layer_map(RESNEXT64_SMALL["blocks"]), "torch", 6, RESNEXT64_SMALL),
+    # WRN-16-2: two blocks per group, so both the projecting and the identity block run.
+    "wrn28_10": Case((32, 32, 3), 10, lambda: ref.WideResNet(16, 2, 10, seed=10),
+                     wide_resnet_layer_map(16, 2), "torch", 5, dict(depth=16, widen_factor=2)),
+    # Depth 22 (3 layers a block), growth 5: 25 and 27 channels compress to 12 and 13.
+    "densenet_bc_190": Case((32, 32, 3), 10, lambda: ref.DenseNetBC(22, 5, 10, seed=11),
+                            densenet_layer_map(22), "torch", 5, dict(depth=22, growth_rate=5)),
 }
 
 BATCH = 2
@@ -179,7 +267,7 @@ def assert_rel_close(actual, expected, what, rel=REL):
 
 def setup(name, seed):
     case = case_for(name)
-    model = build_model(name, case.input_shape, case.num_classes)
+    model = build_model(name, case.input_shape, case.num_classes, **case.kwargs)
     assert len(model.layers) == case.stages
     net = case.reference()
     x = np.random.default_rng(seed).normal(size=(BATCH,) + case.input_shape)
@@ -219,6 +307,13 @@ def test_training_mode_matches_the_reference(name):
 
 def test_every_case_is_a_registered_model():
     assert set(CASES) <= set(model_names())
+
+
+def test_only_networks_pinned_at_full_size_run_reduced():
+    """A reduced case stands for its full network only if that network's size is pinned
+    (built at full size in tests/test_models.py); every other model runs as registered."""
+    reduced = {name for name, case in CASES.items() if case.kwargs}
+    assert reduced <= set(model_sizes.FULL_SIZE), reduced - set(model_sizes.FULL_SIZE)
 
 
 @pytest.mark.parametrize("width", [8, 16, 32])

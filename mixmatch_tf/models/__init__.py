@@ -8,4 +8,5 @@ the Python API instead of a name.
 from mixmatch_tf.models.registry import (ModelInputError, build_model, check_model_input,
                                          forward_flops, model_names, register_model,
                                          split_stages)
-from mixmatch_tf.models import mlp, preact_resnet, small_cnn, wrn  # noqa: F401  (registration)
+from mixmatch_tf.models import (densenet, mlp, preact_resnet, resnet, small_cnn,  # noqa: F401
+                                wide_resnet, wrn)  # (registration)

@@ -82,10 +82,15 @@ def split_stages(model):
     return list(model.layers)
 
 
-def batch_norm(momentum, epsilon, sync_bn, name=None):
-    """BatchNormalization; synchronized across replicas when ``sync_bn``."""
+def batch_norm(momentum, epsilon, sync_bn, name=None, gamma_initializer="ones"):
+    """BatchNormalization; synchronized across replicas when ``sync_bn``.
+
+    ``gamma_initializer``: e.g. zeros for the last batch norm of a residual branch
+    (Goyal et al. 2017), so each block starts as the identity.
+    """
     return keras.layers.BatchNormalization(momentum=momentum, epsilon=epsilon,
-                                           synchronized=sync_bn, name=name)
+                                           synchronized=sync_bn, name=name,
+                                           gamma_initializer=gamma_initializer)
 
 
 def classifier_head(features, num_classes, dropout, kernel_initializer, name="head",
