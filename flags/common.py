@@ -23,6 +23,15 @@ def define_run_flags():
     flags.DEFINE_string("dataset", "digits",
                         f"Data set: {', '.join(sources.dataset_names())}.")
     flags.DEFINE_string("data_dir", None, "TFDS data folder (for TFDS data sets).")
+    flags.DEFINE_enum("stream", "auto", ["auto", "true", "false"],
+                      "folder: and TFDS image data: true reads the images from their files as "
+                      "training consumes them (random-resized crops to --image_size, flips; "
+                      "central crops to evaluate), false reads them all into memory first, "
+                      "auto streams when the images differ in size or, decoded, would take "
+                      "more than a quarter of the machine's memory (imagenet2012 is always "
+                      "streamed).")
+    flags.DEFINE_integer("image_size", None, "Side of the square crops of streamed images "
+                         "(default 224, ImageNet's).")
     flags.DEFINE_string("model_dir", None, "Run folder (resumed if it holds a run). "
                         "Default: runs/<method>-<dataset>-seed<seed>.")
     flags.DEFINE_integer("seed", 0, "Run seed.")
@@ -150,7 +159,8 @@ def validate_names():
     if FLAGS.method not in method_names():
         usage_error("method", f"unknown method; valid: {', '.join(method_names())}")
     ds = FLAGS.dataset
-    known = ("digits",) + tuple(sources.TFDS_DATASETS) + sources.SKLEARN_TABULAR
+    known = (("digits",) + tuple(sources.TFDS_DATASETS) + tuple(sources.STREAMED_TFDS)
+             + sources.SKLEARN_TABULAR)
     if ds not in known and not ds.startswith(("folder:", "npz:", "csv:")):
         usage_error("dataset", f"unknown dataset; valid: {', '.join(sources.dataset_names())}")
     if ds.startswith("folder:") and not os.path.isdir(ds[len("folder:"):]):
@@ -163,6 +173,8 @@ def validate_names():
         usage_error("model", f"unknown model; valid: {', '.join(model_names())}")
     if FLAGS.cpu_replicas < 0:
         usage_error("cpu_replicas", "must be >= 0")
+    if FLAGS.image_size is not None and FLAGS.image_size < 1:
+        usage_error("image_size", "must be >= 1")
 
 
 def resolve(dataset_name):

@@ -27,7 +27,8 @@ def main(argv):
     from mixmatch_tf.methods import ConfigError
     from mixmatch_tf.training import RunFolderError, Trainer, make_strategy
     strategy = make_strategy(FLAGS.strategy, FLAGS.cpu_replicas)
-    data = load_dataset(FLAGS.dataset, FLAGS.data_dir)
+    data = load_dataset(FLAGS.dataset, FLAGS.data_dir, stream=FLAGS.stream,
+                        image_size=FLAGS.image_size)
     try:
         trainer = Trainer(method, data, run, config=config, strategy=strategy,
                           data_dir=FLAGS.data_dir)

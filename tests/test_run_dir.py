@@ -218,3 +218,10 @@ def test_identity_difference_hand_values():
     ) == ("config.a", "a", 1, 2)
     # keys an older run.json lacks are not compared
     assert run_dir_lib.identity_difference(saved, dict(saved, num_classes=3)) is None
+    # a setting added since (not in the saved config) at its default is what the run did
+    newer = {"method": "erm", "config": {"a": 1, "b": (1, 2), "c": ()}, "precision": "float32"}
+    assert run_dir_lib.identity_difference(saved, newer, {"c": ()}) is None
+    assert run_dir_lib.identity_difference(
+        saved, dict(newer, config={"a": 1, "b": (1, 2), "c": (30,)}), {"c": ()}
+    ) == ("config.c", "c", None, [30])
+    assert run_dir_lib.identity_difference(saved, newer) == ("config.c", "c", None, [])

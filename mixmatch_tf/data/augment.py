@@ -12,6 +12,8 @@ The randomness (crop offsets and flip decisions) is drawn apart from the
 deterministic transform, so the transform can be tested with hand-picked values
 and the pipeline draws the same augmentations after a resume.
 """
+import math
+
 import tensorflow as tf
 
 
@@ -76,3 +78,96 @@ def augment_batch(images, seed, pad, flip, padding):
     """Random pad-and-crop (+ optional horizontal flip) per example; ``padding`` as in crop_flip."""
     offsets, flips = sample_crop_flip(seed, tf.shape(images)[0], pad, flip)
     return crop_flip(images, offsets, flips, pad, padding)
+
+
+# ----------------------------------------------------------------- ImageNet-style
+# Goyal et al. 2017 train ResNets with the "scale and aspect ratio" augmentation of
+# Szegedy et al. 2015 as fb.resnet.torch and torchvision implement it
+# (``RandomResizedCrop``): a crop of 8%-100% of the image's area whose aspect ratio
+# is log-uniform in [3/4, 4/3], resized to the network's input, and a horizontal
+# flip; evaluation takes the central crop of the image resized to 256/224 of that
+# input on its shorter side.
+CROP_SCALE = (0.08, 1.0)
+CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
+CROP_ATTEMPTS = 10
+EVAL_RESIZE_RATIO = 256.0 / 224.0
+
+
+def sample_resized_crop_draws(seed, attempts=CROP_ATTEMPTS):
+    """The uniform draws of one random-resized crop: float32 [attempts, 4] in [0, 1).
+
+    Columns: area fraction, log aspect ratio, row offset, column offset (each
+    mapped to its range by ``resized_crop_box``). Drawn apart from the box so the
+    box can be tested with hand-picked draws.
+    """
+    return tf.random.stateless_uniform([attempts, 4], seed)
+
+
+def resized_crop_box(height, width, draws, scale=CROP_SCALE, ratio=CROP_RATIO):
+    """torchvision's ``RandomResizedCrop.get_params`` with the given draws.
+
+    Attempt k takes the area ``(s0 + u0 (s1 - s0)) H W`` and the aspect ratio
+    ``exp(log r0 + u1 (log r1 - log r0))``, so ``w = round(sqrt(area * ratio))``
+    and ``h = round(sqrt(area / ratio))`` (halves to even, as Python's round); the
+    first attempt whose box fits the image wins and is placed at row
+    ``floor(u2 (H - h + 1))``, column ``floor(u3 (W - w + 1))``. When none fits, the
+    central crop of the whole image with its aspect ratio clamped to ``ratio``.
+
+    Args:
+      height, width: int scalars (tensors or ints), the image's size.
+      draws: float [attempts, 4] from ``sample_resized_crop_draws``.
+
+    Returns:
+      int32 [4]: top, left, crop height, crop width.
+    """
+    h_img = tf.cast(height, tf.float32)
+    w_img = tf.cast(width, tf.float32)
+    area = h_img * w_img * (scale[0] + draws[:, 0] * (scale[1] - scale[0]))
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    aspect = tf.exp(log_lo + draws[:, 1] * (log_hi - log_lo))
+    w = tf.round(tf.sqrt(area * aspect))
+    h = tf.round(tf.sqrt(area / aspect))
+    fits = (w > 0) & (w <= w_img) & (h > 0) & (h <= h_img)
+    first = tf.argmax(tf.cast(fits, tf.int32))  # the first attempt that fits
+    top = tf.floor(draws[first, 2] * (h_img - h[first] + 1))
+    left = tf.floor(draws[first, 3] * (w_img - w[first] + 1))
+    # None fits: the central crop, aspect ratio clamped to [r0, r1].
+    in_ratio = w_img / h_img
+    fw = tf.where(in_ratio < ratio[0], w_img,
+                  tf.where(in_ratio > ratio[1], tf.round(h_img * ratio[1]), w_img))
+    fh = tf.where(in_ratio < ratio[0], tf.round(w_img / ratio[0]), h_img)
+    ftop = tf.floor((h_img - fh) / 2)
+    fleft = tf.floor((w_img - fw) / 2)
+    any_fits = tf.reduce_any(fits)
+    box = tf.where(any_fits, tf.stack([top, left, h[first], w[first]]),
+                   tf.stack([ftop, fleft, fh, fw]))
+    return tf.cast(box, tf.int32)
+
+
+def eval_resize_shape(height, width, size, ratio=EVAL_RESIZE_RATIO):
+    """(rows, columns) of an image resized to ``round(size * ratio)`` on its shorter side.
+
+    As torchvision's ``Resize(256)``: the shorter side becomes exactly that
+    length, the longer one ``int(length * long / short)`` (truncated).
+    """
+    short_target = int(round(size * ratio))
+    h = tf.cast(height, tf.float64)
+    w = tf.cast(width, tf.float64)
+    short = tf.minimum(h, w)
+    long_side = tf.cast(tf.floor(short_target * tf.maximum(h, w) / short), tf.int32)
+    rows = tf.where(h <= w, short_target, long_side)
+    cols = tf.where(h <= w, long_side, short_target)
+    return rows, cols
+
+
+def central_crop_offsets(rows, cols, size):
+    """torchvision's ``CenterCrop``: top ``round((rows - size) / 2)``, left likewise."""
+    top = tf.cast(tf.round(tf.cast(rows - size, tf.float32) / 2.0), tf.int32)
+    left = tf.cast(tf.round(tf.cast(cols - size, tf.float32) / 2.0), tf.int32)
+    return top, left
+
+
+def resize_uint8(image, rows, cols):
+    """Bilinear resize with antialiasing (PIL's, torchvision's default), rounded to uint8."""
+    resized = tf.image.resize(image, tf.stack([rows, cols]), method="bilinear", antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)

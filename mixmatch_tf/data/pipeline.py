@@ -157,13 +157,14 @@ def check_batch_divisible(batch_size, num_replicas, flag="batch_size"):
                          f"({num_replicas})")
 
 
-def train_dataset(source: ArraySource, streams: Mapping[str, Stream], *, seed: int, salt: int,
+def train_dataset(source, streams: Mapping[str, Stream], *, seed: int, salt: int,
                   start_step: int = 0, transform: Optional[Callable] = None,
                   input_context: Optional[tf.distribute.InputContext] = None):
     """The training input of one phase: a dict of stream batches per step.
 
     Args:
-      source: the training set.
+      source: the training set: an ``ArraySource``, or a ``streaming.StreamSource``
+        (files), which builds the stream itself (per-replica slices, see there).
       streams: name -> Stream; every step yields one batch of each, under its name.
       seed: the run seed.
       salt: distinguishes phases (and so their shuffles and augmentations).
@@ -176,6 +177,9 @@ def train_dataset(source: ArraySource, streams: Mapping[str, Stream], *, seed: i
     Returns:
       A tf.data.Dataset of per-replica batches (global ones without a context).
     """
+    if getattr(source, "streamed", False):  # read from files: streaming.StreamSource
+        return source.train_dataset(streams, seed=seed, salt=salt, start_step=start_step,
+                                    transform=transform, input_context=input_context)
     names = sorted(streams)
     index_sets = []
     for j, name in enumerate(names):
@@ -207,7 +211,7 @@ def train_dataset(source: ArraySource, streams: Mapping[str, Stream], *, seed: i
     return ds.with_options(options).prefetch(AUTOTUNE)
 
 
-def eval_dataset(source: ArraySource, batch_size: int, indices=None, extras=None,
+def eval_dataset(source, batch_size: int, indices=None, extras=None,
                  input_context: Optional[tf.distribute.InputContext] = None, raw=False):
     """An ordered, un-augmented pass over ``source`` padded to whole global batches.
 
@@ -219,6 +223,9 @@ def eval_dataset(source: ArraySource, batch_size: int, indices=None, extras=None
       indices: optional subset of the source, in the order to visit it.
       raw: yield uint8 pixels (to be normalised by the consumer).
     """
+    if getattr(source, "streamed", False):  # read from files: streaming.StreamSource
+        return source.eval_dataset(batch_size, indices=indices, extras=extras,
+                                   input_context=input_context, raw=raw)
     indices = np.arange(source.size, dtype=np.int64) if indices is None else np.asarray(indices, np.int64)
     replicas = input_context.num_replicas_in_sync if input_context else 1
     batch_size = max(replicas, batch_size - batch_size % replicas)

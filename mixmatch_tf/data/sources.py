@@ -63,6 +63,16 @@ class ImageData:
     def num_train(self):
         return int(self.train_images.shape[0])
 
+    streamed = False  # held in memory (see streaming.StreamedData)
+
+    def statistics_images(self):
+        """The images normalisation statistics are computed from: all training images."""
+        return self.train_images
+
+    def options(self):
+        """The loader's arguments that rebuild this data set (saved in run.json): in memory."""
+        return {"stream": "false"}
+
 
 def stratified_split(labels, num_test, seed):
     """A reproducible class-stratified split of ``range(len(labels))``.
@@ -487,7 +497,9 @@ def _read_image_folder(root):
             if len(shapes) > 1:
                 (s0, p0), (s1, p1) = list(shapes.items())[:2]
                 raise ValueError(f"images differ in shape: {p0} is {s0}, {p1} is {s1}; "
-                                 "resize them to one size first")
+                                 "resize them to one size first, or stream them from the "
+                                 "files (--stream=true), which crops every image to "
+                                 "--image_size")
             images.append(img)
             labels.append(c)
     if outside:
@@ -502,15 +514,17 @@ def _read_image_folder(root):
 
 
 def load_folder(path, test_fraction=FOLDER_TEST_FRACTION, seed=0):
-    """A folder of class sub-folders of images (PNG, JPEG, BMP, GIF).
+    """A folder of class sub-folders of images (PNG, JPEG, BMP, GIF), read into memory.
 
-    With ``path/train`` and ``path/test`` sub-folders, those are the splits;
-    otherwise a stratified ``test_fraction`` of ``path`` is held out for testing.
+    With ``path/train`` and ``path/test`` (or ``path/val``, the ImageNet layout)
+    sub-folders, those are the splits; otherwise a stratified ``test_fraction`` of
+    ``path`` is held out for testing.
     """
+    from mixmatch_tf.data.streaming import folder_splits
     if not os.path.isdir(path):
         raise FileNotFoundError(f"image folder {path!r} does not exist")
-    train_dir, test_dir = os.path.join(path, "train"), os.path.join(path, "test")
-    if os.path.isdir(train_dir) and os.path.isdir(test_dir):
+    train_dir, test_dir = folder_splits(path)
+    if test_dir is not None:
         x, y, names = _read_image_folder(train_dir)
         xt, yt, names_t = _read_image_folder(test_dir)
         if names_t != names:
@@ -710,19 +724,100 @@ def _is_number(text):
         return False
 
 
+# TFDS image data sets that are only streamed (their images differ in size):
+# name -> (train split, test split).
+STREAMED_TFDS = {"imagenet2012": ("train", "validation")}
+
+
 def dataset_names():
-    return (("digits",) + tuple(TFDS_DATASETS) + SKLEARN_TABULAR
+    return (("digits",) + tuple(TFDS_DATASETS) + tuple(STREAMED_TFDS) + SKLEARN_TABULAR
             + ("folder:PATH", "npz:PATH", "csv:PATH"))
 
 
-def load_dataset(spec, data_dir=None):
-    """Loads a data set by name: ``digits``, a TFDS name, ``folder:PATH``, ``npz:PATH``."""
-    if spec == "digits":
-        return load_digits()
+def _tfds_should_stream(name, data_dir, budget=None):
+    """--stream=auto for a TFDS data set: (stream?, why), from its metadata only."""
+    import tensorflow_datasets as tfds
+    from mixmatch_tf.data import streaming
+    builder = tfds.builder(name, data_dir=data_dir)
+    shape = builder.info.features["image"].shape
+    if None in shape:
+        return True, "its images differ in size"
+    try:
+        n = sum(split.num_examples for split in builder.info.splits.values())
+    except (KeyError, AttributeError):
+        return False, "its size is unknown (not prepared)"
+    decoded = n * int(np.prod(shape))
+    budget = streaming.memory_budget() if budget is None else budget
+    return decoded > budget, (f"{n} images of {'x'.join(map(str, shape))} take "
+                              f"{decoded / 2**30:.2f} GiB decoded; budget "
+                              f"{budget / 2**30:.1f} GiB")
+
+
+def _refuse_image_size(spec, image_size, why):
+    if image_size is not None:
+        raise ValueError(f"--image_size={image_size} sets the crop size of streamed data, but "
+                         f"{spec} is held in memory ({why}); add --stream=true to stream it")
+
+
+def load_dataset(spec, data_dir=None, stream="auto", image_size=None):
+    """Loads a data set by name: ``digits``, a TFDS name, ``folder:PATH``, ``npz:PATH``, ...
+
+    Args:
+      spec: the data set's name (``dataset_names``).
+      data_dir: the TFDS data folder.
+      stream: for folders and TFDS image data sets: ``"true"`` streams the images
+        from their files (``streaming.StreamedData``), ``"false"`` reads them into
+        memory, ``"auto"`` streams when the images differ in size or, decoded,
+        would take more than a quarter of the machine's memory
+        (``streaming.should_stream``). Other data sets are always in memory.
+      image_size: the crop size of streamed images (default 224).
+    """
+    from mixmatch_tf.data import streaming
+    stream = str(stream).lower()
+    if stream not in streaming.STREAM_CHOICES:
+        raise ValueError(f"--stream={stream}: must be one of {', '.join(streaming.STREAM_CHOICES)}")
+    streamable = spec in TFDS_DATASETS or spec in STREAMED_TFDS or spec.startswith("folder:")
+    if stream == "true" and not streamable:
+        raise ValueError(f"--stream=true: {spec} is held in memory; streaming is for folder: and "
+                         "TFDS image data sets")
+    if spec in STREAMED_TFDS:
+        if stream == "false":
+            raise ValueError(f"--stream=false: {spec}'s images differ in size, so it is streamed "
+                             "from its files (cropped to --image_size)")
+        return streaming.load_streamed_tfds(spec, data_dir, *STREAMED_TFDS[spec],
+                                            image_size=image_size)
     if spec in TFDS_DATASETS:
+        decide, why = ((stream == "true", "--stream") if stream != "auto"
+                       else _tfds_should_stream(spec, data_dir))
+        if decide:
+            train, test, unlabeled, flip, extra = TFDS_DATASETS[spec]
+            if unlabeled or extra:
+                raise ValueError(f"--stream=true: {spec} has extra splits or label sets, which "
+                                 "only the in-memory path reads; use --stream=false")
+            return streaming.load_streamed_tfds(spec, data_dir, train, test, image_size, flip)
+        _refuse_image_size(spec, image_size, why)
         return load_tfds(spec, data_dir)
     if spec.startswith("folder:"):
-        return load_folder(spec[len("folder:"):])
+        path = spec[len("folder:"):]
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"image folder {path!r} does not exist")
+        listing = None
+        if stream == "auto":
+            listing = streaming.list_image_folder(streaming.folder_splits(path)[0])
+            decide, why = streaming.should_stream(listing[0])
+        else:
+            decide, why = stream == "true", "--stream"
+        from absl import logging
+        logging.info("%s: %s (%s)", spec, "streamed from its files" if decide
+                     else "read into memory", why)
+        if decide:
+            return streaming.load_streamed_folder(path, image_size, listing=listing)
+        _refuse_image_size(spec, image_size, why)
+        return load_folder(path)
+    if image_size is not None:
+        raise ValueError(f"--image_size applies to streamed folder: and TFDS data, not {spec}")
+    if spec == "digits":
+        return load_digits()
     if spec.startswith("npz:"):
         return load_npz(spec[len("npz:"):])
     if spec in SKLEARN_TABULAR:

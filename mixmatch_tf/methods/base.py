@@ -170,6 +170,8 @@ class Context:
       fetch_images: ``fn(indices) -> float tensor [n, H, W, C]``, the normalised,
         un-augmented images of the training source at ``indices`` (labeled,
         unlabeled and extra unlabeled examples alike).
+      num_examples: training examples, where ``train_labels`` is None (a TFDS
+        stream reads each label with its image).
     """
     num_classes: int
     image_shape: tuple
@@ -185,9 +187,12 @@ class Context:
     noise_rate: float = 0.0
     train_images: Optional[np.ndarray] = None
     fetch_images: Optional[Callable] = None
+    num_examples: Optional[int] = None
 
     @property
     def num_train(self):
+        if self.train_labels is None:
+            return int(self.num_examples)
         return int(len(self.train_labels))
 
     @property

@@ -31,7 +31,10 @@ Per replica / global: input mixing runs inside tf.data on the *global* batch
 before it is split over replicas, so lambda and the partners are global and the
 result does not depend on the replica count. Hidden-layer mixing happens in the
 step, with lambda and the permutation drawn per replica (partners within the
-replica's slice).
+replica's slice). On streamed data (``data/streaming.py``) the pipeline hands the
+transform each replica's slice instead, so input mixing draws lambda and the
+partners per replica slice too, as data-parallel ImageNet trainers mix within
+each device's batch.
 
 References:
   Zhang et al., mixup: Beyond Empirical Risk Minimization, ICLR 2018 (section 3,
@@ -123,6 +126,11 @@ class Mixup(erm.ERM):
     dataset_defaults = {"digits": erm.DIGITS}
 
     def build(self):
+        cfg = self.config
+        if (cfg.pairing == "knn" or cfg.same_class) and self.ctx.train_images is None:
+            raise ConfigError("pairing" if cfg.pairing == "knn" else "same_class",
+                              "k-NN and same-class partners are fetched from the training "
+                              "images in memory; streamed data has none (--stream=false)")
         state = super().build()
         if self.config.mix_layer:
             stages = len(split_stages(state["net"]))

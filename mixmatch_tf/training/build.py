@@ -15,7 +15,8 @@ def make_context(data, run, train_labels, labeled, unlabeled, map_train_set, mod
         seed=run.seed, model_fn=model_fn, num_replicas=num_replicas,
         map_train_set=map_train_set, clean_labels=data.train_labels, labeled_indices=labeled,
         unlabeled_indices=unlabeled, noise_type=run.noise_type, noise_rate=run.noise_rate,
-        train_images=data.train_images, fetch_images=fetch_images)
+        train_images=data.train_images, fetch_images=fetch_images,
+        num_examples=data.num_train)
 
 
 def model_factory(model, name, image_shape, num_classes, kwargs):
@@ -58,7 +59,8 @@ def state_variables(state):
 
 class Counters:
     """The run's host-side counters: global step, phase index, step within the
-    phase, and training seconds (updated between replica steps)."""
+    phase, training seconds (updated between replica steps), and the training
+    rows whose image could not be read (streamed data)."""
 
     def __init__(self):
         with tf.device("/cpu:0"):
@@ -66,11 +68,17 @@ class Counters:
             self.phase_index = tf.Variable(0, dtype=tf.int64, trainable=False, name="phase_index")
             self.phase_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="phase_step")
             self.elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed")
+            self.unreadable = tf.Variable(0, dtype=tf.int64, trainable=False, name="unreadable")
 
-    def checkpoint(self, method, state):
-        """A tf.train.Checkpoint of the counters, the state and the networks' RNG states."""
+    def checkpoint(self, method, state, streamed=False):
+        """A tf.train.Checkpoint of the counters, the state and the networks' RNG states.
+
+        The unreadable-image count is saved for streamed data only, so that run
+        folders of in-memory data keep the checkpoint layout they always had.
+        """
         rng = [layer.seed_generator.state for net in method.networks(state)
                for layer in net._flatten_layers() if hasattr(layer, "seed_generator")]
+        extra = {"unreadable": self.unreadable} if streamed else {}
         return tf.train.Checkpoint(
             step=self.step, phase_index=self.phase_index, phase_step=self.phase_step,
-            elapsed=self.elapsed, rng=rng, **{f"state_{k}": v for k, v in state.items()})
+            elapsed=self.elapsed, rng=rng, **extra, **{f"state_{k}": v for k, v in state.items()})

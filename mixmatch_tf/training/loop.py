@@ -58,14 +58,18 @@ class PhaseLoop:
       state: the method's state (what ``step_fn`` receives).
       step, phase_step: host int64 variables counting global and in-phase steps.
       jit_compile: compile the per-replica step with XLA.
+      unreadable: optional host int64 variable; batches of streamed data carry, per
+        stream, ``unreadable`` (the rows whose file could not be read and took
+        another example of the batch), summed over replicas into it.
     """
 
-    def __init__(self, strategy, state, step, phase_step, jit_compile=False):
+    def __init__(self, strategy, state, step, phase_step, jit_compile=False, unreadable=None):
         self.strategy = strategy
         self.state = state
         self.step = step
         self.phase_step = phase_step
         self.jit_compile = jit_compile
+        self.unreadable = unreadable
         self._loops = {}
 
     def compiled(self, phase):
@@ -87,10 +91,20 @@ class PhaseLoop:
         if jit:
             replica_fn = tf.function(replica_fn, jit_compile=True)
 
+        def unreadable(batch):
+            counts = [tf.cast(b["unreadable"], tf.int64) for b in batch.values()
+                      if isinstance(b, dict) and "unreadable" in b]
+            return tf.add_n(counts) if counts else tf.constant(0, tf.int64)
+
         def one_step(iterator):
-            out = strategy.run(replica_fn, args=(next(iterator), self.step.read_value()))
+            batch = next(iterator)
+            out = strategy.run(replica_fn, args=(batch, self.step.read_value()))
             out = {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
                    for k, v in out.items()}
+            if self.unreadable is not None:
+                self.unreadable.assign_add(strategy.reduce(
+                    tf.distribute.ReduceOp.SUM, strategy.run(unreadable, args=(batch,)),
+                    axis=None))
             self.step.assign_add(1)
             self.phase_step.assign_add(1)
             return out

@@ -1,7 +1,12 @@
 """Distributed passes over fixed data: test error, and per-example outputs on the training set.
 
-The distributed uint8 batches are made once and kept: building a distributed
-iterator costs more than a pass over a small data set.
+The distributed uint8 batches of in-memory data are made once and kept: building
+a distributed iterator costs more than a pass over a small data set. Streamed
+data (``streaming.StreamSource``) is read again at every pass instead.
+
+The test error is top-1; with more than ``TOP5_MIN_CLASSES`` classes the top-5
+error is computed beside it (ImageNet's second number; with few classes it says
+little, and with 5 or fewer it is 0).
 """
 import functools
 
@@ -11,6 +16,8 @@ import tensorflow as tf
 from mixmatch_tf.data.pipeline import eval_dataset
 from mixmatch_tf.data.preprocess import normalize
 from mixmatch_tf.training import results
+
+TOP5_MIN_CLASSES = 11
 
 
 class Passes:
@@ -37,11 +44,14 @@ class Passes:
         self._eval_fns = {}
         self._test_batches = None
         self._predictors = {}  # method -> its bound predictors (the compiled passes' keys)
+        self.last_details = {}  # top-5 error and unreadable images of the last test_error
 
     def _batches(self, source, indices=None):
-        return list(self.strategy.distribute_datasets_from_function(
+        batches = self.strategy.distribute_datasets_from_function(
             lambda ctx: eval_dataset(source, self.batch_size, indices=indices,
-                                     input_context=ctx, raw=True)))
+                                     input_context=ctx, raw=True))
+        # A streamed source is read anew at every pass (its images never all in memory).
+        return batches if getattr(source, "streamed", False) else list(batches)
 
     def map_train_set(self, fn):
         """Runs ``fn(batch) -> [b, ...]`` per replica over the un-augmented training set.
@@ -86,6 +96,7 @@ class Passes:
         predict, reference = self._predictors[method]
         error, served = self.test_error(predict)
         record = {"test_error": error}
+        record.update(self.last_details)
         trained = self.test_error(reference) if details else None
         if trained is not None:
             record["student_test_error"], spread = trained
@@ -97,7 +108,12 @@ class Passes:
     def test_error(self, predict):
         """Test error (%) of ``predict(normalised images) -> probabilities``, and how
         many test images it assigns to each class (float64 [C]); None when
-        ``predict`` returns None (no such predictor)."""
+        ``predict`` returns None (no such predictor).
+
+        ``last_details`` then holds ``top5_test_error`` (with more than
+        ``TOP5_MIN_CLASSES - 1`` classes) and ``unreadable_test_images`` (streamed
+        data whose test files could not be read: left out of both errors).
+        """
         strategy, norm = self.strategy, self.normalization
         if predict not in self._eval_fns:
             @tf.function
@@ -111,11 +127,19 @@ class Passes:
                     hit = tf.cast(tf.equal(pred, b["label"]), tf.float64) * mask
                     spread = tf.reduce_sum(tf.one_hot(pred, probs.shape[-1], dtype=tf.float64)
                                            * mask[:, None], axis=0)
-                    return tf.reduce_sum(hit), tf.reduce_sum(mask), spread
+                    out = {"hits": tf.reduce_sum(hit), "count": tf.reduce_sum(mask),
+                           "spread": spread}
+                    if probs.shape[-1] >= TOP5_MIN_CLASSES:
+                        top5 = tf.math.in_top_k(tf.maximum(b["label"], 0), probs, 5)
+                        out["top5_hits"] = tf.reduce_sum(tf.cast(top5, tf.float64) * mask)
+                    if "unreadable" in b:
+                        out["unreadable"] = tf.cast(b["unreadable"], tf.float64)
+                    return out
                 out = strategy.run(replica, args=(batch,))
                 if out is None:
                     return None
-                return [strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for v in out]
+                return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                        for k, v in out.items()}
             self._eval_fns[predict] = step
         if self._test_batches is None:
             self._test_batches = self._batches(self.test_source)
@@ -124,7 +148,13 @@ class Passes:
             out = self._eval_fns[predict](batch)
             if out is None:
                 return None
-            out = [v.numpy() for v in out]
-            sums = out if sums is None else [a + b for a, b in zip(sums, out)]
-        hits, count, spread = sums
-        return 100.0 * (1.0 - float(hits) / float(count)), spread
+            out = {k: v.numpy() for k, v in out.items()}
+            sums = out if sums is None else {k: sums[k] + out[k] for k in sums}
+        count = float(sums["count"])
+        self.last_details = {}
+        if "top5_hits" in sums:
+            self.last_details["top5_test_error"] = 100.0 * (1.0 - float(sums["top5_hits"])
+                                                            / count)
+        if sums.get("unreadable"):
+            self.last_details["unreadable_test_images"] = int(sums["unreadable"])
+        return 100.0 * (1.0 - float(sums["hits"]) / count), sums["spread"]

@@ -50,6 +50,8 @@ def summarize(evals):
     }
     if "student_test_error" in evals[-1]:  # the trained network, where an EMA is evaluated
         out["student_test_error"] = evals[-1]["student_test_error"]
+    if "top5_test_error" in evals[-1]:  # more than 10 classes (ImageNet's second number)
+        out["top5_test_error"] = evals[-1]["top5_test_error"]
     return out
 
 

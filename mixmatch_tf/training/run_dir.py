@@ -48,10 +48,11 @@ UNREADABLE_DIR = "unreadable"
 # Run settings that define what is trained; a resume must not change them.
 IDENTITY_KEYS = ("method", "config", "dataset", "seed", "noise_type", "noise_rate",
                  "label_set", "normalization_kind", "sync_bn", "precision", "num_classes",
-                 "class_names", "image_shape", "labels_fingerprint")
+                 "class_names", "image_shape", "labels_fingerprint", "files_fingerprint")
 # The flag a user changes to fix a difference in each identity key.
 _FLAG_OF = {"normalization_kind": "normalization", "num_classes": "dataset",
-            "class_names": "dataset", "image_shape": "dataset", "labels_fingerprint": "dataset"}
+            "class_names": "dataset", "image_shape": "dataset", "labels_fingerprint": "dataset",
+            "files_fingerprint": "dataset"}
 _CKPT_FILE = re.compile(r"^ckpt-(\d+)\.(index|data-\d+-of-\d+)$")
 
 
@@ -81,18 +82,24 @@ def _jsonable(obj):
     return json.loads(json.dumps(obj, default=results._jsonable))
 
 
-def identity_difference(saved, settings):
+def identity_difference(saved, settings, config_defaults=None):
     """(name, flag, saved value, new value) of the first identity difference, or None.
 
     Keys missing from ``saved`` (run folders of older versions) are not compared.
+    Nor is a config field the saved config lacks (a setting added since) whose new
+    value is its default (``config_defaults``: field -> default), which is what the
+    older version did.
     """
     settings = _jsonable(settings)
+    defaults = _jsonable(config_defaults or {})
     for key in IDENTITY_KEYS:
         if key not in saved:
             continue
         old, new = saved[key], settings.get(key)
         if key == "config":
             for field in sorted(set(old) | set(new)):
+                if field not in old and field in defaults and new.get(field) == defaults[field]:
+                    continue
                 if old.get(field) != new.get(field):
                     return f"config.{field}", field, old.get(field), new.get(field)
         elif old != new:
@@ -332,11 +339,14 @@ class RunDir:
         if saved is not None:
             self.check_identity(saved, settings)
             return saved, Normalization.from_dict(saved["normalization"])
-        return None, Normalization.named(settings["normalization_kind"], data.train_images)
+        return None, Normalization.named(settings["normalization_kind"],
+                                         data.statistics_images())
 
     def check_identity(self, saved, settings):
         """Refuses a resume whose settings differ from the run's, naming the field."""
-        diff = identity_difference(saved, settings)
+        import dataclasses
+        fields = dataclasses.fields(get_method(settings["method"]).Config)
+        diff = identity_difference(saved, settings, {f.name: f.default for f in fields})
         if diff:
             name, flag, old, new = diff
             raise ConfigError(flag, f"{self.model_dir} holds a run with {name}={old!r}, not "
@@ -353,12 +363,23 @@ class RunDir:
             "precision": run.precision, "data_dir": data_dir,
             "image_shape": list(data.image_shape), "num_classes": data.num_classes,
             "class_names": list(data.class_names),
-            "labels_fingerprint": labels_fingerprint(data.train_labels),
+            # A TFDS stream reads its labels with its examples, never all at once.
+            "labels_fingerprint": (labels_fingerprint(data.train_labels)
+                                   if data.train_labels is not None else None),
+            # What a streamed data set reads (its sorted file list): a resume reads
+            # the same files at the same positions of the stream.
+            "files_fingerprint": data.fingerprint() if data.streamed else None,
+            "data_options": data.options(),
         }
 
     # -- run files made before the folder is written -----------------------
     def train_labels(self, data, run):
         """The labels the run trains on: a label set, the run's noisy labels, or the data's."""
+        if data.train_labels is None and (run.noise_type or run.label_set):
+            flag = "noise_type" if run.noise_type else "label_set"
+            raise ConfigError(flag, f"{data.name} is streamed from TFDS records, which hold "
+                              "each label with its image: labels cannot be replaced before "
+                              "training (stream a folder of images, or --stream=false)")
         if run.label_set:
             if run.label_set not in data.label_sets:
                 valid = ", ".join(data.label_sets) or "none for this data set"
@@ -381,6 +402,11 @@ class RunDir:
         """
         if split is None:
             return data.train_images, labels, None, None
+        if labels is None:
+            raise ConfigError("num_labeled", f"{data.name} is streamed from TFDS records, "
+                              "which hold each label with its image: a labeled subset needs "
+                              "every label first (stream a folder of images, or "
+                              "--stream=false)")
         try:
             fold = splits.labeled_fold(data, split.num_labeled, seed, split.label_fold,
                                        split.label_folds_file)
@@ -501,17 +527,21 @@ class Records:
 
     def add_eval(self, step, phase_name, record):
         """Adds an evaluation: ``record`` holds ``test_error`` and optionally
-        ``student_test_error`` and a ``warning`` (``Trainer.evaluate``)."""
+        ``top5_test_error``, ``unreadable_test_images``, ``student_test_error`` and a
+        ``warning`` (``Trainer.evaluate``)."""
         self.evals = [e for e in self.evals if e["step"] != step]
         self.evals.append(dict(step=step, phase=phase_name, **record))
         error = record["test_error"]
         scalars = {"test_error": error, "test_accuracy": 100.0 - error}
-        if "student_test_error" in record:
-            scalars["student_test_error"] = record["student_test_error"]
+        for key in ("student_test_error", "top5_test_error", "unreadable_test_images"):
+            if key in record:
+                scalars[key] = record[key]
         self.scalars("eval", step, scalars)
         self.run_dir.write_json(EVALS_FILE, self.evals)
         student = record.get("student_test_error")
-        logging.info("step %d: test error %.2f%%%s", step, error,
+        top5 = record.get("top5_test_error")
+        logging.info("step %d: test error %.2f%%%s%s", step, error,
+                     "" if top5 is None else f" (top-5 {top5:.2f}%)",
                      "" if student is None else f" (trained network {student:.2f}%)")
         if "warning" in record:
             logging.warning("step %d: %s", step, record["warning"])

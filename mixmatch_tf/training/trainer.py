@@ -20,6 +20,7 @@ from absl import logging
 from mixmatch_tf.data.pipeline import ArraySource, train_dataset
 from mixmatch_tf.data.preprocess import normalize
 from mixmatch_tf.data.sources import ImageData, load_dataset
+from mixmatch_tf.data.streaming import StreamedData
 from mixmatch_tf.methods.base import check_fits, get_method, resolve_config
 from mixmatch_tf.training.build import Counters, make_context, model_factory, state_variables
 from mixmatch_tf.training.config import RunConfig
@@ -41,21 +42,25 @@ class Trainer:
 
     Args:
       method: registered method name or Method subclass.
-      data: an ``ImageData`` or a data set name for ``load_dataset``.
+      data: an ``ImageData``, a ``streaming.StreamedData`` or a data set name for
+        ``load_dataset``.
       run: a ``RunConfig``.
       config: method settings overriding the defaults (dict), or a ready Config.
       strategy: a tf.distribute strategy; ``make_strategy()`` when None.
       model: optional Keras model (or a function returning a new one) mapping
         float images [B, H, W, C] to logits, instead of the config's model name.
       data_dir: TFDS folder when ``data`` is a name.
+      data_options: keyword arguments of ``load_dataset`` when ``data`` is a name
+        (``stream``, ``image_size``).
       read_only: open an existing run without writing into it or locking it
         (``load_run``: evaluation and export, also while it trains).
     """
 
     def __init__(self, method, data, run: RunConfig, config=None, strategy=None, model=None,
-                 data_dir=None, read_only=False):
+                 data_dir=None, read_only=False, data_options=None):
         self.method_cls = get_method(method) if isinstance(method, str) else method
-        self.data = data if isinstance(data, ImageData) else load_dataset(data, data_dir)
+        self.data = (data if isinstance(data, (ImageData, StreamedData))
+                     else load_dataset(data, data_dir, **(data_options or {})))
         self.run, self.data_dir, self.read_only = run, data_dir, read_only
         if config is None or isinstance(config, dict):
             config = resolve_config(self.method_cls, self.data.name, config or {})
@@ -87,9 +92,13 @@ class Trainer:
         self.train_labels = self.run_dir.train_labels(data, run)
         images, labels, labeled, unlabeled = self.run_dir.training_source(
             data, self.train_labels, self.method_cls.labeled_split(self.config), run.seed)
-        self.source = ArraySource(images, labels, self.normalization, pad=data.pad,
-                                  flip=data.flip, padding=self.method_cls.crop_padding)
-        self.test_source = ArraySource(data.test_images, data.test_labels, self.normalization)
+        if data.streamed:  # files read as training consumes them
+            self.source, self.test_source = data.sources(self.normalization, labels)
+        else:
+            self.source = ArraySource(images, labels, self.normalization, pad=data.pad,
+                                      flip=data.flip, padding=self.method_cls.crop_padding)
+            self.test_source = ArraySource(data.test_images, data.test_labels,
+                                           self.normalization)
         self.passes = Passes(self.strategy, self.normalization, self.source, self.test_source,
                              data.num_train, run.eval_batch_size)
         kwargs = dict(self.method_cls.model_kwargs(self.config), sync_bn=run.sync_bn)
@@ -103,9 +112,10 @@ class Trainer:
         self.counters = Counters()
         self.step, self.phase_index = self.counters.step, self.counters.phase_index
         self.phase_step, self.elapsed = self.counters.phase_step, self.counters.elapsed
-        self.checkpoint = self.counters.checkpoint(self.method, self.state)
+        self.checkpoint = self.counters.checkpoint(self.method, self.state, data.streamed)
         self.loop = PhaseLoop(self.strategy, self.state, self.step, self.phase_step,
-                              run.jit_compile)
+                              run.jit_compile,
+                              unreadable=self.counters.unreadable if data.streamed else None)
         self.guard = StateGuard(self.checkpoint_variables())
 
     def _restore(self):
@@ -198,6 +208,9 @@ class Trainer:
                                          ) from None
             step = int(self.step)
             self.records.add_train_metrics(step, metrics)
+            if self.data.streamed:
+                self.records.scalars("train", step, {
+                    "unreadable_images": float(self.counters.unreadable.numpy())})
             progress.add(n, seconds)
             line = progress.line(step, phase.name, int(self.phase_step), phase.steps, metrics)
             if on_progress is not None:
@@ -235,6 +248,10 @@ class Trainer:
             "model": self.config.model, "config": self.config.to_dict(),
             "num_replicas": self.strategy.num_replicas_in_sync,
         }
+        if self.data.streamed:
+            # training rows whose file could not be read or decoded, each replaced by
+            # another example of its batch (counted every time it is drawn)
+            out["unreadable_images"] = int(self.counters.unreadable.numpy())
         out.update(self.method.train_errors(self.state))
         out.update(self.method.diagnostics(self.state))
         return self.records.write_metrics(out)
@@ -276,7 +293,9 @@ class Trainer:
                                   self.data.image_shape, self.data.class_names, export_base,
                                   model_name=model_name or model_name_for_dataset(self.data.name),
                                   sample_images=self.data.test_images,
-                                  input_dtype=self.data.train_images.dtype.name, **options)
+                                  input_dtype=("uint8" if self.data.streamed
+                                               else self.data.train_images.dtype.name),
+                                  **options)
 
 
 def load_run(model_dir, data_dir=None, strategy=None, data=None):
@@ -285,7 +304,8 @@ def load_run(model_dir, data_dir=None, strategy=None, data=None):
     saved, method_cls, config, run = saved_run(model_dir)
     trainer = Trainer(method_cls, data if data is not None else saved["dataset"], run,
                       config=config, strategy=strategy, read_only=True,
-                      data_dir=data_dir if data_dir is not None else saved.get("data_dir"))
+                      data_dir=data_dir if data_dir is not None else saved.get("data_dir"),
+                      data_options=saved.get("data_options"))
     if trainer.restored_from is None:
         raise FileNotFoundError(f"{model_dir} has no checkpoint yet")
     return trainer

@@ -1,0 +1,767 @@
+"""Data sets streamed from files: a folder of class sub-folders and TFDS data sets.
+
+The in-memory path (``sources.ImageData``, ``pipeline.ArraySource``) holds every
+pixel in host memory; ImageNet's 1.28 M images (about 150 GB decoded at their
+sizes) cannot be held so. A streamed data set holds what names the examples --
+file paths and labels (a folder), or a TFDS split -- and its sources read,
+decode and augment each example inside tf.data as training consumes it.
+
+Guarantees, as for the in-memory path:
+
+* **The same stream after a resume.** Batch ``s`` of a folder stream holds
+  positions ``[s B, (s + 1) B)`` of an endless sequence of epoch permutations of
+  the file list (``pipeline._index_batches``: stateless, seeded by (run seed,
+  phase, stream, epoch)), and the example at row ``i`` of batch ``s`` is cropped
+  and flipped with a stateless seed of (run seed, phase, stream, step, i). A run
+  resumed at step ``s`` rebuilds the same batches, exactly, when the folder holds
+  the same files (the list is sorted, so the order of the file system does not
+  matter; its fingerprint is part of the run's identity). A TFDS stream reads the
+  split in its stored order through a shuffle buffer reseeded per epoch with
+  (run seed, phase, stream, epoch); a resume re-reads (without decoding) the
+  records of its epoch up to the step, so it is exact too, at the cost of that read.
+* **Unreadable files do not stop training.** Each file is read and decoded in a
+  guarded step (``tf.data``'s ``ignore_errors`` around one example); a file that
+  cannot be read or decoded is named in a warning on stderr and its row of the
+  batch takes the example of another row of the same batch (deterministically:
+  the ``(i mod g)``-th readable row, of ``g``), so the batch keeps its size and
+  every later batch its examples. Each batch reports how many rows were replaced
+  (``unreadable``), and the trainer adds them up into ``unreadable_images`` of
+  metrics.json. In evaluation an unreadable image is left out of the error
+  (masked) and counted. A batch none of whose images reads stops the run naming
+  its files: that is a broken data set, not a bad file.
+* **Per-worker shards.** Every input pipeline (one per worker) produces the
+  per-replica slices of the global batch that its replicas train on, and reads
+  and decodes only those: with W workers each reads and decodes 1/W of every
+  batch (a TFDS stream's records are read by every worker, and each decodes its
+  own rows). The slices, their augmentation and their examples do not depend on
+  how replicas are spread over workers: two workers of one replica each get the
+  very slices that two mirrored replicas of one worker get.
+* **Per-replica transforms.** A phase's ``transform`` (mixup of inputs) runs on
+  each replica's slice on its own, with a seed of (run seed, phase, step, replica
+  slice): mixing partners are drawn within the slice, as data-parallel ImageNet
+  trainers mix within each device's batch. The in-memory path mixes the global
+  batch instead; here that would make every worker decode the whole batch.
+
+Augmentation is ImageNet's (``augment.resized_crop_box``): a random crop of 8-100%
+of the area with aspect ratio in [3/4, 4/3], resized to ``image_size`` squared,
+and a random horizontal flip; evaluation resizes the shorter side to
+``round(image_size * 256 / 224)`` and takes the central ``image_size`` square.
+JPEG crops are decoded with ``decode_and_crop_jpeg`` (only the crop's blocks): the
+same pixels as decoding the whole image and cropping, except that with chroma
+subsampling (4:2:0, most photos) libjpeg upsamples the colour at the edge of the
+decoded window from the window alone, so the crop's first or last column may
+differ slightly; it is the faster path, and the stream stays a function of the
+seed and the step.
+"""
+import dataclasses
+import hashlib
+import os
+import sys
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from mixmatch_tf.data import augment as augment_lib
+from mixmatch_tf.data.preprocess import normalize
+from mixmatch_tf.ops.random import make_seed
+
+AUTOTUNE = tf.data.AUTOTUNE
+STREAM_CHOICES = ("auto", "true", "false")
+DEFAULT_IMAGE_SIZE = 224
+# A TFDS stream's per-epoch shuffle buffer, in encoded examples (about 1.1 GB of
+# ImageNet JPEGs): the usual ImageNet input pipelines' size.
+TFDS_SHUFFLE_BUFFER = 10_000
+# Training images decoded to estimate per-channel normalisation statistics.
+STATISTICS_SAMPLE = 256
+# --stream=auto streams a folder when its decoded images would take more than this
+# share of the machine's memory.
+MEMORY_FRACTION = 0.25
+# Files whose sizes --stream=auto looks at (their headers only).
+SIZE_SAMPLE = 32
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+EVAL_SPLIT_NAMES = ("test", "val")
+
+
+# ------------------------------------------------------------------------ the data
+@dataclasses.dataclass
+class TfdsSplits:
+    """Where a streamed TFDS data set is: name, data folder, splits."""
+    name: str
+    data_dir: Optional[str]
+    train_split: str
+    test_split: str
+
+
+@dataclasses.dataclass
+class StreamedData:
+    """An image classification data set read from files while training consumes it.
+
+    It has the attributes of ``sources.ImageData`` that describe the data (name,
+    classes, shape, labels) but never pixels: ``train_images`` and ``test_images``
+    are None. Exactly one of ``train_files`` (a folder) and ``tfds`` is set.
+
+    Attributes:
+      name: the data set's name as given on the command line.
+      num_classes, class_names: the classes.
+      image_size: the side of the square crops the network gets (training crops
+        and evaluation's central crop).
+      num_train, num_test: examples of each split.
+      train_files, test_files: file paths (str arrays) of a folder's images.
+      train_labels, test_labels: int64 labels of a folder's images; None for
+        TFDS (read with each example, never all at once).
+      tfds: the TFDS data set, for a TFDS stream.
+      flip: random horizontal flips in training.
+    """
+    name: str
+    num_classes: int
+    class_names: tuple
+    image_size: int
+    num_train: int
+    num_test: int
+    train_files: Optional[np.ndarray] = None
+    test_files: Optional[np.ndarray] = None
+    train_labels: Optional[np.ndarray] = None
+    test_labels: Optional[np.ndarray] = None
+    tfds: Optional[TfdsSplits] = None
+    flip: bool = True
+
+    streamed = True
+    tabular = False
+    pad = 0
+    train_images = None
+    test_images = None
+    unlabeled_images = None
+    coarse_labels = None
+
+    @property
+    def label_sets(self):
+        return {}
+
+    @property
+    def image_shape(self):
+        return (self.image_size, self.image_size, 3)
+
+    def options(self):
+        """The loader's arguments that rebuild this data set (saved in run.json)."""
+        return {"stream": "true", "image_size": self.image_size}
+
+    def fingerprint(self):
+        """A fingerprint of what the stream reads: the file list, or the TFDS split."""
+        if self.train_files is not None:
+            text = "\n".join(self.train_files.tolist())
+        else:
+            text = f"{self.tfds.name}:{self.tfds.train_split}:{self.num_train}"
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+    def sources(self, normalization, train_labels=None):
+        """(training source, test source) streaming this data set.
+
+        ``train_labels``: the labels to train on, if not the data's (noisy labels);
+        a folder only (a TFDS stream reads each label with its image).
+        """
+        if self.tfds is not None:
+            return (TfdsSource(self.tfds, self.tfds.train_split, self.num_train, normalization,
+                               self.image_size, self.flip),
+                    TfdsSource(self.tfds, self.tfds.test_split, self.num_test, normalization,
+                               self.image_size, False))
+        labels = self.train_labels if train_labels is None else train_labels
+        return (FileSource(self.train_files, labels, normalization, self.image_size, self.flip),
+                FileSource(self.test_files, self.test_labels, normalization, self.image_size,
+                           False))
+
+    def statistics_images(self):
+        """uint8 [n, S, S, 3]: a fixed sample of training images (evaluation transform),
+        from which per-channel normalisation statistics are estimated."""
+        from mixmatch_tf.data.preprocess import Normalization
+        identity = Normalization(mean=(0.0,) * 3, std=(1.0,) * 3)
+        source = self.sources(identity)[0]
+        return source.sample_images(STATISTICS_SAMPLE)
+
+
+# --------------------------------------------------------------------------- folders
+def list_image_folder(root):
+    """Paths and labels of the images in the class sub-folders of ``root``, no pixels.
+
+    Class ids follow the sorted sub-folder names, files are sorted within each.
+    Refused as in the in-memory loader: no class folders, a class folder without
+    images, an entry with an image extension that is a folder or a broken link.
+    Links out of ``root`` are followed with one warning.
+
+    Returns:
+      (paths: str array [N], labels: int64 [N], class names tuple).
+    """
+    classes = sorted(e.name for e in os.scandir(root) if e.is_dir())
+    if not classes:
+        raise ValueError(f"{root}: no class sub-folders found; expected {root}/<class>/<image>")
+    paths, labels, outside = [], [], []
+    inside = os.path.realpath(root)
+    for c, name in enumerate(classes):
+        folder = os.path.join(root, name)
+        # The directory entries tell folders and links apart without a stat per file
+        # (1.28 M of them on a network file system).
+        entries = sorted((e for e in os.scandir(folder)
+                          if e.name.lower().endswith(IMAGE_EXTENSIONS)), key=lambda e: e.name)
+        if not entries:
+            raise ValueError(f"{folder}: class folder holds no images "
+                             f"({', '.join(IMAGE_EXTENSIONS)})")
+        for entry in entries:
+            path = entry.path
+            if entry.is_symlink():
+                if not os.path.exists(path):
+                    raise ValueError(f"{path}: is a broken symbolic link (to "
+                                     f"{os.readlink(path)!r})")
+                real = os.path.realpath(path)
+                if os.path.commonpath([inside, real]) != inside:
+                    outside.append((path, real))
+            if entry.is_dir():
+                raise ValueError(f"{path}: is a folder, not an image; class folders must hold "
+                                 "image files only (move or rename it)")
+            paths.append(path)
+            labels.append(c)
+    if outside:
+        from absl import logging
+        logging.warning("%s: %d image(s) are symbolic links to files outside the folder, "
+                        "read from their targets (first: %s -> %s)", root, len(outside),
+                        *outside[0])
+    return np.asarray(paths, dtype=object).astype(str), np.asarray(labels, np.int64), \
+        tuple(classes)
+
+
+def folder_splits(path):
+    """(train folder, test folder or None): ``path/train`` with ``path/test`` or
+    ``path/val`` (the ImageNet layout), else (path, None)."""
+    train = os.path.join(path, "train")
+    for name in EVAL_SPLIT_NAMES:
+        test = os.path.join(path, name)
+        if os.path.isdir(train) and os.path.isdir(test):
+            return train, test
+    return path, None
+
+
+def image_size_of(path):
+    """(height, width, channels) from the file's header (JPEG) or by decoding it;
+    None when it cannot be read."""
+    try:
+        contents = tf.io.read_file(path)
+        if bool(tf.io.is_jpeg(contents)):
+            return tuple(int(v) for v in tf.io.extract_jpeg_shape(contents))
+        return tuple(int(v) for v in tf.shape(
+            tf.io.decode_image(contents, expand_animations=False)))
+    except (tf.errors.OpError, ValueError):
+        return None
+
+
+def memory_budget():
+    """Bytes --stream=auto lets a folder's decoded images take: MEMORY_FRACTION of RAM."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 16 << 30
+    return int(MEMORY_FRACTION * total)
+
+
+def should_stream(paths, budget=None):
+    """--stream=auto for a folder: (stream?, why).
+
+    Looks at the sizes of up to SIZE_SAMPLE files spread evenly over the listing
+    (headers only for JPEGs). Streams when they differ (the in-memory path needs
+    one size) or when all images at the sampled size, decoded, would take more
+    than ``budget`` bytes (MEMORY_FRACTION of the machine's memory).
+    """
+    budget = memory_budget() if budget is None else budget
+    picks = np.unique(np.linspace(0, len(paths) - 1, min(SIZE_SAMPLE, len(paths))).astype(int))
+    sizes = {s for s in (image_size_of(paths[i]) for i in picks) if s is not None}
+    if len(sizes) > 1:
+        return True, f"its images differ in size (e.g. {sorted(sizes)[:2]})"
+    if not sizes:
+        return True, "none of the sampled images could be read"
+    h, w, c = sizes.pop()
+    decoded = len(paths) * h * w * c
+    if decoded > budget:
+        return True, (f"{len(paths)} images of {h}x{w}x{c} take {decoded / 2**30:.1f} GiB decoded, "
+                      f"over the {budget / 2**30:.1f} GiB budget")
+    return False, (f"{len(paths)} images of {h}x{w}x{c} take {decoded / 2**20:.1f} MiB decoded, "
+                   f"within the {budget / 2**30:.1f} GiB budget")
+
+
+def load_streamed_folder(path, image_size=None, test_fraction=0.2, seed=0, listing=None):
+    """A folder of class sub-folders as a ``StreamedData`` (paths and labels only).
+
+    ``path/train`` with ``path/val`` (ImageNet) or ``path/test`` are the splits;
+    otherwise a stratified ``test_fraction`` of ``path`` is held out, as the
+    in-memory loader does. ``listing``: ``list_image_folder`` of the training
+    folder, if the caller has it already.
+    """
+    from mixmatch_tf.data.sources import _split_off_test as split_off_test
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"image folder {path!r} does not exist")
+    train_dir, test_dir = folder_splits(path)
+    x, y, names = listing if listing is not None else list_image_folder(train_dir)
+    if test_dir is not None:
+        xt, yt, names_t = list_image_folder(test_dir)
+        if names_t != names:
+            raise ValueError(f"{test_dir}: class folders {names_t[:5]}... differ from "
+                             f"{train_dir}: {names[:5]}...")
+    else:
+        train, test = split_off_test(y, test_fraction, seed, path)
+        x, y, xt, yt = x[train], y[train], x[test], y[test]
+    return StreamedData(name="folder:" + path, num_classes=len(names), class_names=names,
+                        image_size=int(image_size or DEFAULT_IMAGE_SIZE), num_train=len(x),
+                        num_test=len(xt), train_files=x, test_files=xt, train_labels=y,
+                        test_labels=yt, flip=True)
+
+
+# ------------------------------------------------------------------------------ TFDS
+MANUAL_DOWNLOADS = {
+    "imagenet2012": (
+        "imagenet2012 is built from your own download of ILSVRC2012_img_train.tar and "
+        "ILSVRC2012_img_val.tar (register at https://image-net.org/download-images). Put both "
+        "tar files in a folder MANUAL and run\n"
+        "  tfds build imagenet2012 --manual_dir=MANUAL --data_dir=DIR\n"
+        "(about 150 GB written into DIR, hours of work), then pass --data_dir=DIR. Or extract "
+        "the tar files into DIR/train/<wnid>/*.JPEG and DIR/val/<wnid>/*.JPEG and train with "
+        "--dataset=folder:DIR, which streams the JPEGs without building anything."),
+}
+
+
+def not_prepared_message(name, data_dir):
+    folder = data_dir or "~/tensorflow_datasets"
+    if name in MANUAL_DOWNLOADS:
+        return (f"Data set {name!r} is not prepared in {folder!r} (--data_dir). "
+                + MANUAL_DOWNLOADS[name])
+    return (f"Data set {name!r} is not prepared in {folder!r} (--data_dir). This machine "
+            f"cannot download it. On a machine with internet run\n"
+            f"  tfds build {name} --data_dir=DIR\n"
+            f"then copy DIR here and pass --data_dir=DIR.")
+
+
+def _tfds_records(splits, split):
+    """The split in its stored order as (encoded image, label), images not decoded."""
+    import tensorflow_datasets as tfds
+    builder = tfds.builder(splits.name, data_dir=splits.data_dir)
+    ds = builder.as_dataset(split=split, shuffle_files=False,
+                            decoders={"image": tfds.decode.SkipDecoding()},
+                            read_config=tfds.ReadConfig(try_autocache=False))
+    return ds.map(lambda ex: (ex["image"], ex["label"]))
+
+
+def _count(ds):
+    n = int(ds.cardinality())
+    if n >= 0:
+        return n
+    return int(ds.reduce(tf.constant(0, tf.int64), lambda c, _: c + 1))
+
+
+def load_streamed_tfds(name, data_dir, train_split, test_split, image_size=None, flip=True):
+    """A TFDS image data set as a ``StreamedData`` (nothing read but its metadata).
+
+    Raises:
+      sources.DataNotPreparedError: the data set is not in ``data_dir``; for
+        imagenet2012 the message says how to build it from the manual download.
+    """
+    import tensorflow_datasets as tfds
+    from mixmatch_tf.data.sources import DataNotPreparedError
+    splits = TfdsSplits(name, data_dir, train_split, test_split)
+    builder = tfds.builder(name, data_dir=data_dir)
+    try:
+        num_train = _count(_tfds_records(splits, train_split))
+        num_test = _count(_tfds_records(splits, test_split))
+    except AssertionError as e:
+        if "could not find data" not in str(e).lower():
+            raise
+        raise DataNotPreparedError(not_prepared_message(name, data_dir)) from None
+    label = builder.info.features["label"]
+    return StreamedData(name=name, num_classes=int(label.num_classes),
+                        class_names=tuple(label.names), image_size=int(image_size or
+                                                                       DEFAULT_IMAGE_SIZE),
+                        num_train=num_train, num_test=num_test, tfds=splits, flip=flip)
+
+
+# ------------------------------------------------------------------------- decoding
+def _train_crop(contents, seed, size, flip):
+    """Random-resized crop (+ flip) of an encoded image: uint8 [size, size, 3]."""
+    draw_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    draws = augment_lib.sample_resized_crop_draws(draw_seed)
+
+    def jpeg():  # decodes the crop's blocks only
+        shape = tf.io.extract_jpeg_shape(contents)
+        box = augment_lib.resized_crop_box(shape[0], shape[1], draws)
+        return tf.image.decode_and_crop_jpeg(contents, box, channels=3)
+
+    def other():
+        image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+        box = augment_lib.resized_crop_box(tf.shape(image)[0], tf.shape(image)[1], draws)
+        return image[box[0]:box[0] + box[2], box[1]:box[1] + box[3]]
+
+    crop = tf.cond(tf.io.is_jpeg(contents), jpeg, other)
+    out = augment_lib.resize_uint8(crop, size, size)
+    if flip:
+        out = tf.cond(tf.random.stateless_uniform([], flip_seed) < 0.5,
+                      lambda: tf.reverse(out, axis=[1]), lambda: out)
+    return tf.ensure_shape(out, [size, size, 3])
+
+
+def _eval_crop(contents, size):
+    """Shorter side resized to round(size * 256 / 224), central crop: uint8 [size, size, 3]."""
+    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+    rows, cols = augment_lib.eval_resize_shape(tf.shape(image)[0], tf.shape(image)[1], size)
+    image = augment_lib.resize_uint8(image, rows, cols)
+    top, left = augment_lib.central_crop_offsets(rows, cols, size)
+    return tf.ensure_shape(image[top:top + size, left:left + size], [size, size, 3])
+
+
+def decode_example(contents, seed, size, augment, flip, views=None):
+    """One example's pixels: uint8 [size, size, 3], or [views, size, size, 3]."""
+    if not augment:
+        out = _eval_crop(contents, size)
+        return out if views is None else tf.stack([out] * views)
+    if views is None:
+        return _train_crop(contents, seed, size, flip)
+    return tf.stack([_train_crop(contents, tf.random.experimental.stateless_fold_in(seed, k),
+                                 size, flip) for k in range(views)])
+
+
+def _warn_unreadable(names):
+    """Names the unreadable files on stderr (from inside tf.data, where absl cannot log;
+    tf.print keeps the pipeline serialisable, e.g. for the tf.data service)."""
+    def warn():
+        tf.print("WARNING: unreadable image(s) left out of their batch:",
+                 tf.strings.reduce_join(names, separator=", "), output_stream=sys.stderr)
+        return tf.constant(True)
+    return tf.cond(tf.size(names) > 0, warn, lambda: tf.constant(False))
+
+
+@dataclasses.dataclass(frozen=True)
+class Reader:
+    """How a source reads a row: ``read(key) -> encoded bytes``; ``name(keys, indices)``
+    -> string [n], what a warning calls the rows."""
+    read: object
+    name: object
+
+
+def decode_slice(valid, keys, reader, decode, empty_shape):
+    """The readable rows of a slice, decoded in parallel: a dataset of one element.
+
+    Args:
+      valid: bool [L], the rows to decode (evaluation padding is not).
+      keys: string [L], what ``reader.read`` reads.
+      reader: the source's ``Reader``.
+      decode: ``(contents, row int64) -> uint8 image`` of ``empty_shape``.
+      empty_shape: shape of one decoded example.
+
+    Returns:
+      Dataset of one element (positions int64 [g], images uint8 [g, ...]): the
+      rows whose bytes read and decoded, in order; an error in one row (a missing
+      file, a corrupt or truncated image) drops that row only.
+    """
+    take = tf.where(valid)[:, 0]
+    ds = tf.data.Dataset.from_tensor_slices((take, tf.gather(keys, take)))
+    ds = ds.map(lambda r, k: (r, decode(reader.read(k), r)), num_parallel_calls=AUTOTUNE,
+                deterministic=True)
+    ds = ds.ignore_errors(log_warning=True).batch(tf.maximum(tf.size(keys, tf.int64), 1))
+    empty = tf.data.Dataset.from_tensors((tf.zeros([0], tf.int64),
+                                          tf.zeros([0] + list(empty_shape), tf.uint8)))
+    return ds.concatenate(empty).take(1)
+
+
+def repair_slice(positions, images, names, expected, train):
+    """Rows of a slice after ``decode_slice``, unreadable ones replaced or masked.
+
+    Args:
+      positions: int64 [g], the rows that decoded; images: uint8 [g, ...].
+      names: string [L], the rows' names (for the warning).
+      expected: bool [L], the rows that were to be decoded.
+      train: replace an unreadable row by the readable row ``i mod g`` (in the
+        order of the readable rows): the batch keeps its size, and labels and
+        indices follow the images (gather them at the returned source rows).
+        Else (evaluation) an unreadable row stays zeros, for the caller to mask.
+
+    Returns:
+      (source row of each output row int64 [L], images [L, ...], readable bool
+      [L], unreadable rows int32).
+    """
+    length = tf.shape(names, out_type=tf.int64)[0]
+    present = tf.scatter_nd(positions[:, None], tf.ones_like(positions, tf.bool), [length])
+    missing = expected & ~present
+    with tf.control_dependencies([_warn_unreadable(tf.boolean_mask(names, missing))]):
+        unreadable = tf.reduce_sum(tf.cast(missing, tf.int32))
+    row = tf.range(length, dtype=tf.int64)
+    if not train:
+        shape = tf.concat([[length], tf.shape(images, out_type=tf.int64)[1:]], 0)
+        return row, tf.scatter_nd(positions[:, None], images, shape), present, unreadable
+    good = tf.size(positions, out_type=tf.int64)
+    check = tf.debugging.Assert(good > 0, [
+        "every image of a batch is unreadable:", tf.strings.reduce_join(names, separator=", ")],
+        summarize=8)
+    with tf.control_dependencies([check]):
+        compact = tf.cumsum(tf.cast(present, tf.int64)) - 1
+    order = tf.where(present, compact, row % tf.maximum(good, 1))
+    return tf.gather(positions, order), tf.gather(images, order), present, unreadable
+
+
+def _layout(input_context):
+    """(replicas R, replica slices per input pipeline, first slice of this pipeline)."""
+    if input_context is None:
+        return 1, 1, 0
+    replicas = input_context.num_replicas_in_sync
+    per = replicas // input_context.num_input_pipelines
+    return replicas, per, input_context.input_pipeline_id * per
+
+
+def _cut(t, lo, per, length):
+    """Rows [lo, lo + per * length) of ``t`` as [per, length, ...]."""
+    return tf.reshape(t[lo:lo + per * length], tf.concat([[per, length], tf.shape(t)[1:]], 0))
+
+
+class StreamSource:
+    """What the folder and the TFDS sources share: decoding slices, the pipelines.
+
+    A subclass gives ``reader`` (a ``Reader``), ``size`` and the streams of keys:
+    ``_train_keys(stream, seed, start_step)`` -- global batches ``(index, key,
+    label)`` of B rows from step ``start_step`` on -- and ``_eval_keys(indices)``
+    -- the rows ``(index, key, label)`` of an ordered pass.
+    """
+    streamed = True
+
+    def __init__(self, normalization, image_size, flip):
+        self.normalization = normalization
+        self.image_size = int(image_size)
+        self.flip = bool(flip)
+        self.image_shape = (self.image_size, self.image_size, 3)
+
+    # -- training ----------------------------------------------------------------
+    def train_dataset(self, streams, *, seed, salt, start_step=0, transform=None,
+                      input_context=None):
+        """Per-replica slices of a phase's global batches (as ``pipeline.train_dataset``).
+
+        Each slice is read, decoded, augmented and (``transform``) mixed on its own
+        (module docstring); this pipeline makes its replicas' slices only, in
+        replica order, step after step. Every slice carries ``unreadable``, the
+        number of its rows that took another row's example.
+        """
+        from mixmatch_tf.data.pipeline import check_batch_divisible
+        replicas, per, first = _layout(input_context)
+        names = sorted(streams)
+        per_stream = []
+        for j, name in enumerate(names):
+            check_batch_divisible(streams[name].batch_size, replicas)
+            per_stream.append(self._stream_slices(streams[name], make_seed(seed, salt, j),
+                                                  start_step, replicas, per, first))
+        extras = {name: {k: tf.constant(v) for k, v in streams[name].extras.items()}
+                  for name in names}
+
+        def assemble(*slices):
+            batch = {}
+            for name, (_, _, out) in zip(names, slices):
+                out = dict(out)
+                for k, values in extras[name].items():
+                    out[k] = tf.gather(values, out["index"])
+                batch[name] = out
+            step, replica = slices[0][0], slices[0][1]
+            if transform is not None:
+                batch = transform(batch, make_seed(seed, salt, -1, step, replica), self)
+            return batch
+
+        ds = tf.data.Dataset.zip(tuple(per_stream))
+        ds = ds.map(assemble, num_parallel_calls=AUTOTUNE, deterministic=True)
+        options = tf.data.Options()
+        options.deterministic = True
+        return ds.with_options(options).prefetch(AUTOTUNE)
+
+    def _stream_slices(self, stream, stream_seed, start_step, replicas, per, first):
+        """(step, replica, slice) of one stream: this pipeline's slices in order."""
+        length = stream.batch_size // replicas
+        size, flip, views, augment = self.image_size, self.flip, stream.views, stream.augment
+        shape = self.image_shape if views is None else (views,) + self.image_shape
+        steps = tf.data.Dataset.range(start_step, np.iinfo(np.int64).max)
+        lo = first * length
+
+        def slices(step, batch):
+            index, key, label = batch
+            return tf.data.Dataset.from_tensor_slices(
+                (tf.fill([per], step), tf.range(first, first + per, dtype=tf.int64),
+                 _cut(index, lo, per, length), _cut(key, lo, per, length),
+                 _cut(label, lo, per, length)))
+
+        def decode_rows(step, replica, index, key, label):
+            step_seed = tf.random.experimental.stateless_fold_in(stream_seed, step)
+            offset = replica * length  # the slice's first row in the global batch
+
+            def decode(contents, row):
+                seed = tf.random.experimental.stateless_fold_in(step_seed, offset + row)
+                return decode_example(contents, seed, size, augment, flip, views)
+            good = decode_slice(tf.ones_like(index, tf.bool), key, self.reader, decode, shape)
+            return good.map(lambda pos, img: (step, replica, index, key, label, pos, img))
+
+        def repair(step, replica, index, key, label, pos, images):
+            source, images, _, unreadable = repair_slice(
+                pos, images, self.reader.name(key, index), tf.ones_like(index, tf.bool),
+                train=True)
+            out = {"image": normalize(images, self.normalization),
+                   "index": tf.gather(index, source), "unreadable": unreadable}
+            if stream.with_labels:
+                out["label"] = tf.gather(label, source)
+            return step, replica, out
+
+        keys = self._train_keys(stream, stream_seed, start_step)
+        ds = tf.data.Dataset.zip((steps, keys)).flat_map(slices)
+        ds = ds.interleave(decode_rows, num_parallel_calls=AUTOTUNE, deterministic=True)
+        return ds.map(repair, num_parallel_calls=AUTOTUNE, deterministic=True)
+
+    # -- evaluation --------------------------------------------------------------
+    def eval_dataset(self, batch_size, indices=None, extras=None, input_context=None, raw=False):
+        """An ordered, un-augmented pass padded to whole global batches (as
+        ``pipeline.eval_dataset``): ``mask`` is False on padding and on unreadable
+        images, and each slice counts its unreadable images in ``unreadable``."""
+        replicas, per, first = _layout(input_context)
+        batch_size = max(replicas, batch_size - batch_size % replicas)
+        length = batch_size // replicas
+        lo = first * length
+        size = self.image_size
+        extras = {k: tf.constant(v) for k, v in (extras or {}).items()}
+        rows, n = self._eval_keys(indices)
+        padding = -(-n // batch_size) * batch_size - n
+        pad = tf.data.Dataset.from_tensors(
+            (tf.constant(0, tf.int64), tf.constant(""), tf.constant(-1, tf.int64))).repeat(padding)
+        ds = rows.map(lambda i, k, y: (i, k, y, tf.constant(True)))
+        ds = ds.concatenate(pad.map(lambda i, k, y: (i, k, y, tf.constant(False))))
+
+        def slices(index, key, label, mask):
+            return tf.data.Dataset.from_tensor_slices(tuple(
+                _cut(t, lo, per, length) for t in (index, key, label, mask)))
+
+        def decode_rows(index, key, label, mask):
+            good = decode_slice(mask, key, self.reader, lambda c, r: _eval_crop(c, size),
+                                self.image_shape)
+            return good.map(lambda pos, img: (index, key, label, mask, pos, img))
+
+        def repair(index, key, label, mask, pos, images):
+            _, images, present, unreadable = repair_slice(
+                pos, images, self.reader.name(key, index), mask, train=False)
+            out = {"image": images if raw else normalize(images, self.normalization),
+                   "index": index, "label": label, "mask": mask & present,
+                   "unreadable": unreadable}
+            for k, values in extras.items():
+                out[k] = tf.gather(values, index)
+            return out
+
+        ds = ds.batch(batch_size).flat_map(slices)
+        ds = ds.interleave(decode_rows, num_parallel_calls=AUTOTUNE, deterministic=True)
+        return ds.map(repair, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE)
+
+    def sample_images(self, count):
+        """uint8 [n <= count, S, S, 3]: evaluation crops of up to ``count`` examples
+        spread over the source (``_sample_indices``), unreadable ones left out."""
+        images = [b["image"].numpy()[b["mask"].numpy()]
+                  for b in self.eval_dataset(64, indices=self._sample_indices(count), raw=True)]
+        return np.concatenate(images)
+
+    def fetch(self, indices, **unused):
+        """Normalised evaluation crops of the examples at ``indices``, eagerly (for
+        ``Passes.fetch_images``); unreadable files are left out with a warning."""
+        del unused
+        if not tf.executing_eagerly():
+            raise RuntimeError("a streamed source fetches images eagerly only")
+        indices = np.asarray(indices, np.int64)
+        parts, index = [], []
+        for b in self.eval_dataset(max(1, len(indices)), indices=indices):
+            mask = b["mask"].numpy()
+            parts.append(b["image"].numpy()[mask])
+            index.append(b["index"].numpy()[mask])
+        return {"image": tf.constant(np.concatenate(parts)),
+                "index": tf.constant(np.concatenate(index))}
+
+
+class FileSource(StreamSource):
+    """Images read from files by index: it holds the paths and labels, never pixels.
+
+    Args:
+      paths: str [N], one file per example.
+      labels: int [N].
+      normalization: applied to the decoded, augmented uint8 crops.
+      image_size: the side of the square crops.
+      flip: random horizontal flips in training.
+    """
+
+    def __init__(self, paths, labels, normalization, image_size, flip=True):
+        super().__init__(normalization, image_size, flip)
+        self.paths = np.asarray(paths).astype(str)
+        self.labels = np.asarray(labels, np.int64)
+        self.size = len(self.paths)
+        with tf.init_scope():
+            self._paths = tf.constant(self.paths)
+            self._labels = tf.constant(self.labels)
+        self.reader = Reader(read=tf.io.read_file, name=lambda keys, indices: keys)
+
+    def _rows(self, indices):
+        return (indices, tf.gather(self._paths, indices), tf.gather(self._labels, indices))
+
+    def _train_keys(self, stream, stream_seed, start_step):
+        from mixmatch_tf.data.pipeline import _index_batches
+        batches = _index_batches(stream.indices, stream.batch_size, stream_seed, start_step)
+        return batches.map(self._rows)
+
+    def _eval_keys(self, indices):
+        indices = (np.arange(self.size, dtype=np.int64) if indices is None
+                   else np.asarray(indices, np.int64))
+        return tf.data.Dataset.from_tensor_slices(indices).map(self._rows), len(indices)
+
+    def _sample_indices(self, count):
+        return np.unique(np.linspace(0, self.size - 1, min(count, self.size)).astype(np.int64))
+
+
+class TfdsSource(StreamSource):
+    """A TFDS split read in its stored order, records decoded as training consumes them.
+
+    An example's index is its position in the stored order. Streams draw from the
+    whole split (TFDS files have no random access: a labeled subset, say, needs a
+    folder); an epoch reads the split through a shuffle buffer of
+    ``TFDS_SHUFFLE_BUFFER`` examples reseeded per epoch.
+    """
+
+    def __init__(self, splits, split, size, normalization, image_size, flip=True):
+        super().__init__(normalization, image_size, flip)
+        self.splits, self.split, self.size = splits, split, int(size)
+        prefix = f"{splits.name} {split} example "
+        self.reader = Reader(read=lambda key: key, name=lambda keys, indices: tf.strings.join(
+            [prefix, tf.strings.as_string(indices)]))
+
+    def _records(self):
+        """(index, encoded image, label) in stored order."""
+        return _tfds_records(self.splits, self.split).enumerate().map(
+            lambda i, x: (i, x[0], x[1]))
+
+    def _train_keys(self, stream, stream_seed, start_step):
+        indices = np.asarray(stream.indices)
+        if len(indices) != self.size or not np.array_equal(np.sort(indices),
+                                                           np.arange(self.size)):
+            raise ValueError(f"{self.splits.name}: a TFDS stream draws from the whole split "
+                             f"({self.size} examples), not from a subset of "
+                             f"{len(indices)}; TFDS files have no random access (stream a "
+                             "folder of images, or load the data into memory, --stream=false)")
+        records, size = self._records(), self.size
+        buffer = min(TFDS_SHUFFLE_BUFFER, size)
+        first_epoch, skip = divmod(int(start_step) * int(stream.batch_size), size)
+
+        def epoch(e):
+            epoch_seed = tf.random.experimental.stateless_fold_in(stream_seed, e)[0]
+            return records.shuffle(buffer, seed=epoch_seed, reshuffle_each_iteration=False)
+        ds = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(epoch)
+        # The records before the resumed step are read, not decoded.
+        return ds.skip(skip).batch(stream.batch_size, drop_remainder=True)
+
+    def _eval_keys(self, indices):
+        n = self.size if indices is None else len(indices)
+        if indices is not None and not np.array_equal(np.asarray(indices), np.arange(n)):
+            raise ValueError(f"{self.splits.name}: a TFDS split is read in its stored order "
+                             "from the start; passes over other examples need a folder")
+        return self._records().take(n), n
+
+    def _sample_indices(self, count):
+        return np.arange(min(count, self.size), dtype=np.int64)
+
+    def fetch(self, indices, **unused):
+        raise ValueError(f"{self.splits.name}: fetching examples by index needs random access, "
+                         "which TFDS files do not have; stream a folder of images instead, or "
+                         "load the data into memory (--stream=false)")

@@ -1,0 +1,369 @@
+"""Streamed data: paths not pixels, ImageNet crops, the same stream on resume and on any
+split of replicas over workers, unreadable files, TFDS through mock_data, and
+scripts/train.py on a generated ImageNet-layout folder, killed and resumed."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import ROOT, checkpoint_weights, run_script
+from mixmatch_tf.data import augment, sources, streaming
+from mixmatch_tf.data.pipeline import Stream, eval_dataset, train_dataset
+from mixmatch_tf.data.preprocess import Normalization
+
+IDENTITY = Normalization(mean=(0.0,) * 3, std=(1.0,) * 3)
+
+
+def make_imagenet_folder(root, classes=3, train=6, val=2, seed=0, sizes=(20, 40)):
+    """DIR/train/<wnid>/*.JPEG and DIR/val/<wnid>/*.JPEG of random sizes; class c is tinted."""
+    rng = np.random.RandomState(seed)
+    for split, n in (("train", train), ("val", val)):
+        for c in range(classes):
+            folder = os.path.join(root, split, f"n{c:08d}")
+            os.makedirs(folder, exist_ok=True)
+            for i in range(n):
+                h, w = rng.randint(*sizes), rng.randint(*sizes)
+                tint = np.array([80 * c, 120, 230 - 80 * c], np.float64)
+                image = np.clip(rng.rand(h, w, 3) * 40 + tint, 0, 255).astype(np.uint8)
+                tf.io.write_file(os.path.join(folder, f"n{c:08d}_{i}.JPEG"),
+                                 tf.io.encode_jpeg(image, quality=95))
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def imagenet_folder(tmp_path_factory):
+    return make_imagenet_folder(tmp_path_factory.mktemp("imagenet"))
+
+
+# --------------------------------------------------------------------- ImageNet crops
+def test_resized_crop_box_follows_torchvision_with_hand_values():
+    # 100 x 200 image. Attempt 1: area 0.08 + 0.5 * 0.92 = 0.54 of 20000 = 10800 at
+    # ratio exp(0) = 1 gives 104 x 104, taller than 100: rejected. Attempt 2: area
+    # 0.08 * 20000 = 1600 gives 40 x 40, placed at floor(0.5 * 61) = 30,
+    # floor(0.5 * 161) = 80.
+    draws = tf.constant([[0.5, 0.5, 0.25, 0.75], [0.0, 0.5, 0.5, 0.5]] + [[0.0] * 4] * 8)
+    assert augment.resized_crop_box(100, 200, draws).numpy().tolist() == [30, 80, 40, 40]
+    # Aspect ratio 4/3 at u = 1: w = round(sqrt(1600 * 4/3)) = 46, h = round(sqrt(1200)) = 35.
+    draws = tf.constant([[0.0, 1.0, 0.0, 1.0 - 1e-7]] + [[0.0] * 4] * 9)
+    assert augment.resized_crop_box(100, 200, draws).numpy().tolist() == [0, 154, 35, 46]
+    # Nothing fits a 10 x 100 strip (32 x 32 each time): the central crop with the
+    # ratio clamped to 4/3: h 10, w round(13.33) = 13, left floor(87 / 2) = 43.
+    draws = tf.constant([[1.0, 0.5, 0.0, 0.0]] * 10)
+    assert augment.resized_crop_box(10, 100, draws).numpy().tolist() == [0, 43, 10, 13]
+    # A tall 100 x 10 strip: w 10, h round(10 / 0.75) = 13, top floor(87 / 2) = 43.
+    assert augment.resized_crop_box(100, 10, draws).numpy().tolist() == [43, 0, 13, 10]
+
+
+def test_resized_crops_cover_8_to_100_percent_at_ratios_3_4_to_4_3():
+    boxes = np.array([augment.resized_crop_box(
+        300, 400, augment.sample_resized_crop_draws(tf.constant([i, 7], tf.int64))).numpy()
+        for i in range(120)])
+    top, left, h, w = boxes.T
+    assert np.all(top >= 0) and np.all(left >= 0) and np.all(top + h <= 300)
+    assert np.all(left + w <= 400)
+    area, ratio = h * w / 120000.0, w / h
+    assert area.min() >= 0.07 and area.max() <= 1.0 and area.max() > 0.6
+    assert ratio.min() >= 0.74 and ratio.max() <= 1.35 and ratio.min() < 0.8 < 1.25 < ratio.max()
+
+
+def test_eval_transform_resizes_the_shorter_side_and_takes_the_central_crop():
+    # 300 x 400 -> 256 x int(256 * 4 / 3) = 341; crop top round(16) = 16, left
+    # round(58.5) = 58 (halves to even, as Python's round in torchvision).
+    rows, cols = augment.eval_resize_shape(300, 400, 224)
+    assert (int(rows), int(cols)) == (256, 341)
+    assert [int(v) for v in augment.central_crop_offsets(rows, cols, 224)] == [16, 58]
+    rows, cols = augment.eval_resize_shape(500, 375, 224)
+    assert (int(rows), int(cols)) == (341, 256)
+    # A column ramp stays a ramp: the central crop of a horizontal gradient.
+    ramp = np.tile(np.arange(64, dtype=np.uint8)[None, :, None] * 4, (32, 1, 3))
+    out = streaming.decode_example(tf.io.encode_png(ramp), None, 14, augment=False, flip=False)
+    row = out.numpy()[7, :, 0].astype(int)
+    assert out.shape == (14, 14, 3) and np.all(np.diff(row) > 0)
+
+
+def test_jpeg_crops_decode_only_the_crop_and_equal_decoding_everything():
+    image = np.random.RandomState(0).randint(0, 256, (50, 70, 3)).astype(np.uint8)
+    edges = 0
+    for subsampled in (False, True):
+        jpeg = tf.io.encode_jpeg(image, quality=90, chroma_downsampling=subsampled)
+        png = tf.io.encode_png(tf.io.decode_jpeg(jpeg, channels=3))  # same pixels, other path
+        for i in range(6):
+            seed = tf.constant([i, 3], tf.int64)
+            a = streaming.decode_example(jpeg, seed, 24, augment=True, flip=False).numpy()
+            b = streaming.decode_example(png, seed, 24, augment=True, flip=False).numpy()
+            if not subsampled:
+                np.testing.assert_array_equal(a, b)
+                continue
+            # 4:2:0 chroma: libjpeg upsamples the chroma at the edge of the decoded
+            # window from the window alone, so the crop's first or last column may
+            # differ (and, after the resize, the output's); nothing else does.
+            np.testing.assert_array_equal(a[:, 1:-1], b[:, 1:-1])
+            edges += int(np.any(a != b))
+    assert edges > 0  # the case is exercised
+
+
+# ----------------------------------------------------------------------- the source
+def test_a_streamed_folder_holds_file_paths_not_pixels(imagenet_folder):
+    data = sources.load_dataset(f"folder:{imagenet_folder}", stream="true", image_size=16)
+    assert isinstance(data, streaming.StreamedData)
+    assert data.train_images is None and data.test_images is None
+    assert (data.num_train, data.num_test, data.image_shape) == (18, 6, (16, 16, 3))
+    assert data.train_files[0].endswith("train/n00000000/n00000000_0.JPEG")
+    assert data.test_files[-1].endswith("val/n00000002/n00000002_1.JPEG")
+    assert data.train_labels.tolist() == [0] * 6 + [1] * 6 + [2] * 6
+    train, test = data.sources(IDENTITY)
+    for source in (train, test):
+        # what the source holds: the paths, the labels and scalars -- no pixels
+        for name, value in vars(source).items():
+            if isinstance(value, (np.ndarray, tf.Tensor)):
+                assert np.asarray(value).dtype.kind in "UiO" or value.dtype in (
+                    tf.string, tf.int64), name
+                assert np.asarray(value).size == source.size, name
+    assert train.paths.tolist() == data.train_files.tolist()
+
+
+def test_the_listing_refuses_what_the_in_memory_loader_refuses(tmp_path):
+    make_imagenet_folder(tmp_path, classes=1, train=2, val=1)
+    os.makedirs(tmp_path / "train" / "n00000000" / "folder.JPEG")
+    with pytest.raises(ValueError, match="folder.JPEG: is a folder, not an image"):
+        streaming.list_image_folder(str(tmp_path / "train"))
+    os.rmdir(tmp_path / "train" / "n00000000" / "folder.JPEG")
+    os.symlink(tmp_path / "gone.JPEG", tmp_path / "train" / "n00000000" / "link.JPEG")
+    with pytest.raises(ValueError, match="link.JPEG: is a broken symbolic link"):
+        sources.load_dataset(f"folder:{tmp_path}", stream="true")
+    os.makedirs(tmp_path / "empty" / "a")
+    with pytest.raises(ValueError, match="class folder holds no images"):
+        streaming.list_image_folder(str(tmp_path / "empty"))
+
+
+def test_auto_streams_images_of_several_sizes_or_over_the_memory_budget(tmp_path,
+                                                                        imagenet_folder):
+    auto = sources.load_dataset(f"folder:{imagenet_folder}")  # sizes differ
+    assert isinstance(auto, streaming.StreamedData) and auto.image_size == 224
+    same = make_imagenet_folder(tmp_path / "same", classes=2, train=3, val=1, sizes=(12, 13))
+    data = sources.load_dataset(f"folder:{same}")
+    assert isinstance(data, sources.ImageData) and data.train_images.shape == (6, 12, 12, 3)
+    assert data.num_train == 6 and len(data.test_labels) == 2  # train/ and val/ are the splits
+    paths, _, _ = streaming.list_image_folder(os.path.join(same, "train"))
+    assert streaming.should_stream(paths, budget=6 * 12 * 12 * 3)[0] is False
+    stream, why = streaming.should_stream(paths, budget=6 * 12 * 12 * 3 - 1)
+    assert stream and "over the" in why
+    with pytest.raises(ValueError, match="--image_size=32 sets the crop size of streamed data"):
+        sources.load_dataset(f"folder:{same}", image_size=32)
+    with pytest.raises(ValueError, match="images differ in shape.*--stream=true"):
+        sources.load_dataset(f"folder:{imagenet_folder}", stream="false")
+
+
+def _batches(source, start_step, count, context=None, batch_size=6):
+    stream = {"train": Stream(indices=np.arange(source.size), batch_size=batch_size)}
+    ds = train_dataset(source, stream, seed=3, salt=0, start_step=start_step,
+                       input_context=context)
+    return [{k: v.numpy() for k, v in b["train"].items()} for b in ds.take(count)]
+
+
+def test_the_stream_is_a_function_of_seed_and_step_and_of_nothing_else(imagenet_folder):
+    data = sources.load_dataset(f"folder:{imagenet_folder}", stream="true", image_size=16)
+    source = data.sources(IDENTITY)[0]
+    run = _batches(source, 0, 5)
+    resumed = _batches(source, 3, 2)  # a resume at step 3 (an epoch is 3 steps of 6)
+    for a, b in zip(run[3:], resumed):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    # each epoch is a permutation of the 18 files; crops differ from epoch to epoch
+    first = np.concatenate([b["index"] for b in run[:3]])
+    assert sorted(first) == list(range(18))
+    assert not np.array_equal(run[0]["image"], run[3]["image"])
+    # two replicas: one pipeline making both slices, or two pipelines (two workers)
+    # making one each, give the very same slices
+    one = _batches(source, 0, 4, tf.distribute.InputContext(1, 0, 2))
+    workers = [_batches(source, 0, 2, tf.distribute.InputContext(2, i, 2)) for i in range(2)]
+    for step in range(2):
+        for replica in range(2):
+            for k in one[0]:
+                np.testing.assert_array_equal(one[2 * step + replica][k],
+                                              workers[replica][step][k], err_msg=k)
+        # and the two slices are the halves of the one-replica batch
+        for k in ("index", "image", "label"):
+            np.testing.assert_array_equal(
+                np.concatenate([one[2 * step][k], one[2 * step + 1][k]]), run[step][k])
+
+
+def test_several_views_unlabeled_streams_and_extras(imagenet_folder):
+    """What the SSL methods ask of a stream: K augmented views, no labels, extras by index."""
+    data = sources.load_dataset(f"folder:{imagenet_folder}", stream="true", image_size=8)
+    source = data.sources(IDENTITY)[0]
+    extra = np.arange(18, dtype=np.float32) * 10
+    streams = {"x": Stream(indices=np.arange(0, 18, 2), batch_size=4),
+               "u": Stream(indices=np.arange(1, 18, 2), batch_size=4, views=2,
+                           with_labels=False, extras={"w": extra})}
+    batch = next(iter(train_dataset(source, streams, seed=0, salt=1)))
+    x, u = batch["x"], batch["u"]
+    assert x["image"].shape == (4, 8, 8, 3) and np.all(x["index"].numpy() % 2 == 0)
+    assert u["image"].shape == (4, 2, 8, 8, 3) and "label" not in u
+    assert np.all(u["index"].numpy() % 2 == 1)
+    np.testing.assert_array_equal(u["w"].numpy(), extra[u["index"].numpy()])
+    assert not np.array_equal(u["image"][:, 0].numpy(), u["image"][:, 1].numpy())
+
+
+def test_an_unreadable_file_is_named_replaced_and_counted(tmp_path, capfd):
+    root = make_imagenet_folder(tmp_path / "d", classes=2, train=4, val=2)
+    bad = os.path.join(root, "train", "n00000001", "n00000001_2.JPEG")
+    with open(bad, "wb") as f:
+        f.write(b"\xff\xd8\xff\xe0 not a jpeg")
+    truncated = os.path.join(root, "val", "n00000000", "n00000000_1.JPEG")
+    with open(truncated, "r+b") as f:
+        f.truncate(40)
+    data = sources.load_dataset(f"folder:{root}", stream="true", image_size=16)
+    source, test = data.sources(IDENTITY)
+    batches = _batches(source, 0, 4, batch_size=4)  # two epochs of the 8 files
+    bad_index = data.train_files.tolist().index(bad)
+    drawn = [b for b in batches if b["unreadable"]]
+    assert len(drawn) == 2 and all(int(b["unreadable"]) == 1 for b in drawn)  # once per epoch
+    for b in batches:
+        assert b["image"].shape == (4, 16, 16, 3) and bad_index not in b["index"]
+        # labels follow the images: each row is a real example, label and index agree
+        assert np.array_equal(b["label"], data.train_labels[b["index"]])
+    assert bad in capfd.readouterr().err
+    passes = list(eval_dataset(test, 3))
+    mask = np.concatenate([b["mask"].numpy() for b in passes])
+    index = np.concatenate([b["index"].numpy() for b in passes])
+    assert mask.tolist() == [True, False, True, True, False, False]  # unreadable, padding
+    assert index[1] == data.test_files.tolist().index(truncated)
+    assert sum(int(b["unreadable"]) for b in passes) == 1
+    assert truncated in capfd.readouterr().err
+
+
+# ----------------------------------------------------------------------------- TFDS
+def test_imagenet2012_streams_through_tfds_and_says_how_to_build_it(tmp_path):
+    import tensorflow_datasets as tfds
+    with pytest.raises(sources.DataNotPreparedError) as e:
+        sources.load_dataset("imagenet2012", data_dir=str(tmp_path))
+    message = str(e.value)
+    for part in ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar", "--manual_dir",
+                 "tfds build imagenet2012", str(tmp_path), "--dataset=folder:DIR"):
+        assert part in message
+    with tfds.testing.mock_data(num_examples=10):
+        data = sources.load_dataset("imagenet2012", data_dir=str(tmp_path), image_size=16)
+        assert isinstance(data, streaming.StreamedData) and data.train_labels is None
+        assert (data.num_train, data.num_test, data.num_classes) == (10, 10, 1000)
+        source, test = data.sources(IDENTITY)
+        run = _batches(source, 0, 4, batch_size=4)
+        resumed = _batches(source, 2, 2, batch_size=4)
+        for a, b in zip(run[2:], resumed):
+            for k in a:
+                np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+        first = np.concatenate([b["index"] for b in run[:2]])
+        assert len(set(first)) == 8 and first.max() < 10
+        assert all(b["image"].shape == (4, 16, 16, 3) for b in run)
+        passes = list(eval_dataset(test, 4))
+        assert np.concatenate([b["index"].numpy() for b in passes])[:10].tolist() == list(
+            range(10))
+        assert np.concatenate([b["mask"].numpy() for b in passes]).sum() == 10
+        with pytest.raises(ValueError, match="whole split"):  # no random access
+            train_dataset(source, {"t": Stream(indices=np.arange(5), batch_size=4)}, seed=0,
+                          salt=0)
+
+
+# --------------------------------------------------------------------- the script
+def _train_args(folder, **extra):
+    args = {"method": "mixup", "dataset": f"folder:{folder}", "model": "small_cnn",
+            "image_size": 16, "batch_size": 6, "train_steps": 8, "checkpoint_every": 4,
+            "steps_per_call": 2, "eval_every": 4, "eval_batch_size": 6, "seed": 2}
+    args.update(extra)
+    return ["scripts/train.py"] + [f"--{k}={v}" for k, v in args.items()]
+
+
+def test_train_script_streams_a_folder_and_resumes_after_a_kill(tmp_path, imagenet_folder):
+    args = _train_args(imagenet_folder)
+    killed = tmp_path / "killed"
+    # the uninterrupted run and the one to kill side by side
+    full = subprocess.Popen([sys.executable] + args + [f"--model_dir={tmp_path / 'full'}"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable] + args + [f"--model_dir={killed}"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not os.path.exists(killed / "ckpt" / "ckpt-4.index") and time.time() < deadline:
+        assert proc.poll() is None, "the run ended before the kill"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not os.path.exists(killed / "metrics.json")
+    resumed = run_script(args + [f"--model_dir={killed}"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resumed from" in resumed.stderr
+    _, err = full.communicate(timeout=600)
+    assert full.returncode == 0, err[-3000:]
+    a = json.load(open(tmp_path / "full" / "metrics.json"))
+    b = json.load(open(killed / "metrics.json"))
+    assert a["steps"] == b["steps"] == 8 and a["unreadable_images"] == 0
+    assert a["evals"] == b["evals"]
+    run = json.load(open(killed / "run.json"))
+    assert run["data_options"] == {"stream": "true", "image_size": 16}
+    wa, wb = checkpoint_weights(tmp_path / "full"), checkpoint_weights(killed)
+    assert wa.keys() == wb.keys() and wa
+    for k in wa:
+        np.testing.assert_allclose(wa[k], wb[k], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+@pytest.mark.slow
+def test_resnet50_trains_a_step_on_a_streamed_imagenet_folder(tmp_path, imagenet_folder):
+    """The issue's command with the ImageNet network (about a minute on 2 cores; the fast
+    test above proves the same path with the small CNN)."""
+    out = run_script(_train_args(imagenet_folder, model="resnet50", image_size=32,
+                                 batch_size=2, train_steps=1, eval_every=1, eval_batch_size=2)
+                     + [f"--model_dir={tmp_path}"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    metrics = json.load(open(tmp_path / "metrics.json"))
+    assert metrics["model"] == "resnet50" and metrics["steps"] == 1
+
+
+# ---------------------------------------------------------------- the trainer's numbers
+def test_training_goes_on_past_an_unreadable_file_and_counts_it(tmp_path, one_replica, capfd):
+    from mixmatch_tf.training import RunConfig, Trainer
+    root = make_imagenet_folder(tmp_path / "d", classes=2, train=4, val=2)
+    bad = os.path.join(root, "train", "n00000000", "n00000000_3.JPEG")
+    with open(bad, "wb") as f:
+        f.write(b"GIF89a this is no image")
+    with open(os.path.join(root, "val", "n00000001", "n00000001_0.JPEG"), "wb") as f:
+        f.write(b"")
+    data = sources.load_dataset(f"folder:{root}", stream="true", image_size=8)
+    run = RunConfig(model_dir=str(tmp_path / "run"), eval_batch_size=4, steps_per_call=2)
+    trainer = Trainer("erm", data, run, strategy=one_replica,
+                      config={"model": "small_cnn", "batch_size": 4, "train_steps": 6,
+                              "eval_every": 6})
+    metrics = trainer.fit()
+    assert metrics["steps"] == 6 and metrics["complete"]
+    assert metrics["unreadable_images"] == 3  # drawn once in each of the 3 epochs of 8 files
+    assert metrics["evals"][-1]["unreadable_test_images"] == 1
+    assert bad in capfd.readouterr().err
+
+
+def test_top5_error_beside_the_top1_error_with_more_than_ten_classes(one_replica):
+    from mixmatch_tf.data.pipeline import ArraySource
+    from mixmatch_tf.training.passes import Passes
+    labels = np.arange(12)
+    images = np.zeros((12, 2, 2, 1), np.uint8) + labels[:, None, None, None].astype(np.uint8)
+    norm = Normalization(mean=(0.0,), std=(1.0,))
+    source = ArraySource(images, labels, norm)
+    passes = Passes(one_replica, norm, source, source, 12, batch_size=5)
+    # the true class of image y is ranked (y mod 7)-th: top-1 hits y in {0, 7},
+    # top-5 misses y in {5, 6}; 83.33% and 16.67% error
+    ranks = labels % 7
+    probs = np.zeros((12, 12), np.float32)
+    for y in labels:
+        others = [c for c in range(12) if c != y]
+        order = others[:ranks[y]] + [y] + others[ranks[y]:]
+        probs[y, order] = np.linspace(1.0, 0.1, 12)
+    table = tf.constant(probs)
+
+    def predict(x):
+        return tf.gather(table, tf.cast(tf.round(x[:, 0, 0, 0]), tf.int32))
+    error, _ = passes.test_error(predict)
+    assert error == pytest.approx(100 * 10 / 12)
+    assert passes.last_details["top5_test_error"] == pytest.approx(100 * 2 / 12)
