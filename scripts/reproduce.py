@@ -22,6 +22,9 @@ flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of every run.")
 flags.DEFINE_string("output_dir", None, "Default: runs/reproduce/<suite>.")
 flags.DEFINE_integer("jobs", os.cpu_count() or 1, "Runs in parallel.")
 flags.DEFINE_string("data_dir", None, "TFDS folder for the CIFAR/SVHN/STL suites.")
+flags.DEFINE_string("train_flags", "", "train.py flags appended to every run of the suite, "
+                    "after its own (they win): e.g. \"--dataset=folder:/data/imagenet "
+                    "--precision=mixed_float16\" for imagenet_mixup on GPUs.")
 flags.DEFINE_bool("report_only", False, "Only (re)write the report from finished runs.")
 flags.DEFINE_list("only", [], "Run only the runs whose id (row--column--seedS, as in "
                   "OUTPUT_DIR/runs/) contains one of these substrings, e.g. "
@@ -58,7 +61,8 @@ def main(argv):
                                  f"the runs {', '.join(s.run_id for s in specs)}")
         print(f"suite {suite.name}: {len(chosen)} runs, {FLAGS.jobs} at a time, in {output_dir}",
               flush=True)
-        failed = run_suite(chosen, output_dir, jobs=FLAGS.jobs, data_dir=FLAGS.data_dir)
+        failed = run_suite(chosen, output_dir, jobs=FLAGS.jobs, data_dir=FLAGS.data_dir,
+                           extra_args=shlex.split(FLAGS.train_flags))
     text = write_report(suite, specs, output_dir, command)
     print(text)
     print(f"\nreport: {os.path.join(output_dir, 'REPORT.md')}")

@@ -210,6 +210,47 @@ _OFFICIAL_COTEACHING = {
 
 OFFICIAL = {**_OFFICIAL_MIXMATCH, **_OFFICIAL_BASELINES, **_OFFICIAL_DIVIDEMIX,
             **_OFFICIAL_MIXUP, **_OFFICIAL_COTEACHING}
+
+# The mixup paper's Table 1 (ImageNet-2012), section 3.1: "data-parallel distributed training
+# in Caffe2 with a minibatch size of 1,024 ... the learning rate is increased linearly from 0.1
+# to 0.4 during the first 5 epochs, and it is then divided by 10 after 30, 60 and 80 epochs when
+# training for 90 epochs; or after 60, 120 and 180 epochs when training for 200 epochs";
+# alpha 0.2 for the ResNets, 0.4 for the ResNeXts (Table 1). Momentum 0.9 and weight decay
+# 1e-4, not applied to batch norm's gamma and beta, are Goyal et al.'s (the schedule the paper
+# cites; the paper states neither). ERM rows: the same recipe without mixup.
+_IMAGENET = dict(dataset="imagenet2012", batch_size=1024, learning_rate=0.4,
+                 lr_warmup_epochs=5.0, lr_warmup_from=0.1, momentum=0.9, weight_decay=1e-4,
+                 weight_decay_bn=False, lr_decay_factor=0.1)
+_IMAGENET_DECAY = {90: (30.0, 60.0, 80.0), 200: (60.0, 120.0, 180.0)}
+_TABLE1 = [("resnet50", 0.2, 90), ("resnet101", 0.2, 90), ("resnext101_32x4d", 0.4, 90),
+           ("resnext101_64x4d", 0.4, 90), ("resnet50", 0.2, 200), ("resnet101", 0.2, 200),
+           ("resnext101_32x4d", 0.4, 200)]
+PAPER_IMAGENET = {}
+for _model, _alpha, _epochs in _TABLE1:
+    _cell = dict(_IMAGENET, model=_model, epochs=float(_epochs),
+                 lr_decay_epochs=_IMAGENET_DECAY[_epochs])
+    PAPER_IMAGENET[f"mixup_imagenet/erm_{_model}_{_epochs}ep"] = dict(_cell, method="erm")
+    PAPER_IMAGENET[f"mixup_imagenet/mixup_{_model}_{_epochs}ep"] = dict(
+        _cell, method="mixup", mixup_alpha=_alpha)
+
+# Figure 3 (CIFAR), section 3.2: "200 epochs ... 128 examples per minibatch ... Learning rates
+# start at 0.1 and are divided by 10 after 100 and 150 epochs for all models except WideResNet.
+# For WideResNet, we follow (Zagoruyko & Komodakis, 2016a) and divide the learning rate by 10
+# after 60, 120 and 180 epochs. Weight decay is set to 10^-4. We do not use dropout"; alpha 1;
+# SGD momentum 0.9 (mixup-cifar10's train.py).
+PAPER_CIFAR_ARCHS = {}
+for _dataset in ("cifar10", "cifar100"):
+    for _model in ("preact_resnet18", "wrn28_10", "densenet_bc_190"):
+        _cell = dict(dataset=_dataset, model=_model, batch_size=128, learning_rate=0.1,
+                     momentum=0.9, weight_decay=1e-4, weight_decay_bn=True, epochs=200.0,
+                     lr_decay_factor=0.1, dropout=0.0, lr_warmup_epochs=0.0)
+        if _model == "wrn28_10":
+            _cell["lr_decay_epochs"] = (60.0, 120.0, 180.0)
+        else:
+            _cell.update(lr_decay_at=(0.5, 0.75), lr_decay_epochs=())
+        PAPER_CIFAR_ARCHS[f"mixup_cifar_archs/erm_{_model}_{_dataset}"] = dict(_cell, method="erm")
+        PAPER_CIFAR_ARCHS[f"mixup_cifar_archs/mixup_{_model}_{_dataset}"] = dict(
+            _cell, method="mixup", mixup_alpha=1.0)
 # Presets of our own (the bundled digits), with no official counterpart.
 OWN_PRESETS = {"mixmatch_digits", "dividemix_digits_sym50"}
 
@@ -235,6 +276,44 @@ def test_preset_matches_the_official_scripts(preset, monkeypatch):
     values = _resolved(preset)
     wrong = {k: (values[k], v) for k, v in OFFICIAL[preset].items() if values[k] != v}
     assert not wrong, f"{preset}: field -> (ours, official): {wrong}"
+
+
+def test_every_table_1_row_and_figure_3_cell_has_a_preset():
+    folders = {p for p in PRESETS if p.startswith(("mixup_imagenet/", "mixup_cifar_archs/"))}
+    assert folders == set(PAPER_IMAGENET) | set(PAPER_CIFAR_ARCHS)
+    assert len(PAPER_IMAGENET) == 14 and len(PAPER_CIFAR_ARCHS) == 12
+
+
+@pytest.mark.parametrize("preset", sorted(PAPER_IMAGENET) + sorted(PAPER_CIFAR_ARCHS))
+def test_mixup_paper_presets_match_the_paper(preset, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    values = _resolved(preset)
+    values["method"] = FLAGS.method
+    expected = {**PAPER_IMAGENET, **PAPER_CIFAR_ARCHS}[preset]
+    wrong = {k: (values[k], v) for k, v in expected.items() if values[k] != v}
+    assert not wrong, f"{preset}: field -> (ours, paper): {wrong}"
+
+
+def test_mixup_paper_suites_list_every_preset_with_the_papers_numbers():
+    from mixmatch_tf.reproduce import SUITES
+    runs = SUITES["imagenet_mixup"].make_runs([0])
+    assert {dict(r.flags)["flagfile"] for r in runs} == {
+        f"flags/presets/{p}.cfg" for p in PAPER_IMAGENET}
+    by_preset = {dict(r.flags)["flagfile"].split("/")[-1]: r for r in runs}
+    # Table 1, by hand: top-1 / top-5 error of a few cells
+    assert dict(by_preset["mixup_resnet50_90ep.cfg"].paper) == {
+        "test_error": 23.3, "top5_test_error": 6.6}
+    assert dict(by_preset["erm_resnet50_90ep.cfg"].paper) == {"test_error": 23.5}
+    assert dict(by_preset["mixup_resnext101_32x4d_200ep.cfg"].paper) == {
+        "test_error": 20.1, "top5_test_error": 5.0}
+    runs = SUITES["cifar_mixup_archs"].make_runs([0])
+    assert {dict(r.flags)["flagfile"] for r in runs} == {
+        f"flags/presets/{p}.cfg" for p in PAPER_CIFAR_ARCHS}
+    by_preset = {dict(r.flags)["flagfile"].split("/")[-1]: r.paper for r in runs}
+    # Figure 3a, by hand
+    assert by_preset["erm_wrn28_10_cifar10.cfg"] == 3.8
+    assert by_preset["mixup_densenet_bc_190_cifar100.cfg"] == 16.8
+    assert by_preset["mixup_preact_resnet18_cifar100.cfg"] == 21.1
 
 
 @pytest.mark.parametrize("preset", [p for p in PRESETS if p.startswith("mixup_ablation/")])

@@ -121,3 +121,40 @@ def test_preact_resnet18_has_the_five_latent_layers_of_the_ablation_table():
     assert names == ["stem", "layer1", "layer2", "layer3", "layer4", "head"]
     with pytest.raises(ConfigError, match="mix_layer: must be below the 6 stages"):
         method(6).build()
+
+
+def test_the_imagenet_schedule_in_epochs_and_no_decay_of_batch_norm(one_replica):
+    """The mixup paper's ImageNet recipe on a run of 10 steps per epoch: warm-up 0.1 -> 0.4
+    over 5 epochs, /10 after epochs 30, 60, 80; weight decay skips BN's gamma and beta."""
+    import keras
+    from mixmatch_tf.methods import get_method
+    from mixmatch_tf.methods.base import Context
+    from mixmatch_tf.methods.common import sgd_update
+    cls = get_method("mixup")
+    config = cls.Config(batch_size=1024, learning_rate=0.4, lr_warmup_epochs=5,
+                        lr_warmup_from=0.1, epochs=90, lr_decay_epochs=(30, 60, 80),
+                        weight_decay_bn=False, mixup_alpha=0.2)
+    method = cls(config, Context(num_classes=10, image_shape=(8, 8, 3),
+                                 train_labels=np.zeros(10240, np.int64), seed=0,
+                                 model_fn=None))
+    steps = (0, 25, 49, 50, 299, 300, 600, 800, 899)
+    lrs = [float(method.learning_rate(s)) for s in steps]
+    np.testing.assert_allclose(lrs, [0.1, 0.25, 0.394, 0.4, 0.4, 0.04, 4e-3, 4e-4, 4e-4],
+                               rtol=1e-5)
+    assert method.total_steps() == 900
+    # weight decay 0.5, a zero loss: the kernel moves by lr * wd * w, BN's gamma and beta not
+    with one_replica.scope():
+        net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense"),
+                                keras.layers.BatchNormalization(name="bn")])
+        opt = keras.optimizers.SGD(learning_rate=1.0)
+        opt.build(net.trainable_variables)
+    before = [v.numpy().copy() for v in net.trainable_variables]
+
+    def step():
+        with tf.GradientTape() as tape:
+            loss = 0.0 * tf.reduce_sum(net(tf.ones([1, 3]), training=True))
+        sgd_update(tape, loss, net, opt, 0.5, decay_batch_norm=False)
+    one_replica.run(tf.function(step))
+    for v, b in zip(net.trainable_variables, before):
+        expected = b if v.name in ("gamma", "beta") else 0.5 * b
+        np.testing.assert_allclose(v.numpy(), expected, rtol=1e-6, err_msg=v.path)

@@ -150,6 +150,15 @@ def test_linear_rampup_and_step_decay():
     np.testing.assert_allclose(lrs, [0.1, 0.1, 0.01, 0.01, 0.001, 0.001], rtol=1e-6)
 
 
+def test_warmup_then_step_decay_hand_values():
+    # Goyal et al. / mixup on ImageNet, in steps: 0.1 -> 0.4 over 5, /10 after 30, 60, 80
+    steps = (0, 1, 4, 5, 29, 30, 59, 60, 80, 10 ** 6)
+    lrs = [float(ops.warmup_step_decay(s, 0.4, [30, 60, 80], 0.1, 5, 0.1)) for s in steps]
+    np.testing.assert_allclose(lrs, [0.1, 0.16, 0.34, 0.4, 0.4, 0.04, 0.04, 0.004, 4e-4, 4e-4],
+                               rtol=1e-5)
+    np.testing.assert_allclose(float(ops.warmup_step_decay(7, 0.1, [5])), 0.01, rtol=1e-6)
+
+
 @pytest.mark.parametrize("salts", [(), (1,), (1, 2, 3)])
 def test_make_seed_is_deterministic(salts):
     a = ops.make_seed(7, *salts)

@@ -34,28 +34,39 @@ def replica_gradients(tape, loss, variables, optimizer=None):
     return tape.gradient(loss, variables, output_gradients=seed)
 
 
-def add_l2_gradients(grads, variables, weight_decay):
+def add_l2_gradients(grads, variables, weight_decay, exclude=()):
     """g + wd * w for every variable: PyTorch-style (coupled) weight decay.
 
     Divided by the replica count because the optimizer sums gradients over
     replicas. Applies to all trainable variables, biases and BN included, as
-    ``torch.optim.SGD(weight_decay=...)`` does in the mixup and DivideMix code.
+    ``torch.optim.SGD(weight_decay=...)`` does in the mixup and DivideMix code,
+    but those in ``exclude`` (ids of variables; Goyal et al. leave BN's gamma and
+    beta undecayed).
     """
     if not weight_decay:
         return list(grads)
     scale = weight_decay / num_replicas()
-    return [g + scale * tf.cast(v, g.dtype) for g, v in zip(grads, variables)]
+    return [g if id(v) in exclude else g + scale * tf.cast(v, g.dtype)
+            for g, v in zip(grads, variables)]
 
 
-def sgd_update(tape, loss, net, optimizer, weight_decay):
+def batch_norm_parameters(model):
+    """Ids of the trainable batch-norm parameters (gamma, beta) of ``model``."""
+    return {id(v) for layer in batch_norm_layers(model) for v in layer.trainable_variables}
+
+
+def sgd_update(tape, loss, net, optimizer, weight_decay, decay_batch_norm=True):
     """One optimizer step on a per-replica mean ``loss`` with coupled weight decay.
 
     The update of the mixup, DivideMix and Co-teaching code:
-    ``replica_gradients`` + ``add_l2_gradients``, then ``apply_gradients``.
+    ``replica_gradients`` + ``add_l2_gradients``, then ``apply_gradients``;
+    ``decay_batch_norm=False`` leaves BN's gamma and beta undecayed (Goyal et al.).
     """
     variables = net.trainable_variables
     grads = replica_gradients(tape, loss, variables, optimizer)
-    optimizer.apply_gradients(zip(add_l2_gradients(grads, variables, weight_decay), variables))
+    exclude = () if decay_batch_norm else batch_norm_parameters(net)
+    optimizer.apply_gradients(zip(add_l2_gradients(grads, variables, weight_decay, exclude),
+                                  variables))
 
 
 def decay_kernels(model, rate):

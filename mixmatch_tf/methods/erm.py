@@ -1,7 +1,12 @@
 """Empirical risk minimisation: the supervised baseline of the mixup paper.
 
 * one network, SGD with momentum 0.9 and PyTorch-style (coupled) weight decay;
-* learning rate divided by 10 at 50% and 75% of training (epochs 100 and 150 of 200);
+* learning rate divided by 10 at 50% and 75% of training (epochs 100 and 150 of 200),
+  or after given epochs (``lr_decay_epochs``), after an optional linear warm-up
+  (``lr_warmup_epochs``, ``lr_warmup_from``): the ImageNet recipe of Goyal et al.
+  that the mixup paper follows (section 3.1: batch 1,024, 0.1 -> 0.4 over 5
+  epochs, /10 after epochs 30, 60, 80 of 90 or 60, 120, 180 of 200), where batch
+  norm's gamma and beta are not decayed (``weight_decay_bn=False``);
 * soft cross-entropy against ``target`` when the pipeline provides one (mixup
   and its relatives), else against the one-hot label;
 * the ablations that change ERM's targets or inputs without mixing: label
@@ -13,7 +18,9 @@ gradients are summed over replicas, so any replica count computes the gradient
 of the global mean loss.
 
 References:
-  Zhang et al., mixup: Beyond Empirical Risk Minimization, ICLR 2018 (section 3).
+  Zhang et al., mixup: Beyond Empirical Risk Minimization, ICLR 2018 (section 3);
+  Goyal et al., Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour, 2017
+  (warm-up, linear scaling, no decay of BN parameters).
 """
 import dataclasses
 
@@ -39,6 +46,18 @@ class Config(TrainConfig):
                                  "epochs 100 and 150 of 200)")
     lr_decay_factor: float = setting(0.1, "learning-rate multiplier at each lr_decay_at, in "
                                      "(0, 1] (paper: 0.1)")
+    lr_decay_epochs: tuple = setting((), "epochs after which the learning rate is multiplied "
+                                     "by lr_decay_factor, > 0; when given, replaces "
+                                     "lr_decay_at (mixup paper, ImageNet: 30,60,80 of 90 or "
+                                     "60,120,180 of 200; WRN on CIFAR: 60,120,180)")
+    lr_warmup_epochs: float = setting(0.0, "epochs of linear learning-rate warm-up from "
+                                      "lr_warmup_from to learning_rate, >= 0 (Goyal et al. "
+                                      "on ImageNet: 5)")
+    lr_warmup_from: float = setting(0.0, "learning rate at the start of the warm-up, >= 0 "
+                                    "(Goyal et al.: 0.1, rising to 0.4 for batch 1,024)")
+    weight_decay_bn: bool = setting(True, "decay batch norm's gamma and beta too (PyTorch's SGD "
+                                    "in the official CIFAR code); false: Goyal et al.'s "
+                                    "ImageNet recipe")
     augment: bool = setting(True, "random crop (+ flip where valid)")
     dropout: float = setting(0.0, "dropout rate before the classifier, in [0, 1) (the "
                              "corrupted-label table's \"+ dropout\" rows)")
@@ -57,6 +76,12 @@ class Config(TrainConfig):
               f"must be fractions of training in (0, 1), got {self.lr_decay_at}")
         check(0 < self.lr_decay_factor <= 1, "lr_decay_factor",
               f"must be in (0, 1], got {self.lr_decay_factor}")
+        check(all(e > 0 for e in self.lr_decay_epochs), "lr_decay_epochs",
+              f"must be epochs > 0, got {self.lr_decay_epochs}")
+        check(self.lr_warmup_epochs >= 0, "lr_warmup_epochs",
+              f"must be >= 0, got {self.lr_warmup_epochs}")
+        check(self.lr_warmup_from >= 0, "lr_warmup_from",
+              f"must be >= 0, got {self.lr_warmup_from}")
         check(0 <= self.momentum < 1, "momentum", f"must be in [0, 1), got {self.momentum}")
 
 
@@ -84,10 +109,14 @@ class ERM(Method):
         return {"net": net, "opt": opt}
 
     def learning_rate(self, step):
-        total = self.total_steps()
-        return ops.step_decay(step, self.config.learning_rate,
-                              [int(f * total) for f in self.config.lr_decay_at],
-                              self.config.lr_decay_factor)
+        cfg, per_epoch = self.config, self.steps_per_epoch()
+        if cfg.lr_decay_epochs:
+            boundaries = [int(round(e * per_epoch)) for e in cfg.lr_decay_epochs]
+        else:
+            boundaries = [int(f * self.total_steps()) for f in cfg.lr_decay_at]
+        return ops.warmup_step_decay(step, cfg.learning_rate, boundaries, cfg.lr_decay_factor,
+                                     int(round(cfg.lr_warmup_epochs * per_epoch)),
+                                     cfg.lr_warmup_from)
 
     def targets(self, labels):
         """One-hot (optionally smoothed) targets of integer labels."""
@@ -132,7 +161,8 @@ class ERM(Method):
         with tf.GradientTape() as tape:
             logits, y = self.forward(net, batch["train"], step)
             loss = tf.reduce_mean(ops.soft_cross_entropy(logits, y))
-        common.sgd_update(tape, loss, net, opt, self.config.weight_decay)
+        common.sgd_update(tape, loss, net, opt, self.config.weight_decay,
+                          self.config.weight_decay_bn)
         return {"loss": loss, "lr": lr}
 
     def predict(self, state, images):

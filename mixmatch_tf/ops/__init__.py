@@ -11,5 +11,5 @@ from mixmatch_tf.ops.mixing import (gaussian_noise, knn_table, max_lambda, mix,
                                     mixup, mixup_many, sample_beta, sample_dirichlet,
                                     sample_permutation)
 from mixmatch_tf.ops.random import make_seed
-from mixmatch_tf.ops.schedules import linear_rampup, step_decay
+from mixmatch_tf.ops.schedules import linear_rampup, step_decay, warmup_step_decay
 from mixmatch_tf.ops.targets import co_refine, guess_labels, sharpen, smooth_labels

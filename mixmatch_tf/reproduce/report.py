@@ -40,8 +40,9 @@ def table(specs, results, key):
     cells = collections.defaultdict(list)
     paper = {}
     for spec in specs:
-        if spec.paper is not None:
-            paper[(spec.row, spec.column)] = spec.paper
+        number = spec.paper_for(key)
+        if number is not None:
+            paper[(spec.row, spec.column)] = number
         if spec in results:
             cells[(spec.row, spec.column)].append(results[spec].get(key))
     has_paper = bool(paper)

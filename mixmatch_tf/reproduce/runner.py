@@ -57,8 +57,13 @@ class Progress:
               file=self.stream, flush=True)
 
 
-def run_suite(specs, output_dir, jobs=1, data_dir=None, python=sys.executable, stream=sys.stdout):
-    """Runs every spec not yet finished; returns the list of (spec, returncode) that failed."""
+def run_suite(specs, output_dir, jobs=1, data_dir=None, python=sys.executable, stream=sys.stdout,
+              extra_args=()):
+    """Runs every spec not yet finished; returns the list of (spec, returncode) that failed.
+
+    ``extra_args``: train.py flags appended to every run's (they win over a preset's:
+    e.g. ``--dataset=folder:/data/imagenet --precision=mixed_float16``).
+    """
     os.makedirs(os.path.join(output_dir, "runs"), exist_ok=True)
     todo = [s for s in specs if not is_done(output_dir, s)]
     progress = Progress(len(specs), len(specs) - len(todo), stream)
@@ -76,8 +81,8 @@ def run_suite(specs, output_dir, jobs=1, data_dir=None, python=sys.executable, s
                 folder = run_dir(output_dir, spec)
                 os.makedirs(folder, exist_ok=True)
                 log = open(os.path.join(folder, "log.txt"), "a")
-                cmd = [python, os.path.join(ROOT, "scripts", "train.py")] + spec.argv(folder,
-                                                                                       data_dir)
+                cmd = ([python, os.path.join(ROOT, "scripts", "train.py")]
+                       + spec.argv(folder, data_dir) + list(extra_args))
                 log.write(f"$ {' '.join(cmd)}\n")
                 log.flush()
                 proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,

@@ -6,7 +6,7 @@ flags are listed here, so each cell can be re-run or inspected by hand.
 """
 import dataclasses
 import re
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,13 +18,20 @@ class RunSpec:
       flags: ``scripts/train.py`` flags as (name, value) pairs (a value of None
         means a bare boolean flag).
       seed: the run seed.
-      paper: the paper's number for this cell, if it has one.
+      paper: the paper's number for this cell, if it has one; or, where the
+        suite's tables show several metrics, (metric, number) pairs.
     """
     row: str
     column: str
     flags: Tuple[Tuple[str, Optional[str]], ...]
     seed: int
-    paper: Optional[float] = None
+    paper: Optional[Union[float, Tuple[Tuple[str, float], ...]]] = None
+
+    def paper_for(self, metric):
+        """The paper's number for ``metric`` (a metrics.json key), or None."""
+        if isinstance(self.paper, tuple):
+            return dict(self.paper).get(metric)
+        return self.paper
 
     @property
     def run_id(self):
@@ -298,6 +305,56 @@ def cifar10_mixup_runs(seeds):
             for label, name in (("ERM", "erm"), ("mixup", "mixup")) for s in seeds]
 
 
+# The mixup paper's Table 1 (ImageNet-2012): row -> (network, method, {epochs: (top-1,
+# top-5)}), the paper's validation errors (None: not given). Presets:
+# flags/presets/mixup_imagenet/<method>_<network>_<epochs>ep.cfg. The ERM rows at 90 epochs of
+# the ResNets are the paper's quotes of Goyal et al. (no top-5), that of ResNeXt-101 64x4d its
+# quote of Xie et al. (100 epochs of their own recipe); the preset runs the paper's recipe.
+IMAGENET_TABLE1 = [
+    ("ResNet-50, ERM", "resnet50", "erm", {90: (23.5, None), 200: (23.6, 7.0)}),
+    ("ResNet-50, mixup alpha 0.2", "resnet50", "mixup", {90: (23.3, 6.6), 200: (22.1, 6.1)}),
+    ("ResNet-101, ERM", "resnet101", "erm", {90: (22.1, None), 200: (22.0, 6.1)}),
+    ("ResNet-101, mixup alpha 0.2", "resnet101", "mixup", {90: (21.5, 5.6), 200: (20.8, 5.4)}),
+    ("ResNeXt-101 32x4d, ERM", "resnext101_32x4d", "erm", {90: (21.2, 5.6), 200: (21.3, 5.9)}),
+    ("ResNeXt-101 32x4d, mixup alpha 0.4", "resnext101_32x4d", "mixup",
+     {90: (20.7, 5.3), 200: (20.1, 5.0)}),
+    ("ResNeXt-101 64x4d, ERM", "resnext101_64x4d", "erm", {90: (20.4, 5.3)}),
+    ("ResNeXt-101 64x4d, mixup alpha 0.4", "resnext101_64x4d", "mixup", {90: (19.8, 4.9)}),
+]
+
+
+def imagenet_mixup_runs(seeds):
+    runs = []
+    for row, model, method, cells in IMAGENET_TABLE1:
+        for epochs, (top1, top5) in cells.items():
+            paper = (("test_error", top1),) + ((("top5_test_error", top5),) if top5 else ())
+            runs += [RunSpec(row, f"{epochs} epochs", (
+                ("flagfile", f"{PRESETS}/mixup_imagenet/{method}_{model}_{epochs}ep.cfg"),), s,
+                paper=paper) for s in seeds]
+    return runs
+
+
+# Figure 3a (CIFAR test error %, ERM / mixup alpha 1), presets
+# flags/presets/mixup_cifar_archs/<method>_<network>_<data>.cfg.
+CIFAR_ARCHS = {("cifar10", "preact_resnet18"): (5.6, 4.2), ("cifar10", "wrn28_10"): (3.8, 2.7),
+               ("cifar10", "densenet_bc_190"): (3.7, 2.7),
+               ("cifar100", "preact_resnet18"): (25.6, 21.1),
+               ("cifar100", "wrn28_10"): (19.4, 17.5),
+               ("cifar100", "densenet_bc_190"): (19.0, 16.8)}
+ARCH_NAMES = {"preact_resnet18": "PreAct ResNet-18", "wrn28_10": "WideResNet-28-10",
+              "densenet_bc_190": "DenseNet-BC-190"}
+
+
+def cifar_mixup_archs_runs(seeds):
+    runs = []
+    for (dataset, model), papers in CIFAR_ARCHS.items():
+        for method, paper in zip(("erm", "mixup"), papers):
+            runs += [RunSpec(f"{ARCH_NAMES[model]}, {method}", dataset, (
+                ("flagfile", f"{PRESETS}/mixup_cifar_archs/{method}_{model}_{dataset}.cfg"),),
+                s, paper=paper) for s in seeds]
+    return runs
+
+
 SUITES = {}
 
 
@@ -437,4 +494,29 @@ register(Suite(
     "PreAct ResNet-18, 200 epochs, weight decay 1e-4 (mixup paper ablation table). Paper: median "
     "test error of the last 10 epochs.",
     cifar10_mixup_runs, metrics=(("median_last_10_test_error", "test error (%)"),),
+    figures=("error_curves",)))
+
+register(Suite(
+    "imagenet_mixup", "ERM and mixup on ImageNet-2012, the mixup paper's Table 1 (needs the "
+    "data and GPUs)",
+    "ResNet-50, ResNet-101, ResNeXt-101 32x4d and 64x4d for 90 and 200 epochs with the paper's "
+    "recipe (flags/presets/mixup_imagenet/: batch 1,024, 0.1 -> 0.4 warm-up over 5 epochs, /10 "
+    "after 30/60/80 or 60/120/180 epochs, alpha 0.2 for ResNets and 0.4 for ResNeXts), the data "
+    "streamed from TFDS imagenet2012 or, with --train_flags=--dataset=folder:DIR, from the "
+    "ImageNet folder layout. Paper: top-1 and top-5 validation error of the final network; "
+    "ERM at 90 epochs is the paper's quote of Goyal et al. (ResNets, top-1 only) and of Xie et "
+    "al. (ResNeXt-101 64x4d, 100 epochs).",
+    imagenet_mixup_runs, metrics=(("test_error", "top-1 error (%)"),
+                                  ("top5_test_error", "top-5 error (%)")),
+    figures=("error_curves",)))
+
+register(Suite(
+    "cifar_mixup_archs", "ERM and mixup with three networks on CIFAR-10 and CIFAR-100, the "
+    "mixup paper's Figure 3 (needs the TFDS data and a GPU)",
+    "PreAct ResNet-18, WideResNet-28-10 and DenseNet-BC-190, 200 epochs of batch 128, lr 0.1 "
+    "/10 after epochs 100 and 150 (WideResNet: 60, 120, 180, as the paper says), weight decay "
+    "1e-4, alpha 1 (flags/presets/mixup_cifar_archs/). Ours: median test error of the last 10 "
+    "epochs, as the paper's ablation table reports.",
+    cifar_mixup_archs_runs,
+    metrics=(("median_last_10_test_error", "test error (%), median of the last 10 epochs"),),
     figures=("error_curves",)))
