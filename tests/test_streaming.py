@@ -270,6 +270,19 @@ def test_imagenet2012_streams_through_tfds_and_says_how_to_build_it(tmp_path):
                           salt=0)
 
 
+def test_auto_streams_a_large_tfds_set_unless_it_has_splits_only_memory_reads(tmp_path,
+                                                                              monkeypatch):
+    import tensorflow_datasets as tfds
+    monkeypatch.setattr(sources, "_tfds_should_stream", lambda *a: (True, "large"))
+    with tfds.testing.mock_data(num_examples=4):
+        cifar = sources.load_dataset("cifar10", data_dir=str(tmp_path), image_size=8)
+        stl = sources.load_dataset("stl10", data_dir=str(tmp_path))  # + unlabelled split
+        with pytest.raises(ValueError, match="only the in-memory path reads"):
+            sources.load_dataset("stl10", data_dir=str(tmp_path), stream="true")
+    assert isinstance(cifar, streaming.StreamedData) and cifar.num_train == 4
+    assert isinstance(stl, sources.ImageData) and stl.unlabeled_images is not None
+
+
 # --------------------------------------------------------------------- the script
 def _train_args(folder, **extra):
     args = {"method": "mixup", "dataset": f"folder:{folder}", "model": "small_cnn",

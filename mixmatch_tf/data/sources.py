@@ -787,10 +787,14 @@ def load_dataset(spec, data_dir=None, stream="auto", image_size=None):
         return streaming.load_streamed_tfds(spec, data_dir, *STREAMED_TFDS[spec],
                                             image_size=image_size)
     if spec in TFDS_DATASETS:
-        decide, why = ((stream == "true", "--stream") if stream != "auto"
-                       else _tfds_should_stream(spec, data_dir))
+        train, test, unlabeled, flip, extra = TFDS_DATASETS[spec]
+        if stream != "auto":
+            decide, why = stream == "true", "--stream"
+        elif unlabeled or extra:  # only the in-memory path reads them
+            decide, why = False, "it has an unlabeled split or label sets"
+        else:
+            decide, why = _tfds_should_stream(spec, data_dir)
         if decide:
-            train, test, unlabeled, flip, extra = TFDS_DATASETS[spec]
             if unlabeled or extra:
                 raise ValueError(f"--stream=true: {spec} has extra splits or label sets, which "
                                  "only the in-memory path reads; use --stream=false")
