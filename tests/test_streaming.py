@@ -248,6 +248,7 @@ def test_imagenet2012_streams_through_tfds_and_says_how_to_build_it(tmp_path):
     for part in ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar", "--manual_dir",
                  "tfds build imagenet2012", str(tmp_path), "--dataset=folder:DIR"):
         assert part in message
+    tf.random.set_seed(0)  # as the trainer's seed 0 does: the stream must not mind
     with tfds.testing.mock_data(num_examples=10):
         data = sources.load_dataset("imagenet2012", data_dir=str(tmp_path), image_size=16)
         assert isinstance(data, streaming.StreamedData) and data.train_labels is None
@@ -259,7 +260,9 @@ def test_imagenet2012_streams_through_tfds_and_says_how_to_build_it(tmp_path):
             for k in a:
                 np.testing.assert_array_equal(a[k], b[k], err_msg=k)
         first = np.concatenate([b["index"] for b in run[:2]])
-        assert len(set(first)) == 8 and first.max() < 10
+        assert len(set(first)) == 8 and first.max() < 10 and list(first) != list(range(8))
+        later = np.concatenate([b["index"] for b in run[2:]])  # 10..15: epoch 1 from index 2
+        assert len(set(later[2:])) == 6
         assert all(b["image"].shape == (4, 16, 16, 3) for b in run)
         passes = list(eval_dataset(test, 4))
         assert np.concatenate([b["index"].numpy() for b in passes])[:10].tolist() == list(

@@ -16,9 +16,11 @@ Guarantees, as for the in-memory path:
   resumed at step ``s`` rebuilds the same batches, exactly, when the folder holds
   the same files (the list is sorted, so the order of the file system does not
   matter; its fingerprint is part of the run's identity). A TFDS stream reads the
-  split in its stored order through a shuffle buffer reseeded per epoch with
-  (run seed, phase, stream, epoch); a resume re-reads (without decoding) the
-  records of its epoch up to the step, so it is exact too, at the cost of that read.
+  split in its stored order (TFDS shuffles examples when it builds a data set) and
+  permutes each block of ``TFDS_SHUFFLE_BUFFER`` consecutive records with a
+  stateless seed of (run seed, phase, stream, epoch, block); a resume re-reads
+  (without decoding) the records of its epoch up to the step, so it is exact too,
+  at the cost of that read.
 * **Unreadable files do not stop training.** Each file is read and decoded in a
   guarded step (``tf.data``'s ``ignore_errors`` around one example); a file that
   cannot be read or decoded is named in a warning on stderr and its row of the
@@ -69,8 +71,8 @@ from mixmatch_tf.ops.random import make_seed
 AUTOTUNE = tf.data.AUTOTUNE
 STREAM_CHOICES = ("auto", "true", "false")
 DEFAULT_IMAGE_SIZE = 224
-# A TFDS stream's per-epoch shuffle buffer, in encoded examples (about 1.1 GB of
-# ImageNet JPEGs): the usual ImageNet input pipelines' size.
+# A TFDS stream permutes blocks of this many consecutive records per epoch, in encoded
+# examples (about 1.1 GB of ImageNet JPEGs): the usual ImageNet shuffle buffer's size.
 TFDS_SHUFFLE_BUFFER = 10_000
 # Training images decoded to estimate per-channel normalisation statistics.
 STATISTICS_SAMPLE = 256
@@ -716,8 +718,8 @@ class TfdsSource(StreamSource):
 
     An example's index is its position in the stored order. Streams draw from the
     whole split (TFDS files have no random access: a labeled subset, say, needs a
-    folder); an epoch reads the split through a shuffle buffer of
-    ``TFDS_SHUFFLE_BUFFER`` examples reseeded per epoch.
+    folder); an epoch reads the split in order and permutes each block of
+    ``TFDS_SHUFFLE_BUFFER`` consecutive records, seeded by (stream, epoch, block).
     """
 
     def __init__(self, splits, split, size, normalization, image_size, flip=True):
@@ -741,12 +743,22 @@ class TfdsSource(StreamSource):
                              f"{len(indices)}; TFDS files have no random access (stream a "
                              "folder of images, or load the data into memory, --stream=false)")
         records, size = self._records(), self.size
-        buffer = min(TFDS_SHUFFLE_BUFFER, size)
         first_epoch, skip = divmod(int(start_step) * int(stream.batch_size), size)
 
         def epoch(e):
-            epoch_seed = tf.random.experimental.stateless_fold_in(stream_seed, e)[0]
-            return records.shuffle(buffer, seed=epoch_seed, reshuffle_each_iteration=False)
+            # Each block of TFDS_SHUFFLE_BUFFER consecutive records is permuted with a
+            # stateless seed of (stream, epoch, block): no shuffle-buffer state, and
+            # nothing that depends on TensorFlow's global seed.
+            epoch_seed = tf.random.experimental.stateless_fold_in(stream_seed, e)
+
+            def permute(block, rows):
+                order = tf.random.experimental.stateless_shuffle(
+                    tf.range(tf.shape(rows[0])[0]),
+                    tf.random.experimental.stateless_fold_in(epoch_seed, block))
+                return tf.data.Dataset.from_tensor_slices(
+                    tuple(tf.gather(t, order) for t in rows))
+            blocks = records.batch(TFDS_SHUFFLE_BUFFER).enumerate()
+            return blocks.flat_map(permute)
         ds = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(epoch)
         # The records before the resumed step are read, not decoded.
         return ds.skip(skip).batch(stream.batch_size, drop_remainder=True)
