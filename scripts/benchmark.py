@@ -21,14 +21,25 @@ across machines. DivideMix also reports its per-sample loss pass over
 ``--loss_pass_images`` images and its GMM fit on 50,000 of those losses
 (resampled when the pass was shorter), beside scikit-learn's GaussianMixture on
 the same losses (medians of 5 fits).
+
+PyTorch reference (``--torch_reference``, on a CPU, when ``torch`` imports:
+``pip install -e ".[bench]"``): the same network, batch shapes, losses and
+optimizer written as the reference implementations' own training loops write
+them (``scripts/_torch_reference.py`` says exactly what each step does), on
+random inputs held in memory, with as many threads as TensorFlow's intra-op pool
+(``torch.set_num_threads``), under CPU autocast for the mixed precisions. Its
+steps are timed alternately with ours -- one of ours, one of its -- so that the
+load of a shared machine falls on both alike, and the line gets
+``reference_images_per_s`` and ``ratio`` (ours / reference).
 """
 import _setup  # noqa: F401
+import os
 import statistics
 import tempfile
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import app, flags, logging
 
 flags.DEFINE_list("method", ["mixmatch", "dividemix", "mixup"], "Methods to time.")
 flags.DEFINE_list("precision", ["float32", "mixed_bfloat16"],
@@ -41,6 +52,8 @@ flags.DEFINE_integer("threads", 0, "Intra- and inter-op threads (0: TensorFlow's
 flags.DEFINE_integer("loss_pass_images", 50000, "Images of DivideMix's per-sample loss pass.")
 flags.DEFINE_integer("pipeline_steps", 30, "Steps drawn to time the input pipeline alone.")
 flags.DEFINE_integer("eval_batch_size", 500, "Batch of the per-sample loss pass.")
+flags.DEFINE_bool("torch_reference", True, "Time the PyTorch reference step alongside ours "
+                  "(when torch imports and TensorFlow runs on the CPU).")
 FLAGS = flags.FLAGS
 
 SETUPS = {  # method -> (model, config, images per step)
@@ -96,8 +109,8 @@ def step_flops(method, trainer):
     return per_image * 3 * b
 
 
-def time_loop(trainer, phase, steps, warmup, steps_per_call):
-    """Median seconds per step of the compiled multi-step loop."""
+def step_timer(trainer, phase, steps_per_call):
+    """``time() -> seconds per step`` of one call of the compiled multi-step loop."""
     import tensorflow as tf
     from mixmatch_tf.data.pipeline import train_dataset
     dist = trainer.strategy.distribute_datasets_from_function(
@@ -106,14 +119,51 @@ def time_loop(trainer, phase, steps, warmup, steps_per_call):
     iterator = iter(dist)
     loop = trainer.loop.compiled(phase)  # the very loop fit() runs
     n = tf.constant(steps_per_call, tf.int32)
-    for _ in range(max(1, warmup // steps_per_call)):
-        loop(iterator, n)[0]["loss"].numpy()
-    times = []
-    for _ in range(max(1, steps // steps_per_call)):
+
+    def time_call():
         t = time.perf_counter()
         loop(iterator, n)[0]["loss"].numpy()
-        times.append((time.perf_counter() - t) / steps_per_call)
-    return statistics.median(times)
+        return (time.perf_counter() - t) / steps_per_call
+    return time_call
+
+
+def reference_timer(method, precision):
+    """``time() -> seconds`` of one PyTorch reference step, or None without torch."""
+    try:
+        import torch
+        import _torch_reference
+    except ImportError:
+        logging.warning("torch does not import (pip install -e '.[bench]'): no PyTorch reference")
+        return None
+    torch.set_num_threads(tf_threads())
+    step = _torch_reference.reference_step(method, precision)
+
+    def time_step():
+        t = time.perf_counter()
+        step()
+        return time.perf_counter() - t
+    return time_step
+
+
+def time_alternately(timers, calls, warmup_calls):
+    """Median seconds per step of each timer; their calls alternate, so a load that
+    comes and goes on a shared machine slows them alike."""
+    for _ in range(warmup_calls):
+        for timer in timers:
+            timer()
+    times = [[] for _ in timers]
+    for _ in range(calls):
+        for record, timer in zip(times, timers):
+            record.append(timer())
+    return [statistics.median(t) for t in times]
+
+
+def tf_threads():
+    """Threads of TensorFlow's intra-op pool: ``--threads``, or its default (the CPUs
+    this process may run on)."""
+    import tensorflow as tf
+    return (FLAGS.threads or tf.config.threading.get_intra_op_parallelism_threads()
+            or len(os.sched_getaffinity(0)))
 
 
 def time_pipeline(trainer, phase, steps, images_per_step):
@@ -127,7 +177,7 @@ def time_pipeline(trainer, phase, steps, images_per_step):
     return steps * images_per_step / (time.perf_counter() - t)
 
 
-def benchmark(method, precision, data, ceiling):
+def benchmark(method, precision, data, ceiling, device):
     from mixmatch_tf.training import RunConfig, Trainer
     model, config, images = SETUPS[method]
     run = RunConfig(model_dir=tempfile.mkdtemp(prefix="mixmatch_tf_bench_"), precision=precision,
@@ -153,9 +203,19 @@ def benchmark(method, precision, data, ceiling):
         phase = trainer.method.phase(2, trainer.state, fresh=False)
     else:
         phase = trainer.method.phase(0, trainer.state, fresh=True)
-    seconds = time_loop(trainer, phase, FLAGS.steps, FLAGS.warmup, FLAGS.steps_per_call)
+    timers = [step_timer(trainer, phase, FLAGS.steps_per_call)]
+    if FLAGS.torch_reference and device == "CPU":
+        reference = reference_timer(method, precision)
+        if reference is not None:
+            timers.append(reference)
+    seconds, *reference_seconds = time_alternately(
+        timers, max(1, FLAGS.steps // FLAGS.steps_per_call),
+        max(1, FLAGS.warmup // FLAGS.steps_per_call))
     out["train_images_per_s"] = images / seconds
     out["step_seconds"] = seconds
+    if reference_seconds:
+        out["reference_images_per_s"] = images / reference_seconds[0]
+        out["ratio"] = reference_seconds[0] / seconds
     out["pipeline_images_per_s"] = time_pipeline(trainer, phase, FLAGS.pipeline_steps, images)
     out["gflops_per_s"] = step_flops(method, trainer) / seconds / 1e9
     out["matmul_gflops_per_s"] = ceiling
@@ -204,11 +264,12 @@ def main(argv):
     for precision in FLAGS.precision:
         ceiling = matmul_gflops(precision)
         for method in FLAGS.method:
-            result = benchmark(method, precision, data, ceiling)
+            result = benchmark(method, precision, data, ceiling, device)
             fields = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                       for k, v in result.items()]
             print(" ".join(fields + [f"device={device}", f"jit={int(FLAGS.jit_compile)}",
-                                     f"steps_per_call={FLAGS.steps_per_call}"]), flush=True)
+                                     f"steps_per_call={FLAGS.steps_per_call}",
+                                     f"threads={tf_threads()}"]), flush=True)
 
 
 if __name__ == "__main__":
