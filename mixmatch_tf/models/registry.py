@@ -1,6 +1,8 @@
 """The model registry."""
 import keras
 
+from mixmatch_tf.models.batch_norm import BatchNormalization
+
 _MODELS = {}
 # name -> (input rank, minimum height and width): what each model accepts.
 _INPUTS = {}
@@ -83,9 +85,10 @@ def split_stages(model):
 
 
 def batch_norm(momentum, epsilon, sync_bn, name=None):
-    """BatchNormalization; synchronized across replicas when ``sync_bn``."""
-    return keras.layers.BatchNormalization(momentum=momentum, epsilon=epsilon,
-                                           synchronized=sync_bn, name=name)
+    """BatchNormalization (fused kernel when it trains, ``models.batch_norm``);
+    synchronized across replicas when ``sync_bn``."""
+    return BatchNormalization(momentum=momentum, epsilon=epsilon, synchronized=sync_bn,
+                              name=name)
 
 
 def classifier_head(features, num_classes, dropout, kernel_initializer, name="head",
