@@ -1,6 +1,6 @@
 r"""Speed of the train steps, the input pipeline, DivideMix's loss pass and its GMM.
 
-  python scripts/benchmark.py                      # every method, float32 and mixed_bfloat16
+  python scripts/benchmark.py                      # every method, float32 and auto's choice
   python scripts/benchmark.py --method=mixmatch --precision=float32 --steps=10
 
 Each method runs on its paper model and batch with random CIFAR-shaped data
@@ -42,8 +42,9 @@ import numpy as np
 from absl import app, flags, logging
 
 flags.DEFINE_list("method", ["mixmatch", "dividemix", "mixup"], "Methods to time.")
-flags.DEFINE_list("precision", ["float32", "mixed_bfloat16"],
-                  "Precisions: float32, mixed_bfloat16, mixed_float16.")
+flags.DEFINE_list("precision", ["float32", "auto"],
+                  "Precisions: float32, mixed_bfloat16, mixed_float16, auto (the one "
+                  "--precision=auto trains under on this machine; timed once if it is float32).")
 flags.DEFINE_integer("steps", 10, "Timed steps (the median step time is reported).")
 flags.DEFINE_integer("warmup", 2, "Untimed steps first (tracing, autotuning).")
 flags.DEFINE_integer("steps_per_call", 1, "Train steps per tf.function call.")
@@ -158,6 +159,15 @@ def time_alternately(timers, calls, warmup_calls):
     return [statistics.median(t) for t in times]
 
 
+def onednn():
+    """1 if TensorFlow runs oneDNN's kernels (TF_ENABLE_ONEDNN_OPTS), 0 if not, ? unknown."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+        return int(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        return "?"
+
+
 def tf_threads():
     """Threads of TensorFlow's intra-op pool: ``--threads``, or its default (the CPUs
     this process may run on)."""
@@ -253,15 +263,25 @@ def time_gmm(losses, n=50000, reps=5):
 def main(argv):
     del argv
     import tensorflow as tf
+    from mixmatch_tf.training import precision as precision_lib
     if FLAGS.threads:
         tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
         tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
     unknown = set(FLAGS.method) - set(SETUPS)
     if unknown:
         raise app.UsageError(f"Invalid flag --method: {sorted(unknown)}; valid: {', '.join(SETUPS)}")
+    valid = (precision_lib.AUTO,) + precision_lib.PRECISIONS
+    unknown = set(FLAGS.precision) - set(valid)
+    if unknown:
+        raise app.UsageError(f"Invalid flag --precision: {sorted(unknown)}; valid: {', '.join(valid)}")
     device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
     data = cifar_like(max(FLAGS.loss_pass_images, 5000))
+    precisions = []
     for precision in FLAGS.precision:
+        precision = precision_lib.resolve(precision)
+        if precision not in precisions:
+            precisions.append(precision)
+    for precision in precisions:
         ceiling = matmul_gflops(precision)
         for method in FLAGS.method:
             result = benchmark(method, precision, data, ceiling, device)
@@ -269,7 +289,8 @@ def main(argv):
                       for k, v in result.items()]
             print(" ".join(fields + [f"device={device}", f"jit={int(FLAGS.jit_compile)}",
                                      f"steps_per_call={FLAGS.steps_per_call}",
-                                     f"threads={tf_threads()}"]), flush=True)
+                                     f"threads={tf_threads()}", f"onednn={onednn()}"]),
+                  flush=True)
 
 
 if __name__ == "__main__":
