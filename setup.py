@@ -29,5 +29,7 @@ setuptools.setup(
     ],
     extras_require={
         "test": ["pytest"],
+        # scripts/benchmark.py's same-run PyTorch reference steps; never needed to train.
+        "bench": ["torch"],
     },
 )

@@ -51,8 +51,11 @@ def define_run_flags():
     flags.DEFINE_integer("cpu_replicas", 0, "Without GPUs: mirror over this many logical CPU "
                          "devices (to try multi-replica training).")
     flags.DEFINE_bool("sync_bn", False, "Synchronise batch norm across replicas.")
-    flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
-                      "Keras dtype policy; mixed_float16 adds loss scaling.")
+    flags.DEFINE_enum("precision", "auto", ["auto", "float32", "mixed_bfloat16", "mixed_float16"],
+                      "Keras dtype policy; mixed_float16 adds loss scaling. auto: "
+                      "mixed_float16 on GPUs with tensor cores, mixed_bfloat16 on CPUs with "
+                      "bf16 instructions (avx512_bf16, amx_bf16), else float32; a resumed run "
+                      "keeps its own.")
     flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.")
     flags.DEFINE_string("export_dir", None, "Export a SavedModel here at the end "
                         "(a new integer version folder).")

@@ -1,6 +1,6 @@
 r"""Speed of the train steps, the input pipeline, DivideMix's loss pass and its GMM.
 
-  python scripts/benchmark.py                      # every method, float32 and mixed_bfloat16
+  python scripts/benchmark.py                      # every method, float32 and auto's choice
   python scripts/benchmark.py --method=mixmatch --precision=float32 --steps=10
 
 Each method runs on its paper model and batch with random CIFAR-shaped data
@@ -21,18 +21,30 @@ across machines. DivideMix also reports its per-sample loss pass over
 ``--loss_pass_images`` images and its GMM fit on 50,000 of those losses
 (resampled when the pass was shorter), beside scikit-learn's GaussianMixture on
 the same losses (medians of 5 fits).
+
+PyTorch reference (``--torch_reference``, on a CPU, when ``torch`` imports:
+``pip install -e ".[bench]"``): the same network, batch shapes, losses and
+optimizer written as the reference implementations' own training loops write
+them (``scripts/_torch_reference.py`` says exactly what each step does), on
+random inputs held in memory, with as many threads as TensorFlow's intra-op pool
+(``torch.set_num_threads``), under CPU autocast for the mixed precisions. Its
+steps are timed alternately with ours -- one of ours, one of its -- so that the
+load of a shared machine falls on both alike, and the line gets
+``reference_images_per_s`` and ``ratio`` (ours / reference).
 """
 import _setup  # noqa: F401
+import os
 import statistics
 import tempfile
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import app, flags, logging
 
 flags.DEFINE_list("method", ["mixmatch", "dividemix", "mixup"], "Methods to time.")
-flags.DEFINE_list("precision", ["float32", "mixed_bfloat16"],
-                  "Precisions: float32, mixed_bfloat16, mixed_float16.")
+flags.DEFINE_list("precision", ["float32", "auto"],
+                  "Precisions: float32, mixed_bfloat16, mixed_float16, auto (the one "
+                  "--precision=auto trains under on this machine; timed once if it is float32).")
 flags.DEFINE_integer("steps", 10, "Timed steps (the median step time is reported).")
 flags.DEFINE_integer("warmup", 2, "Untimed steps first (tracing, autotuning).")
 flags.DEFINE_integer("steps_per_call", 1, "Train steps per tf.function call.")
@@ -41,6 +53,8 @@ flags.DEFINE_integer("threads", 0, "Intra- and inter-op threads (0: TensorFlow's
 flags.DEFINE_integer("loss_pass_images", 50000, "Images of DivideMix's per-sample loss pass.")
 flags.DEFINE_integer("pipeline_steps", 30, "Steps drawn to time the input pipeline alone.")
 flags.DEFINE_integer("eval_batch_size", 500, "Batch of the per-sample loss pass.")
+flags.DEFINE_bool("torch_reference", True, "Time the PyTorch reference step alongside ours "
+                  "(when torch imports and TensorFlow runs on the CPU).")
 FLAGS = flags.FLAGS
 
 SETUPS = {  # method -> (model, config, images per step)
@@ -96,8 +110,8 @@ def step_flops(method, trainer):
     return per_image * 3 * b
 
 
-def time_loop(trainer, phase, steps, warmup, steps_per_call):
-    """Median seconds per step of the compiled multi-step loop."""
+def step_timer(trainer, phase, steps_per_call):
+    """``time() -> seconds per step`` of one call of the compiled multi-step loop."""
     import tensorflow as tf
     from mixmatch_tf.data.pipeline import train_dataset
     dist = trainer.strategy.distribute_datasets_from_function(
@@ -106,14 +120,60 @@ def time_loop(trainer, phase, steps, warmup, steps_per_call):
     iterator = iter(dist)
     loop = trainer.loop.compiled(phase)  # the very loop fit() runs
     n = tf.constant(steps_per_call, tf.int32)
-    for _ in range(max(1, warmup // steps_per_call)):
-        loop(iterator, n)[0]["loss"].numpy()
-    times = []
-    for _ in range(max(1, steps // steps_per_call)):
+
+    def time_call():
         t = time.perf_counter()
         loop(iterator, n)[0]["loss"].numpy()
-        times.append((time.perf_counter() - t) / steps_per_call)
-    return statistics.median(times)
+        return (time.perf_counter() - t) / steps_per_call
+    return time_call
+
+
+def reference_timer(method, precision):
+    """``time() -> seconds`` of one PyTorch reference step, or None without torch."""
+    try:
+        import torch
+        import _torch_reference
+    except ImportError:
+        logging.warning("torch does not import (pip install -e '.[bench]'): no PyTorch reference")
+        return None
+    torch.set_num_threads(tf_threads())
+    step = _torch_reference.reference_step(method, precision)
+
+    def time_step():
+        t = time.perf_counter()
+        step()
+        return time.perf_counter() - t
+    return time_step
+
+
+def time_alternately(timers, calls, warmup_calls):
+    """Median seconds per step of each timer; their calls alternate, so a load that
+    comes and goes on a shared machine slows them alike."""
+    for _ in range(warmup_calls):
+        for timer in timers:
+            timer()
+    times = [[] for _ in timers]
+    for _ in range(calls):
+        for record, timer in zip(times, timers):
+            record.append(timer())
+    return [statistics.median(t) for t in times]
+
+
+def onednn():
+    """1 if TensorFlow runs oneDNN's kernels (TF_ENABLE_ONEDNN_OPTS), 0 if not, ? unknown."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+        return int(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        return "?"
+
+
+def tf_threads():
+    """Threads of TensorFlow's intra-op pool: ``--threads``, or its default (the CPUs
+    this process may run on)."""
+    import tensorflow as tf
+    return (FLAGS.threads or tf.config.threading.get_intra_op_parallelism_threads()
+            or len(os.sched_getaffinity(0)))
 
 
 def time_pipeline(trainer, phase, steps, images_per_step):
@@ -127,7 +187,7 @@ def time_pipeline(trainer, phase, steps, images_per_step):
     return steps * images_per_step / (time.perf_counter() - t)
 
 
-def benchmark(method, precision, data, ceiling):
+def benchmark(method, precision, data, ceiling, device):
     from mixmatch_tf.training import RunConfig, Trainer
     model, config, images = SETUPS[method]
     run = RunConfig(model_dir=tempfile.mkdtemp(prefix="mixmatch_tf_bench_"), precision=precision,
@@ -153,9 +213,19 @@ def benchmark(method, precision, data, ceiling):
         phase = trainer.method.phase(2, trainer.state, fresh=False)
     else:
         phase = trainer.method.phase(0, trainer.state, fresh=True)
-    seconds = time_loop(trainer, phase, FLAGS.steps, FLAGS.warmup, FLAGS.steps_per_call)
+    timers = [step_timer(trainer, phase, FLAGS.steps_per_call)]
+    if FLAGS.torch_reference and device == "CPU":
+        reference = reference_timer(method, precision)
+        if reference is not None:
+            timers.append(reference)
+    seconds, *reference_seconds = time_alternately(
+        timers, max(1, FLAGS.steps // FLAGS.steps_per_call),
+        max(1, FLAGS.warmup // FLAGS.steps_per_call))
     out["train_images_per_s"] = images / seconds
     out["step_seconds"] = seconds
+    if reference_seconds:
+        out["reference_images_per_s"] = images / reference_seconds[0]
+        out["ratio"] = reference_seconds[0] / seconds
     out["pipeline_images_per_s"] = time_pipeline(trainer, phase, FLAGS.pipeline_steps, images)
     out["gflops_per_s"] = step_flops(method, trainer) / seconds / 1e9
     out["matmul_gflops_per_s"] = ceiling
@@ -193,22 +263,34 @@ def time_gmm(losses, n=50000, reps=5):
 def main(argv):
     del argv
     import tensorflow as tf
+    from mixmatch_tf.training import precision as precision_lib
     if FLAGS.threads:
         tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
         tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
     unknown = set(FLAGS.method) - set(SETUPS)
     if unknown:
         raise app.UsageError(f"Invalid flag --method: {sorted(unknown)}; valid: {', '.join(SETUPS)}")
+    valid = (precision_lib.AUTO,) + precision_lib.PRECISIONS
+    unknown = set(FLAGS.precision) - set(valid)
+    if unknown:
+        raise app.UsageError(f"Invalid flag --precision: {sorted(unknown)}; valid: {', '.join(valid)}")
     device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
     data = cifar_like(max(FLAGS.loss_pass_images, 5000))
+    precisions = []
     for precision in FLAGS.precision:
+        precision = precision_lib.resolve(precision)
+        if precision not in precisions:
+            precisions.append(precision)
+    for precision in precisions:
         ceiling = matmul_gflops(precision)
         for method in FLAGS.method:
-            result = benchmark(method, precision, data, ceiling)
+            result = benchmark(method, precision, data, ceiling, device)
             fields = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                       for k, v in result.items()]
             print(" ".join(fields + [f"device={device}", f"jit={int(FLAGS.jit_compile)}",
-                                     f"steps_per_call={FLAGS.steps_per_call}"]), flush=True)
+                                     f"steps_per_call={FLAGS.steps_per_call}",
+                                     f"threads={tf_threads()}", f"onednn={onednn()}"]),
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """The model registry."""
 import keras
 
+from mixmatch_tf.models.batch_norm import BatchNormalization
+
 _MODELS = {}
 # name -> (input rank, minimum height and width): what each model accepts.
 _INPUTS = {}
@@ -83,14 +85,14 @@ def split_stages(model):
 
 
 def batch_norm(momentum, epsilon, sync_bn, name=None, gamma_initializer="ones"):
-    """BatchNormalization; synchronized across replicas when ``sync_bn``.
+    """BatchNormalization (fused kernel when it trains, ``models.batch_norm``);
+    synchronized across replicas when ``sync_bn``.
 
     ``gamma_initializer``: e.g. zeros for the last batch norm of a residual branch
     (Goyal et al. 2017), so each block starts as the identity.
     """
-    return keras.layers.BatchNormalization(momentum=momentum, epsilon=epsilon,
-                                           synchronized=sync_bn, name=name,
-                                           gamma_initializer=gamma_initializer)
+    return BatchNormalization(momentum=momentum, epsilon=epsilon, synchronized=sync_bn,
+                              name=name, gamma_initializer=gamma_initializer)
 
 
 def classifier_head(features, num_classes, dropout, kernel_initializer, name="head",

@@ -3,8 +3,9 @@ import dataclasses
 from typing import Optional
 
 from mixmatch_tf.methods.base import check, check_finite
+from mixmatch_tf.training import precision as precision_lib
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISIONS = (precision_lib.AUTO,) + precision_lib.PRECISIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,7 +26,9 @@ class RunConfig:
       log_every_seconds: minimum seconds between progress lines.
       sync_bn: synchronise batch-norm statistics across replicas.
       precision: Keras dtype policy: "float32", "mixed_bfloat16" (CPUs with bf16
-        units, TPUs, recent GPUs) or "mixed_float16" (GPUs; with loss scaling).
+        instructions, TPUs, recent GPUs) or "mixed_float16" (GPUs; with loss
+        scaling); "auto" picks by the hardware, or keeps a resumed run's
+        (``training.precision``). The Trainer replaces "auto" by its choice.
       jit_compile: compile the train step with XLA.
       export_dir: export a SavedModel there at the end.
       stop_at_step: stop (checkpointed, resumable) once the global step reaches
@@ -43,7 +46,7 @@ class RunConfig:
     eval_batch_size: int = 500
     log_every_seconds: float = 5.0
     sync_bn: bool = False
-    precision: str = "float32"
+    precision: str = precision_lib.AUTO
     jit_compile: bool = False
     export_dir: Optional[str] = None
     stop_at_step: Optional[int] = None

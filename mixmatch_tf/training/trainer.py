@@ -22,6 +22,7 @@ from mixmatch_tf.data.preprocess import normalize
 from mixmatch_tf.data.sources import ImageData, load_dataset
 from mixmatch_tf.data.streaming import StreamedData
 from mixmatch_tf.methods.base import check_fits, get_method, resolve_config
+from mixmatch_tf.training import precision as precision_lib
 from mixmatch_tf.training.build import Counters, make_context, model_factory, state_variables
 from mixmatch_tf.training.config import RunConfig
 from mixmatch_tf.training.loop import (NonFiniteLossError, PhaseLoop, Progress, StateGuard,
@@ -73,9 +74,17 @@ class Trainer:
         check_fits(self.config, self.data.image_shape, self.strategy.num_replicas_in_sync,
                    named_model=model is None)
         self.run_dir = RunDir(run.model_dir, writer=self.chief and not read_only)
+        # "auto" becomes the precision the run trains under, recorded in run.json.
+        hardware = precision_lib.cpu_flags(), precision_lib.gpu_capability()
+        run = self.run = dataclasses.replace(run, precision=precision_lib.resolve(
+            run.precision, self.run_dir.saved_settings(), *hardware))
         settings = self.run_dir.settings(self.method_cls.name, self.config, self.data, run,
                                          data_dir)
         saved, self.normalization = self.run_dir.resume_or_new(settings, self.data)
+        if not read_only:  # the run may start: say if its precision is slow here
+            warning = precision_lib.slow_precision_warning(run.precision, *hardware)
+            if warning:
+                logging.warning(warning)
         self.settings = dict(settings, normalization=self.normalization.to_dict())
         try:
             self._build(model)
@@ -246,7 +255,7 @@ class Trainer:
             "steps": int(self.step), "wall_seconds": float(self.elapsed.numpy()),
             "noise_type": self.run.noise_type, "noise_rate": self.run.noise_rate,
             "model": self.config.model, "config": self.config.to_dict(),
-            "num_replicas": self.strategy.num_replicas_in_sync,
+            "num_replicas": self.strategy.num_replicas_in_sync, "precision": self.run.precision,
         }
         if self.data.streamed:
             # training rows whose file could not be read or decoded, each replaced by

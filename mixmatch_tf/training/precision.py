@@ -1,0 +1,135 @@
+"""The precision a run trains under: ``--precision=auto`` and the slow-precision warning.
+
+``auto`` picks by what the hardware has (``auto_precision``):
+
+* GPUs of compute capability 7.0 or more (tensor cores): ``mixed_float16``;
+  older GPUs: ``float32``;
+* CPUs with native bf16 instructions (the ``avx512_bf16`` or ``amx_bf16`` flags
+  of ``/proc/cpuinfo``): ``mixed_bfloat16``;
+* other CPUs: ``float32``. Without those instructions oneDNN emulates bf16 dot
+  products by conversions, and a bf16 step runs several times slower than a
+  float32 one (7-8 times on an AVX2 + FMA CPU, issue 14).
+
+A resumed run keeps the precision recorded in its ``run.json`` (a run folder of an
+older version that records none trained under that version's default, float32).
+An explicit mixed precision on a CPU without the instructions for it trains as
+asked, after a one-line warning with the slowdown a short matmul probe measured.
+"""
+import time
+
+import tensorflow as tf
+from absl import logging
+
+AUTO = "auto"
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# /proc/cpuinfo flags of x86 bf16 dot-product instructions (AVX512-BF16, AMX-BF16).
+NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
+# ... and of native float16 arithmetic (AVX512-FP16, AMX-FP16).
+NATIVE_FP16 = ("avx512_fp16", "amx_fp16")
+TENSOR_CORES = (7, 0)  # the first compute capability with float16 tensor cores (Volta)
+# A run folder that records no precision was trained by a version whose default this was.
+UNRECORDED = "float32"
+
+
+def cpu_flags(path="/proc/cpuinfo"):
+    """The CPU's feature flags (``flags`` lines of /proc/cpuinfo); empty where unreadable."""
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    return frozenset(value.split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def gpu_capability():
+    """The lowest compute capability (major, minor) of the visible GPUs, or None."""
+    capabilities = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        cc = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+        capabilities.append(tuple(cc) if cc else (0, 0))
+    return min(capabilities) if capabilities else None
+
+
+def auto_precision(flags, capability):
+    """The precision ``auto`` picks (pure).
+
+    Args:
+      flags: the CPU's feature flags (``cpu_flags()``).
+      capability: the lowest GPU compute capability (major, minor), or None
+        without GPUs.
+
+    Returns:
+      "mixed_float16" on GPUs with tensor cores, "mixed_bfloat16" on CPUs with
+      native bf16 instructions, else "float32".
+    """
+    if capability is not None:
+        return "mixed_float16" if tuple(capability) >= TENSOR_CORES else "float32"
+    return "mixed_bfloat16" if any(f in flags for f in NATIVE_BF16) else "float32"
+
+
+def resolve(requested, saved=None, flags=None, capability=None):
+    """The precision a run trains under.
+
+    Args:
+      requested: "auto" or one of ``PRECISIONS``.
+      saved: the run.json settings of the run to resume, or None for a new run.
+      flags, capability: the hardware (``cpu_flags()``, ``gpu_capability()`` when None).
+
+    Returns:
+      ``requested`` unless it is "auto"; then the resumed run's recorded
+      precision, or ``auto_precision`` of this machine for a new run.
+    """
+    if requested != AUTO:
+        return requested
+    if saved is not None:
+        return saved.get("precision", UNRECORDED)
+    if flags is None:
+        flags, capability = cpu_flags(), gpu_capability()
+    return auto_precision(flags, capability)
+
+
+def matmul_slowdown(dtype, size=384, reps=3):
+    """Seconds of a ``size``-square matmul in ``dtype`` over float32's, on the CPU
+    (best of ``reps`` each; about 0.1-0.5 s in all)."""
+    def best(dt):
+        with tf.device("/CPU:0"):
+            a = tf.cast(tf.random.stateless_normal([size, size], [0, 1]), dt)
+            tf.matmul(a, a).numpy()  # kernel selection, first-touch
+            times = []
+            for _ in range(reps):
+                t = time.perf_counter()
+                tf.matmul(a, a).numpy()
+                times.append(time.perf_counter() - t)
+        return min(times)
+    return best(tf.as_dtype(dtype)) / best(tf.float32)
+
+
+def slow_precision_warning(precision, flags, capability, probe=None):
+    """A one-line warning when ``precision`` runs on a CPU without instructions for
+    it (so slower than float32), else None.
+
+    Args:
+      precision: the precision the run trains under.
+      flags, capability: the hardware, as for ``auto_precision``.
+      probe: ``fn(dtype) -> slowdown`` timing that dtype's matmul against
+        float32's (``matmul_slowdown`` when None); its figure goes into the
+        warning (left out if it raises).
+    """
+    if capability is not None or precision == "float32":
+        return None
+    dtype, native = {"mixed_bfloat16": ("bfloat16", NATIVE_BF16),
+                     "mixed_float16": ("float16", NATIVE_FP16)}[precision]
+    if any(f in flags for f in native):
+        return None
+    try:
+        slowdown = (probe or matmul_slowdown)(dtype)
+        measured = f"; a {dtype} matmul took {slowdown:.1f}x as long as a float32 one here"
+    except Exception as e:  # noqa: BLE001 -- the warning stands without the figure
+        logging.debug("precision probe failed: %s", e)
+        measured = ""
+    return (f"precision {precision} on a CPU without native {dtype} instructions "
+            f"({', '.join(native)}) trains slower than float32{measured}; --precision=auto "
+            f"picks {auto_precision(flags, capability)} for a new run on this machine")
