@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from conftest import ROOT, checkpoint_weights, run_script
+from conftest import ROOT, checkpoint_weights
 
 
 def _free_ports(n):
@@ -23,8 +23,11 @@ def _free_ports(n):
 def test_two_workers_end_with_the_weights_of_two_mirrored_replicas(tmp_path):
     args = ["scripts/train.py", "--method=mixup", "--dataset=digits", "--train_steps=6",
             "--eval_every=3", "--checkpoint_every=3", "--seed=5"]
-    mirrored = run_script(args + ["--cpu_replicas=2", f"--model_dir={tmp_path / 'mirrored'}"])
-    assert mirrored.returncode == 0, mirrored.stderr[-2000:]
+    # The mirrored run and the two workers start together (two cores, three processes).
+    mirrored_log = open(tmp_path / "mirrored.log", "w")
+    mirrored = subprocess.Popen(
+        [sys.executable] + args + ["--cpu_replicas=2", f"--model_dir={tmp_path / 'mirrored'}"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=mirrored_log)
 
     ports = _free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
@@ -40,6 +43,9 @@ def test_two_workers_end_with_the_weights_of_two_mirrored_replicas(tmp_path):
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
+    mirrored.wait(timeout=600)
+    mirrored_log.close()
+    assert mirrored.returncode == 0, open(tmp_path / "mirrored.log").read()[-2000:]
 
     multi = json.load(open(tmp_path / "multi" / "metrics.json"))
     assert multi["num_replicas"] == 2 and multi["steps"] == 6
