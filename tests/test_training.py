@@ -161,8 +161,7 @@ def test_export_reloads_in_a_fresh_process_and_matches_predict(tmp_path, one_rep
     tr = make("mixup", tmp_path / "run", one_replica, digits, train_steps=30)
     tr.fit()
     path = tr.export(str(tmp_path / "export"))
-    assert path == str(tmp_path / "export" / "digits" / "1")
-    assert tr.export(str(tmp_path / "export")).endswith("2")
+    assert path == str(tmp_path / "export" / "digits" / "1")  # versions: test_serving.py
     assert open(os.path.join(path, "assets", "class_names.txt")).read().split() == \
         [str(i) for i in range(10)]
     images = digits.test_images[:16]
