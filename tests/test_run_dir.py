@@ -167,16 +167,23 @@ def _wait_for(path, proc, timeout=300):
 def test_lock_refuses_a_second_trainer_and_a_killed_holder_is_taken_over(tmp_path, one_replica,
                                                                          digits):
     proc = _train_script(tmp_path, 100000)
+    second = None
     try:
+        # a second trainer process is refused too, and says so; it starts (and imports
+        # TensorFlow) as soon as the first holds the lock, while the first trains
+        _wait_for(tmp_path / "lock", proc)
+        second = _train_script(tmp_path, 100000)
         _wait_for(ckpt(tmp_path, 5), proc)
         with pytest.raises(RunLockedError) as e:
             make(tmp_path, one_replica, digits, train_steps=100000, eval_every=None)
         assert f"pid {proc.pid}" in str(e.value) and socket.gethostname() in str(e.value)
-        # a second trainer process is refused too, and says so
-        second = _train_script(tmp_path, 100000)
         _, err = second.communicate(timeout=300)
+        assert proc.poll() is None  # the holder still ran when the second was refused
         assert second.returncode != 0 and f"pid {proc.pid}" in err
     finally:
+        if second is not None and second.poll() is None:
+            second.kill()
+            second.wait()
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert os.path.exists(tmp_path / "lock")  # kill -9 left it behind: stale now
