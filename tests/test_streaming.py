@@ -383,3 +383,31 @@ def test_top5_error_beside_the_top1_error_with_more_than_ten_classes(one_replica
     error, _ = passes.test_error(predict)
     assert error == pytest.approx(100 * 10 / 12)
     assert passes.last_details["top5_test_error"] == pytest.approx(100 * 2 / 12)
+
+
+# --------------------------------------------------------------------- serving
+def test_the_export_of_a_streamed_run_serves_a_jpeg_as_evaluation_sees_it(tmp_path, one_replica,
+                                                                         imagenet_folder):
+    """serving_bytes of a streamed run's export crops as streamed evaluation does (shorter
+    side to round(16 * 256 / 224) = 18, central 16 x 16), not stretches, and says so."""
+    from mixmatch_tf.serving.export import decode_images, read_resize
+    from mixmatch_tf.training import RunConfig, Trainer
+    data = sources.load_dataset(f"folder:{imagenet_folder}", stream="true", image_size=16)
+    trainer = Trainer("erm", data, RunConfig(model_dir=str(tmp_path / "run")),
+                      strategy=one_replica, config={"model": "small_cnn", "batch_size": 6})
+    path = trainer.export(str(tmp_path / "exports"))
+    assert read_resize(path) == "central_crop"
+    files = [f for f in data.test_files
+             if (lambda s: s[0] != s[1])(tf.image.extract_jpeg_shape(tf.io.read_file(f)))][:3]
+    contents = tf.stack([tf.io.read_file(f) for f in files])
+    # the evaluation path: the streamed test set's decoding, then the trainer's predictor
+    evaluated = tf.stack([streaming.decode_example(c, None, 16, augment=False, flip=False)
+                          for c in contents])
+    expected = tf.cast(trainer.predict(evaluated), tf.float32).numpy()  # probabilities
+    served = tf.saved_model.load(path).signatures["serving_bytes"](image_bytes=contents)
+    np.testing.assert_array_equal(decode_images(contents, (16, 16, 3), resize="central_crop"),
+                                  evaluated)
+    np.testing.assert_allclose(served["probabilities"].numpy(), expected, rtol=1e-5, atol=1e-6)
+    # stretching (in-memory runs' resize, kept for them) sees other pixels of these files
+    stretched = decode_images(contents, (16, 16, 3), resize="stretch").numpy()
+    assert all(np.any(s != e) for s, e in zip(stretched, evaluated.numpy()))
