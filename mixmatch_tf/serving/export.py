@@ -402,7 +402,9 @@ def decode_images(image_bytes, image_shape, max_batch_size=DEFAULT_MAX_BATCH_SIZ
     ``stretch`` resizes an image whose size is not H x W to H x W (the aspect
     ratio is not kept); ``central_crop`` (square H x W only) resizes every image's
     shorter side to round(H * 256 / 224) and takes the central H x W crop, the
-    evaluation view of streamed data (``augment.eval_central_crop``). Before any image is decoded, the request is refused with an
+    evaluation view of streamed data (``augment.eval_central_crop``).
+
+    Before any image is decoded, the request is refused with an
     InvalidArgumentError if it holds more than ``max_batch_size`` images, if bytes
     are not a PNG, JPEG, GIF or BMP image, if a PNG, GIF or BMP is truncated
     (``complete_images``), or if an image's header declares more than
