@@ -289,13 +289,17 @@ def test_auto_streams_a_large_tfds_set_unless_it_has_splits_only_memory_reads(tm
 # --------------------------------------------------------------------- the script
 def _train_args(folder, **extra):
     args = {"method": "mixup", "dataset": f"folder:{folder}", "model": "small_cnn",
-            "image_size": 16, "batch_size": 6, "train_steps": 8, "checkpoint_every": 4,
+            "image_size": 16, "batch_size": 6, "train_steps": 4, "checkpoint_every": 2,
             "steps_per_call": 2, "eval_every": 4, "eval_batch_size": 6, "seed": 2}
     args.update(extra)
     return ["scripts/train.py"] + [f"--{k}={v}" for k, v in args.items()]
 
 
 def test_train_script_streams_a_folder_and_resumes_after_a_kill(tmp_path, imagenet_folder):
+    """Killed after step 2 of 4 (18 files, 3 batches an epoch: the resumed steps cross
+    into the second epoch), resumed, it ends with the uninterrupted run's weights. Three
+    start-ups in all (the uninterrupted run beside the killed one); one evaluation
+    (step 4), so the killed run still has that to trace when its checkpoint appears."""
     args = _train_args(imagenet_folder)
     killed = tmp_path / "killed"
     # the uninterrupted run and the one to kill side by side
@@ -304,7 +308,7 @@ def test_train_script_streams_a_folder_and_resumes_after_a_kill(tmp_path, imagen
     proc = subprocess.Popen([sys.executable] + args + [f"--model_dir={killed}"], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while not os.path.exists(killed / "ckpt" / "ckpt-4.index") and time.time() < deadline:
+    while not os.path.exists(killed / "ckpt" / "ckpt-2.index") and time.time() < deadline:
         assert proc.poll() is None, "the run ended before the kill"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
@@ -317,7 +321,7 @@ def test_train_script_streams_a_folder_and_resumes_after_a_kill(tmp_path, imagen
     assert full.returncode == 0, err[-3000:]
     a = json.load(open(tmp_path / "full" / "metrics.json"))
     b = json.load(open(killed / "metrics.json"))
-    assert a["steps"] == b["steps"] == 8 and a["unreadable_images"] == 0
+    assert a["steps"] == b["steps"] == 4 and a["unreadable_images"] == 0
     assert a["evals"] == b["evals"]
     run = json.load(open(killed / "run.json"))
     assert run["data_options"] == {"stream": "true", "image_size": 16}
@@ -383,3 +387,31 @@ def test_top5_error_beside_the_top1_error_with_more_than_ten_classes(one_replica
     error, _ = passes.test_error(predict)
     assert error == pytest.approx(100 * 10 / 12)
     assert passes.last_details["top5_test_error"] == pytest.approx(100 * 2 / 12)
+
+
+# --------------------------------------------------------------------- serving
+def test_the_export_of_a_streamed_run_serves_a_jpeg_as_evaluation_sees_it(tmp_path, one_replica,
+                                                                         imagenet_folder):
+    """serving_bytes of a streamed run's export crops as streamed evaluation does (shorter
+    side to round(16 * 256 / 224) = 18, central 16 x 16), not stretches, and says so."""
+    from mixmatch_tf.serving.export import decode_images, read_resize
+    from mixmatch_tf.training import RunConfig, Trainer
+    data = sources.load_dataset(f"folder:{imagenet_folder}", stream="true", image_size=16)
+    trainer = Trainer("erm", data, RunConfig(model_dir=str(tmp_path / "run")),
+                      strategy=one_replica, config={"model": "small_cnn", "batch_size": 6})
+    path = trainer.export(str(tmp_path / "exports"))
+    assert read_resize(path) == "central_crop"
+    files = [f for f in data.test_files
+             if (lambda s: s[0] != s[1])(tf.image.extract_jpeg_shape(tf.io.read_file(f)))][:3]
+    contents = tf.stack([tf.io.read_file(f) for f in files])
+    # the evaluation path: the streamed test set's decoding, then the trainer's predictor
+    evaluated = tf.stack([streaming.decode_example(c, None, 16, augment=False, flip=False)
+                          for c in contents])
+    expected = tf.cast(trainer.predict(evaluated), tf.float32).numpy()  # probabilities
+    served = tf.saved_model.load(path).signatures["serving_bytes"](image_bytes=contents)
+    np.testing.assert_array_equal(decode_images(contents, (16, 16, 3), resize="central_crop"),
+                                  evaluated)
+    np.testing.assert_allclose(served["probabilities"].numpy(), expected, rtol=1e-5, atol=1e-6)
+    # stretching (in-memory runs' resize, kept for them) sees other pixels of these files
+    stretched = decode_images(contents, (16, 16, 3), resize="stretch").numpy()
+    assert all(np.any(s != e) for s, e in zip(stretched, evaluated.numpy()))

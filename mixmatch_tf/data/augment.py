@@ -171,3 +171,17 @@ def resize_uint8(image, rows, cols):
     """Bilinear resize with antialiasing (PIL's, torchvision's default), rounded to uint8."""
     resized = tf.image.resize(image, tf.stack([rows, cols]), method="bilinear", antialias=True)
     return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+
+
+def eval_central_crop(image, size):
+    """Evaluation's view of a decoded image [h, w, C] of any size: uint8 [size, size, C].
+
+    The shorter side is resized to ``round(size * 256 / 224)`` (``eval_resize_shape``,
+    ``resize_uint8``) and the central ``size`` square is taken
+    (``central_crop_offsets``). Streamed evaluation and the served model of a
+    streamed run both call this, so they see the same pixels.
+    """
+    rows, cols = eval_resize_shape(tf.shape(image)[0], tf.shape(image)[1], size)
+    image = resize_uint8(image, rows, cols)
+    top, left = central_crop_offsets(rows, cols, size)
+    return image[top:top + size, left:left + size]

@@ -407,10 +407,7 @@ def _train_crop(contents, seed, size, flip):
 def _eval_crop(contents, size):
     """Shorter side resized to round(size * 256 / 224), central crop: uint8 [size, size, 3]."""
     image = tf.io.decode_image(contents, channels=3, expand_animations=False)
-    rows, cols = augment_lib.eval_resize_shape(tf.shape(image)[0], tf.shape(image)[1], size)
-    image = augment_lib.resize_uint8(image, rows, cols)
-    top, left = augment_lib.central_crop_offsets(rows, cols, size)
-    return tf.ensure_shape(image[top:top + size, left:left + size], [size, size, 3])
+    return tf.ensure_shape(augment_lib.eval_central_crop(image, size), [size, size, 3])
 
 
 def decode_example(contents, seed, size, augment, flip, views=None):

@@ -13,7 +13,12 @@ Signatures (both run the method's own ``predict``: EMA weights, ensembles, ...):
                        [None, D] for tabular data).
   ``serving_bytes``    encoded images ``image_bytes`` (tf.string [None]: PNG, JPEG,
                        GIF or BMP, what REST clients send as ``{"b64": ...}``),
-                       decoded and resized to H x W inside the graph (images only).
+                       decoded and brought to H x W inside the graph (images only)
+                       by the export's ``resize``: ``stretch`` (resized to H x W,
+                       aspect ratio not kept: in-memory runs, whose images all have
+                       the training size) or ``central_crop`` (the evaluation view of
+                       a streamed run: shorter side resized to round(H * 256 / 224),
+                       central H x W crop, ``augment.eval_central_crop``).
 Both return ``probabilities`` (float32 [B, K]), ``classes`` (int64 [B]),
 ``class_names`` (string [B]), ``top_k_classes`` (int64 [B, k]),
 ``top_k_probabilities`` (float32 [B, k]) and ``top_k_class_names`` (string [B, k]).
@@ -30,10 +35,12 @@ non-ASCII letters) is served exactly as the data set named it. Beside the model:
 ``assets/class_names.txt`` (for people and scripts: one name per line, with a
 backslash, a line break or another control character escaped as in
 ``escape_class_name``; ``read_class_names`` reads it back exactly),
+``assets/preprocessing.json`` (the ``resize`` of ``serving_bytes``; ``read_resize``),
 ``assets.extra/tf_serving_warmup_requests`` (PredictionLog records TF Serving
 replays before it serves a version) and ``<export_base>/models.config`` (a
 ``--model_config_file`` listing every model under ``export_base``).
 """
+import json
 import os
 import re
 import shutil
@@ -47,9 +54,16 @@ from google.protobuf import text_format
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
+from mixmatch_tf.data.augment import EVAL_RESIZE_RATIO, eval_central_crop
 from mixmatch_tf.data.preprocess import normalize
 
 CLASS_NAMES_FILE = "class_names.txt"
+PREPROCESSING_FILE = "preprocessing.json"
+# How serving_bytes brings an encoded image to the model's H x W: as the run's
+# evaluation saw its images (see the module docstring).
+RESIZE_STRETCH = "stretch"
+RESIZE_CENTRAL_CROP = "central_crop"
+RESIZES = (RESIZE_STRETCH, RESIZE_CENTRAL_CROP)
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MODELS_CONFIG_FILE = "models.config"
 IMAGES_SIGNATURE = "serving_default"
@@ -170,6 +184,16 @@ def read_class_names(saved_model_dir):
     path = os.path.join(saved_model_dir, "assets", CLASS_NAMES_FILE)
     with open(path, encoding="utf-8", newline="\n") as f:
         return [unescape_class_name(line) for line in f.read().split("\n")[:-1]]
+
+
+def read_resize(saved_model_dir):
+    """The ``resize`` of an export's ``serving_bytes`` (``stretch`` for exports written
+    before it was recorded, which all stretched)."""
+    path = os.path.join(saved_model_dir, "assets", PREPROCESSING_FILE)
+    if not os.path.exists(path):
+        return RESIZE_STRETCH
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)["resize"]
 
 
 def _shape_string(tensor):
@@ -369,13 +393,18 @@ def convert_channels(image, channels):
 
 
 def decode_images(image_bytes, image_shape, max_batch_size=DEFAULT_MAX_BATCH_SIZE,
-                  max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS):
+                  max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS, resize=RESIZE_STRETCH):
     """Encoded images (string [B]) -> uint8 [B, H, W, C], resized inside the graph.
 
     Each image is decoded as stored, converted to ``C`` channels
-    (``convert_channels``) and, if its size is not H x W, resized to H x W
-    (bilinear with antialiasing, then rounded to uint8; the aspect ratio is not
-    kept). Before any image is decoded, the request is refused with an
+    (``convert_channels``) and brought to H x W as ``resize`` says (bilinear with
+    antialiasing, then rounded to uint8, as ``augment.resize_uint8``):
+    ``stretch`` resizes an image whose size is not H x W to H x W (the aspect
+    ratio is not kept); ``central_crop`` (square H x W only) resizes every image's
+    shorter side to round(H * 256 / 224) and takes the central H x W crop, the
+    evaluation view of streamed data (``augment.eval_central_crop``).
+
+    Before any image is decoded, the request is refused with an
     InvalidArgumentError if it holds more than ``max_batch_size`` images, if bytes
     are not a PNG, JPEG, GIF or BMP image, if a PNG, GIF or BMP is truncated
     (``complete_images``), or if an image's header declares more than
@@ -394,6 +423,7 @@ def decode_images(image_bytes, image_shape, max_batch_size=DEFAULT_MAX_BATCH_SIZ
     valid codes decode to other pixels, which no decoder can tell.
     """
     h, w, c = image_shape
+    _check_resize(resize, image_shape)
     image_bytes = _check_shape(image_bytes, r"[1-9][0-9]*",
                                "image_bytes must be a string vector [batch] of encoded "
                                "PNG/JPEG/GIF/BMP images with batch >= 1")
@@ -429,12 +459,14 @@ def decode_images(image_bytes, image_shape, max_batch_size=DEFAULT_MAX_BATCH_SIZ
     def decode(encoded):
         image = tf.io.decode_image(encoded, channels=0, dtype=tf.uint8, expand_animations=False)
         image = convert_channels(image, c)
+        if resize == RESIZE_CENTRAL_CROP:
+            return eval_central_crop(image, h)
 
-        def resize():
+        def stretch():
             resized = tf.image.resize(image, [h, w], method="bilinear", antialias=True)
             return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
         same_size = tf.reduce_all(tf.equal(tf.shape(image)[:2], [h, w]))
-        return tf.cond(same_size, lambda: image, resize)
+        return tf.cond(same_size, lambda: image, stretch)
 
     with tf.control_dependencies([check]):
         image_bytes = tf.identity(image_bytes)
@@ -449,8 +481,17 @@ def decode_images(image_bytes, image_shape, max_batch_size=DEFAULT_MAX_BATCH_SIZ
         return tf.identity(images)
 
 
+def _check_resize(resize, image_shape):
+    if resize not in RESIZES:
+        raise ValueError(f"resize must be one of {', '.join(RESIZES)}, got {resize!r}")
+    if resize == RESIZE_CENTRAL_CROP and image_shape[0] != image_shape[1]:
+        raise ValueError(f"resize={RESIZE_CENTRAL_CROP} takes square crops: the images are "
+                         f"{image_shape[0]} x {image_shape[1]}")
+
+
 def serving_fns(method, state, normalization, image_shape, names, top_k, input_dtype="uint8",
-                max_batch_size=DEFAULT_MAX_BATCH_SIZE, max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS):
+                max_batch_size=DEFAULT_MAX_BATCH_SIZE, max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS,
+                resize=RESIZE_STRETCH):
     """The signature functions: {signature name: tf.function with an input signature}."""
 
     def predict(images):
@@ -473,7 +514,7 @@ def serving_fns(method, state, normalization, image_shape, names, top_k, input_d
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=BYTES_INPUT)])
         def serve_bytes(image_bytes):
             return predict(decode_images(image_bytes, image_shape, max_batch_size,
-                                         max_image_pixels))
+                                         max_image_pixels, resize))
         fns[BYTES_SIGNATURE] = serve_bytes
     return fns
 
@@ -605,7 +646,7 @@ def export_saved_model(method, state, normalization, image_shape, class_names, e
                        model_name=DEFAULT_MODEL_NAME, top_k=None, sample_images=None,
                        serving_base_path=None, serve_versions="latest", input_dtype="uint8",
                        max_batch_size=DEFAULT_MAX_BATCH_SIZE,
-                       max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS):
+                       max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS, resize=RESIZE_STRETCH):
     """Exports the method's predictor as a new version of ``model_name``.
 
     Args:
@@ -626,6 +667,9 @@ def export_saved_model(method, state, normalization, image_shape, class_names, e
       max_batch_size: the most examples (or encoded images) one request may hold.
       max_image_pixels: the most pixels (width x height, read from the header) an
         encoded image may declare; larger ones are refused before decoding.
+      resize: how ``serving_bytes`` brings an encoded image to H x W, as the run's
+        evaluation did: ``stretch`` (in-memory data) or ``central_crop`` (streamed
+        data); recorded in ``assets/preprocessing.json``.
 
     Returns:
       The new version folder.
@@ -637,6 +681,8 @@ def export_saved_model(method, state, normalization, image_shape, class_names, e
         raise ValueError(f"top_k must be in [1, {num_classes}] (the number of classes), "
                          f"got {top_k}")
     _check_serve_versions(serve_versions)
+    if is_image(tuple(image_shape), input_dtype):
+        _check_resize(resize, image_shape)
     for name, value in (("max_batch_size", max_batch_size),
                         ("max_image_pixels", max_image_pixels)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
@@ -654,13 +700,18 @@ def export_saved_model(method, state, normalization, image_shape, class_names, e
         archive.track(names)
         for name, fn in serving_fns(method, state, normalization, tuple(image_shape), names,
                                     top_k, input_dtype, int(max_batch_size),
-                                    int(max_image_pixels)).items():
+                                    int(max_image_pixels), resize).items():
             archive.add_endpoint(name, fn)
         archive.write_out(tmp, verbose=False)
         os.makedirs(os.path.join(tmp, "assets"), exist_ok=True)
         with open(os.path.join(tmp, "assets", CLASS_NAMES_FILE), "w", encoding="utf-8",
                   newline="\n") as f:
             f.write("".join(f"{escape_class_name(name)}\n" for name in class_names))
+        if is_image(tuple(image_shape), input_dtype):
+            with open(os.path.join(tmp, "assets", PREPROCESSING_FILE), "w",
+                      encoding="utf-8") as f:
+                json.dump({"resize": resize, "eval_resize_ratio": EVAL_RESIZE_RATIO}
+                          if resize == RESIZE_CENTRAL_CROP else {"resize": resize}, f)
         write_warmup_file(tmp, warmup_requests(model_name, tuple(image_shape), sample_images,
                                                input_dtype))
         while True:

@@ -304,6 +304,9 @@ class Trainer:
                                   sample_images=self.data.test_images,
                                   input_dtype=("uint8" if self.data.streamed
                                                else self.data.train_images.dtype.name),
+                                  # served as evaluated: streamed runs were evaluated on
+                                  # central crops of images of any size
+                                  resize="central_crop" if self.data.streamed else "stretch",
                                   **options)
 
 
