@@ -117,14 +117,27 @@ def check_outputs(outputs, expected, top_k=5):
                                                    np.ravel(outputs["top_k_classes"])]
 
 
-# Runs each command line through ``saved_model_cli``'s own ``main`` (the installed
-# command's module); an answer is {"code": exit code or traceback, "stdout": its output}.
-_CLI_DRIVER = """
+# One fresh process for every check that needs one. It first opens each export with
+# TensorFlow 2's loader (``tf.saved_model.load``: the serving signature's probabilities
+# saved, and what a wrong image size raises), then runs each ``saved_model_cli``
+# command line through the module's own ``main`` (the installed command). An answer
+# is {"code": exit code or traceback, "stdout": what it printed}.
+_FRESH_PROCESS = """
 import contextlib, io, json, sys, traceback
+import numpy as np, tensorflow as tf
 from tensorflow.python.tools import saved_model_cli
-commands, answers = sys.argv[1:3]
+jobs, answers = sys.argv[1:3]
+jobs = json.load(open(jobs))
 results = []
-for argv in json.load(open(commands)):
+for path, images, probabilities in jobs["load"]:
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    np.save(probabilities, serve(images=tf.constant(np.load(images)))["probabilities"].numpy())
+    try:
+        serve(images=tf.zeros([1, 8, 9, 1], tf.uint8))
+        results.append("no error")
+    except Exception as e:
+        results.append(type(e).__name__)
+for argv in jobs["cli"]:
     sys.argv = ["saved_model_cli"] + argv
     out, code = io.StringIO(), 0
     try:
@@ -139,18 +152,18 @@ json.dump(results, open(answers, "w"))
 """
 
 
-def saved_model_cli(commands, folder):
-    """Runs ``saved_model_cli`` command lines in one fresh process, the SavedModels
-    loaded one after another (a TensorFlow start-up each took a minute for the
-    twelve); returns one answer per command: {"code", "stdout"}."""
-    json.dump(commands, open(folder / "commands.json", "w"))
-    out = subprocess.run([sys.executable, "-c", _CLI_DRIVER, str(folder / "commands.json"),
+def fresh_process(loads, commands, folder):
+    """Runs the loads and the ``saved_model_cli`` command lines in one fresh process
+    (a TensorFlow start-up each took over a minute for the sixteen); returns what a
+    wrong image size raised per load, and one answer per command."""
+    json.dump({"load": loads, "cli": commands}, open(folder / "jobs.json", "w"))
+    out = subprocess.run([sys.executable, "-c", _FRESH_PROCESS, str(folder / "jobs.json"),
                           str(folder / "answers.json")], cwd=ROOT, capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     answers = json.load(open(folder / "answers.json"))
-    assert len(answers) == len(commands)
-    return answers
+    assert len(answers) == len(loads) + len(commands)
+    return answers[:len(loads)], answers[len(loads):]
 
 
 def cli_output(answer):
@@ -163,10 +176,15 @@ CLI_RUNS = [("serving_default", "images=images.npy"), ("serving_bytes", "image_b
 
 
 @pytest.fixture(scope="module")
-def cli(exports, tmp_path_factory):
-    """``saved_model_cli show --all`` of every export (``show[method]``), and ``run`` of
+def fresh(exports, tmp_path_factory):
+    """In one fresh process: ``tf.saved_model.load`` of every export (probabilities in
+    ``loaded[method]``, the error of a wrong size in ``wrong_size[method]``),
+    ``saved_model_cli show --all`` of every export (``show[method]``), and ``run`` of
     each signature (``run[method, signature]``, outputs in ``outdirs``)."""
-    folder = tmp_path_factory.mktemp("saved_model_cli")
+    folder = tmp_path_factory.mktemp("fresh_process")
+    loaded = {m: folder / f"{m}-loaded.npy" for m in METHODS}
+    loads = [[exports.models[m].path, str(exports.work / "images.npy"), str(loaded[m])]
+             for m in METHODS]
     commands = [["show", "--all", "--dir", exports.models[m].path] for m in METHODS]
     runs, outdirs = [], {}
     for method in METHODS:
@@ -178,15 +196,26 @@ def cli(exports, tmp_path_factory):
                              "--signature_def", signature, "--inputs",
                              f"{key}={exports.work / name}",
                              "--outdir", str(outdirs[method, signature])])
-    answers = saved_model_cli(commands, folder)
-    return types.SimpleNamespace(show=dict(zip(METHODS, answers)),
+    wrong_size, answers = fresh_process(loads, commands, folder)
+    return types.SimpleNamespace(loaded=loaded, wrong_size=dict(zip(METHODS, wrong_size)),
+                                 show=dict(zip(METHODS, answers)),
                                  run=dict(zip(runs, answers[len(METHODS):])), outdirs=outdirs)
+
+
+# ------------------------------------------------- TensorFlow 2's loader
+@pytest.mark.parametrize("method", METHODS)
+def test_export_reloads_in_a_fresh_process_and_matches_predict(exports, fresh, method):
+    np.testing.assert_allclose(np.load(fresh.loaded[method]), exports.models[method].expected,
+                               rtol=1e-5, atol=1e-6)
+    assert fresh.wrong_size[method] != "no error"
+    names = os.path.join(exports.models[method].path, "assets", "class_names.txt")
+    assert open(names).read().split() == [str(i) for i in range(10)]
 
 
 # ------------------------------------------------------- saved_model_cli
 @pytest.mark.parametrize("method", METHODS)
-def test_saved_model_cli_shows_both_signatures(cli, method):
-    shown = cli_output(cli.show[method])
+def test_saved_model_cli_shows_both_signatures(fresh, method):
+    shown = cli_output(fresh.show[method])
     signatures = {name: kind for name, _, kind in re.findall(
         r"signature_def\['(\w+)'\]:\n(.*?)Method name is: ([\w/]*)", shown, re.S)}
     assert signatures["serving_default"] == "tensorflow/serving/predict"
@@ -206,9 +235,9 @@ def test_saved_model_cli_shows_both_signatures(cli, method):
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("signature,inputs", CLI_RUNS)
-def test_saved_model_cli_run_matches_predict(exports, cli, method, signature, inputs):
-    cli_output(cli.run[method, signature])
-    outdir = cli.outdirs[method, signature]
+def test_saved_model_cli_run_matches_predict(exports, fresh, method, signature, inputs):
+    cli_output(fresh.run[method, signature])
+    outdir = fresh.outdirs[method, signature]
     outputs = {os.path.splitext(f)[0]: np.load(outdir / f, allow_pickle=True)
                for f in os.listdir(outdir)}
     check_outputs(outputs, exports.models[method].expected)
