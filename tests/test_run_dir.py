@@ -3,6 +3,7 @@ kills, and unreadable files -- each done for real to a run of ERM on the digits.
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,10 +27,19 @@ def make(tmp_path, strategy, data, run=None, method="erm", **config):
     return Trainer(method, data, run, config=dict(TINY, **config), strategy=strategy)
 
 
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, one_replica, digits):
+    """A finished 4-step run with checkpoints 1..4; tests damage copies of it."""
+    folder = tmp_path_factory.mktemp("finished") / "run"
+    make(folder, one_replica, digits).fit()
+    return folder
+
+
 @pytest.fixture
-def trained(tmp_path, one_replica, digits):
-    """A finished 4-step run with checkpoints 1..4."""
-    make(tmp_path, one_replica, digits).fit()
+def trained(tmp_path, finished_run):
+    """A copy of the finished 4-step run with checkpoints 1..4 (the run folder holds
+    no path of its own: the checkpoint state file names checkpoints relatively)."""
+    shutil.copytree(finished_run, tmp_path, dirs_exist_ok=True)
     return tmp_path
 
 

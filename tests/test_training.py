@@ -1,10 +1,12 @@
 """The trainer end to end on the real digits: learning, replicas, faults, resume, export."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import types
 
 import numpy as np
 import pytest
@@ -20,19 +22,31 @@ def make(method, tmp_path, strategy, data, run=None, **config):
     return Trainer(method, data, run, config=config, strategy=strategy)
 
 
-def test_erm_smoke(tmp_path, one_replica, digits):
-    tr = make("erm", tmp_path, one_replica, digits, train_steps=6, eval_every=3)
+@pytest.fixture(scope="module")
+def erm_run(tmp_path_factory, one_replica, digits):
+    """A finished 6-step ERM run, evaluated every 3 steps, 2 steps per call: its trainer,
+    metrics, folder, weights before training and progress reports. Tests only read it."""
+    folder = tmp_path_factory.mktemp("erm")
+    tr = make("erm", folder, one_replica, digits, run={"steps_per_call": 2}, train_steps=6,
+              eval_every=3)
     before = [w.copy() for w in tr.state["net"].get_weights()]
-    m = tr.fit()
+    progress = []
+    metrics = tr.fit(on_progress=progress.append)
+    return types.SimpleNamespace(trainer=tr, metrics=metrics, folder=folder, before=before,
+                                 progress=progress)
+
+
+def test_erm_smoke(erm_run):
+    tr, m, folder = erm_run.trainer, erm_run.metrics, erm_run.folder
     assert m["steps"] == 6 and len(m["evals"]) == 2
     for key in ("method", "dataset", "seed", "steps", "test_error", "best_test_error",
                 "median_last_10_test_error", "wall_seconds"):
         assert key in m
     after = tr.state["net"].get_weights()
-    assert any(not np.allclose(a, b) for a, b in zip(before, after))
-    saved = json.load(open(tmp_path / "metrics.json"))
+    assert any(not np.allclose(a, b) for a, b in zip(erm_run.before, after))
+    saved = json.load(open(folder / "metrics.json"))
     assert saved["test_error"] == m["test_error"]
-    assert os.path.isdir(tmp_path / "train") and os.path.isdir(tmp_path / "eval")
+    assert os.path.isdir(folder / "train") and os.path.isdir(folder / "eval")
 
 
 def test_jit_compiled_steps_train(tmp_path):
@@ -113,8 +127,8 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
             assert np.all(np.isfinite(value)), name
 
 
-def test_resume_refuses_other_settings(tmp_path, one_replica, digits):
-    make("erm", tmp_path, one_replica, digits, train_steps=2).fit()
+def test_resume_refuses_other_settings(tmp_path, erm_run, one_replica, digits):
+    shutil.copytree(erm_run.folder, tmp_path, dirs_exist_ok=True)
     with pytest.raises(ConfigError, match="method='erm'"):
         make("mixup", tmp_path, one_replica, digits, train_steps=2)
 
@@ -157,17 +171,15 @@ def test_killed_run_resumes_and_ends_where_an_uninterrupted_run_ends(tmp_path):
         np.testing.assert_allclose(wa[k], wb[k], rtol=1e-3, atol=1e-4, err_msg=k)
 
 
-def test_evaluate_and_export_scripts(tmp_path, one_replica, digits):
-    tr = make("erm", tmp_path / "run", one_replica, digits, train_steps=20)
-    m = tr.fit()
-    again = load_run(str(tmp_path / "run"), strategy=one_replica, data=digits)
+def test_evaluate_and_export_scripts(tmp_path, erm_run, one_replica, digits):
+    m, run = erm_run.metrics, erm_run.folder
+    again = load_run(str(run), strategy=one_replica, data=digits)
     assert abs(again.evaluate() - m["test_error"]) < 1e-9
     # Both scripts only read the run: they start together (two cores, two processes).
     procs = [subprocess.Popen([sys.executable] + args, cwd=ROOT, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for args in (
-        ["scripts/evaluate.py", f"--model_dir={tmp_path / 'run'}"],
-        ["scripts/export.py", f"--model_dir={tmp_path / 'run'}",
-         f"--export_dir={tmp_path / 'exp'}"])]
+        ["scripts/evaluate.py", f"--model_dir={run}"],
+        ["scripts/export.py", f"--model_dir={run}", f"--export_dir={tmp_path / 'exp'}"])]
     (evaluated, err), (_, export_err) = (p.communicate(timeout=600) for p in procs)
     assert procs[0].returncode == 0, err[-2000:]
     assert abs(json.loads(evaluated.strip().splitlines()[-1])["test_error"]
@@ -188,11 +200,9 @@ def test_user_keras_model_through_the_python_api(tmp_path, one_replica, digits):
     assert tr.fit()["test_error"] < 15.0
 
 
-def test_fit_reports_progress_with_steps_rate_and_eta(tmp_path, one_replica, digits):
-    seen = []
-    make("erm", tmp_path, one_replica, digits, run={"steps_per_call": 2},
-         train_steps=6, eval_every=6).fit(on_progress=seen.append)
-    assert [i["step"] for i in seen] == [2, 4, 6]
+def test_fit_reports_progress_with_steps_rate_and_eta(erm_run):
+    seen = erm_run.progress
+    assert [i["step"] for i in seen] == [2, 3, 5, 6]  # calls of 2 steps end at evaluations
     assert all(i["total"] == 6 and i["rate"] > 0 for i in seen)
     assert seen[0]["eta_seconds"] > 0 and seen[-1]["eta_seconds"] == 0
     assert "steps/s" in seen[-1]["line"] and "ETA" in seen[-1]["line"]
