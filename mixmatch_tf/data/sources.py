@@ -466,50 +466,28 @@ def load_npz(path, test_fraction=FOLDER_TEST_FRACTION, seed=0):
 
 
 def _read_image_folder(root):
-    """Reads class sub-folders of ``root``: returns (images, labels, class_names)."""
+    """Reads class sub-folders of ``root``: returns (images, labels, class_names).
+
+    The listing and its rules (class folders, image extensions, links) are the
+    streamed reader's (``streaming.list_image_folder``); this decodes every file.
+    """
     import tensorflow as tf
-    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
-    if not classes:
-        raise ValueError(f"{root}: no class sub-folders found; expected {root}/<class>/<image>.png")
-    images, labels, shapes, outside = [], [], {}, []
-    inside = os.path.realpath(root)
-    for c, name in enumerate(classes):
-        folder = os.path.join(root, name)
-        files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
-        if not files:
-            raise ValueError(f"{folder}: class folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-        for f in files:
-            path = os.path.join(folder, f)
-            if os.path.isdir(path):
-                raise ValueError(f"{path}: is a folder, not an image; class folders must hold "
-                                 "image files only (move or rename it)")
-            if not os.path.exists(path):
-                raise ValueError(f"{path}: is a broken symbolic link (to "
-                                 f"{os.readlink(path)!r})")
-            real = os.path.realpath(path)
-            if os.path.commonpath([inside, real]) != inside:
-                outside.append((path, real))
-            try:
-                img = tf.io.decode_image(tf.io.read_file(path), expand_animations=False).numpy()
-            except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
-                raise ValueError(f"{path}: cannot decode image ({e.message.splitlines()[0]})") from None
-            shapes.setdefault(img.shape, path)
-            if len(shapes) > 1:
-                (s0, p0), (s1, p1) = list(shapes.items())[:2]
-                raise ValueError(f"images differ in shape: {p0} is {s0}, {p1} is {s1}; "
-                                 "resize them to one size first, or stream them from the "
-                                 "files (--stream=true), which crops every image to "
-                                 "--image_size")
-            images.append(img)
-            labels.append(c)
-    if outside:
-        # Followed on purpose: a folder of links into a shared store is the usual way
-        # to pick a subset of a shared data set without copying it. Said, since the
-        # images read then are not the files under the folder.
-        from absl import logging
-        logging.warning("%s: %d image(s) are symbolic links to files outside the folder, "
-                        "read from their targets (first: %s -> %s)", root, len(outside),
-                        *outside[0])
+    from mixmatch_tf.data import streaming
+    paths, labels, classes = streaming.list_image_folder(root)
+    images, shapes = [], {}
+    for path in paths:
+        try:
+            img = tf.io.decode_image(tf.io.read_file(path), expand_animations=False).numpy()
+        except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
+            raise ValueError(f"{path}: cannot decode image ({e.message.splitlines()[0]})") from None
+        shapes.setdefault(img.shape, path)
+        if len(shapes) > 1:
+            (s0, p0), (s1, p1) = list(shapes.items())[:2]
+            raise ValueError(f"images differ in shape: {p0} is {s0}, {p1} is {s1}; "
+                             "resize them to one size first, or stream them from the "
+                             "files (--stream=true), which crops every image to "
+                             "--image_size")
+        images.append(img)
     return np.stack(images).astype(np.uint8), np.asarray(labels, np.int64), tuple(classes)
 
 

@@ -222,6 +222,9 @@ def list_image_folder(root):
             paths.append(path)
             labels.append(c)
     if outside:
+        # Followed on purpose: a folder of links into a shared store is the usual way
+        # to pick a subset of a shared data set without copying it. Said, since the
+        # images read then are not the files under the folder.
         from absl import logging
         logging.warning("%s: %d image(s) are symbolic links to files outside the folder, "
                         "read from their targets (first: %s -> %s)", root, len(outside),
