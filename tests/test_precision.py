@@ -53,7 +53,7 @@ def test_slow_precision_warning_says_by_how_much():
     warning = slow_precision_warning("mixed_bfloat16", AVX2, None, probe=lambda dtype: 7.26)
     assert "\n" not in warning
     assert "mixed_bfloat16" in warning and "slower than float32" in warning
-    assert "bfloat16 matmul took 7.3x as long as a float32 one" in warning
+    assert "bfloat16 convolution with its gradients took 7.3x as long as a float32 one" in warning
     assert "--precision=auto picks float32" in warning
     assert "avx512_bf16" in warning  # names the instructions it lacks
     # no figure when the probe fails; still the warning
@@ -64,7 +64,7 @@ def test_slow_precision_warning_says_by_how_much():
     # mixed_float16 on a CPU without float16 instructions
     warning = slow_precision_warning("mixed_float16", AVX512 | {"avx512_bf16"}, None,
                                      probe=lambda dtype: 3.0)
-    assert "float16 matmul took 3.0x" in warning and "picks mixed_bfloat16" in warning
+    assert "float16 convolution with its gradients took 3.0x" in warning and "picks mixed_bfloat16" in warning
 
 
 @pytest.mark.parametrize("precision,flags,capability", [
@@ -77,9 +77,9 @@ def test_no_warning_where_the_precision_is_native(precision, flags, capability):
     assert slow_precision_warning(precision, flags, capability, probe=never) is None
 
 
-def test_the_matmul_probe_is_short():
+def test_the_convolution_probe_is_short():
     t = time.perf_counter()
-    slowdown = precision_lib.matmul_slowdown("bfloat16")
+    slowdown = precision_lib.conv_slowdown("bfloat16")
     assert time.perf_counter() - t < 5.0  # < 1 s unloaded; a shared CPU may stretch it
     assert slowdown > 0
 
@@ -117,7 +117,7 @@ def test_auto_resumes_the_recorded_precision_and_warns(tmp_path, one_replica, di
     (tmp_path / "run.json").write_text(json.dumps(settings))
     monkeypatch.setattr(precision_lib, "cpu_flags", lambda: AVX2)
     monkeypatch.setattr(precision_lib, "gpu_capability", lambda: None)
-    monkeypatch.setattr(precision_lib, "matmul_slowdown", lambda dtype: 7.5)
+    monkeypatch.setattr(precision_lib, "conv_slowdown", lambda dtype: 7.5)
     with caplog.at_level(logging.WARNING):
         trainer = make(tmp_path, one_replica, digits)
     assert trainer.run.precision == "mixed_bfloat16"

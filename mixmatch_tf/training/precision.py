@@ -8,12 +8,12 @@
   of ``/proc/cpuinfo``): ``mixed_bfloat16``;
 * other CPUs: ``float32``. Without those instructions oneDNN emulates bf16 dot
   products by conversions, and a bf16 step runs several times slower than a
-  float32 one (7-8 times on an AVX2 + FMA CPU, issue 14).
+  float32 one (16-20 times on an AVX2 + FMA CPU, issue 14).
 
 A resumed run keeps the precision recorded in its ``run.json`` (a run folder of an
 older version that records none trained under that version's default, float32).
 An explicit mixed precision on a CPU without the instructions for it trains as
-asked, after a one-line warning with the slowdown a short matmul probe measured.
+asked, after a one-line warning with the slowdown a short convolution probe measured.
 """
 import time
 
@@ -91,17 +91,29 @@ def resolve(requested, saved=None, flags=None, capability=None):
     return auto_precision(flags, capability)
 
 
-def matmul_slowdown(dtype, size=384, reps=3):
-    """Seconds of a ``size``-square matmul in ``dtype`` over float32's, on the CPU
-    (best of ``reps`` each; about 0.1-0.5 s in all)."""
+def conv_slowdown(dtype, reps=3):
+    """Seconds of a small convolution's forward pass and both its gradients (the bulk
+    of a train step) in ``dtype`` over float32's, on the CPU (best of ``reps`` each;
+    about 1 s in all). A matmul alone hides the gap: on an AVX2 CPU a bf16 matmul
+    took 1.3x float32's time, a bf16 convolution step 24x, and a WRN-28-2 train
+    step 16x (issue 14)."""
+    @tf.function(autograph=False)
+    def step(x, w):
+        with tf.GradientTape() as tape:
+            tape.watch([x, w])
+            y = tf.nn.conv2d(x, w, 1, "SAME")
+            loss = tf.reduce_sum(tf.cast(y, tf.float32))
+        return tape.gradient(loss, [x, w])
+
     def best(dt):
         with tf.device("/CPU:0"):
-            a = tf.cast(tf.random.stateless_normal([size, size], [0, 1]), dt)
-            tf.matmul(a, a).numpy()  # kernel selection, first-touch
+            x = tf.cast(tf.random.stateless_normal([16, 16, 16, 64], [0, 1]), dt)
+            w = tf.cast(tf.random.stateless_normal([3, 3, 64, 64], [0, 2]), dt)
+            [g.numpy() for g in step(x, w)]  # tracing, kernel selection, first touch
             times = []
             for _ in range(reps):
                 t = time.perf_counter()
-                tf.matmul(a, a).numpy()
+                [g.numpy() for g in step(x, w)]
                 times.append(time.perf_counter() - t)
         return min(times)
     return best(tf.as_dtype(dtype)) / best(tf.float32)
@@ -114,8 +126,8 @@ def slow_precision_warning(precision, flags, capability, probe=None):
     Args:
       precision: the precision the run trains under.
       flags, capability: the hardware, as for ``auto_precision``.
-      probe: ``fn(dtype) -> slowdown`` timing that dtype's matmul against
-        float32's (``matmul_slowdown`` when None); its figure goes into the
+      probe: ``fn(dtype) -> slowdown`` timing that dtype's convolution step
+        against float32's (``conv_slowdown`` when None); its figure goes into the
         warning (left out if it raises).
     """
     if capability is not None or precision == "float32":
@@ -125,8 +137,9 @@ def slow_precision_warning(precision, flags, capability, probe=None):
     if any(f in flags for f in native):
         return None
     try:
-        slowdown = (probe or matmul_slowdown)(dtype)
-        measured = f"; a {dtype} matmul took {slowdown:.1f}x as long as a float32 one here"
+        slowdown = (probe or conv_slowdown)(dtype)
+        measured = (f"; a {dtype} convolution with its gradients took {slowdown:.1f}x as "
+                    f"long as a float32 one here")
     except Exception as e:  # noqa: BLE001 -- the warning stands without the figure
         logging.debug("precision probe failed: %s", e)
         measured = ""
