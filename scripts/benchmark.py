@@ -1,7 +1,8 @@
 r"""Speed of the train steps, the input pipeline, DivideMix's loss pass and its GMM.
 
-  python scripts/benchmark.py                      # every method, float32 and auto's choice
+  python scripts/benchmark.py                      # the CIFAR methods, float32 and auto's choice
   python scripts/benchmark.py --method=mixmatch --precision=float32 --steps=10
+  python scripts/benchmark.py --method=mixup_imagenet --precision=float32 --steps=2 --warmup=1
 
 Each method runs on its paper model and batch with random CIFAR-shaped data
 (MixMatch: WRN-28-2, 64 labeled + 2 x 64 unlabeled; DivideMix: PreAct ResNet-18,
@@ -12,9 +13,21 @@ method and precision:
   method=mixmatch model=wrn28_2 precision=float32 train_images_per_s=... step_seconds=...
   pipeline_images_per_s=... gflops_per_s=... matmul_gflops_per_s=... matmul_fraction=...
 
+``mixup_imagenet`` (asked for by name: slow on a CPU) is the mixup paper's
+ImageNet step: ResNet-50 at 224 x 224 x 3 over 1000 classes, alpha 0.2, a batch of
+64 (one replica's), on a generated ImageNet-layout folder of JPEG files
+(``write_jpeg_folder``: ``train/<wnid>/*.JPEG`` and ``val/``; 1000 class folders,
+since the network's head gets one output per class of the data, of one
+photo-sized JPEG each, 300-500 pixels a side, about 100 KB) streamed exactly as
+``train.py --dataset=folder:DIR --method=mixup --model=resnet50 --image_size=224``
+streams it. Its ``pipeline_images_per_s`` is the streaming pipeline alone on those
+files: read, decode (the crop's blocks only), random-resized crop, flip,
+normalisation, mixing, batching; ``jpeg_kb`` is the files' mean size. As in
+training, the timed steps' own batches are decoded meanwhile on the same cores.
+
 ``train_images_per_s`` counts the images a step trains on (MixMatch 192, DivideMix's
-256 mixed images, mixup 128), from the median time of ``--steps`` timed steps after
-``--warmup`` calls. ``gflops_per_s`` is the achieved rate of the step's conv/dense
+256 mixed images, mixup 128, mixup_imagenet 64), from the median time of ``--steps``
+timed steps after ``--warmup`` calls. ``gflops_per_s`` is the achieved rate of the step's conv/dense
 work (forward passes x1, trained passes x3) against a large matmul of the same
 precision timed in the same run (``matmul_gflops_per_s``), so numbers compare
 across machines. DivideMix also reports its per-sample loss pass over
