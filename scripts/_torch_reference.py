@@ -2,8 +2,8 @@
 
 Each ``*_step`` function builds a network and an optimizer and returns a function
 that runs one training step, written as the reference implementations' own
-training loops run it, on fixed random CIFAR-shaped inputs held in memory
-(NCHW float32; no data loading, no augmentation):
+training loops run it, on fixed random CIFAR-shaped (ImageNet-shaped for
+ResNet-50) inputs held in memory (NCHW float32; no data loading, no augmentation):
 
 * ``mixmatch_step`` (MixMatch-pytorch's loop, the official TF model): WRN-28-2 of
   google-research/mixmatch ``libml/models.py``. Under ``torch.no_grad`` two
@@ -24,6 +24,13 @@ training loops run it, on fixed random CIFAR-shaped inputs held in memory
   with one lambda'; one trained forward of 256, soft cross-entropy + squared
   error + the prior penalty; backward; SGD (lr 0.02, momentum 0.9, weight decay
   5e-4).
+* ``resnet50_mixup_step`` (the mixup paper's ImageNet recipe; its ImageNet code is
+  not public): ResNet-50 in torchvision's form (``resnet50``: v1.5, the 3x3
+  convolution strides; the last batch norm of each block starts at gamma 0), one
+  batch of 64 random 224 x 224 images over 1000 classes, mixed as ``mixup_step``
+  mixes with lambda ~ Beta(0.2, 0.2), SGD (lr 0.1, momentum 0.9, weight decay 1e-4
+  but not on batch norm's gamma and beta, Goyal et al.). Ours reads its batch from
+  JPEG files meanwhile (decoding on the same cores); this one trains on a tensor.
 
 Differences that cost nothing measurable: TF's "same" padding of a stride-2 3x3
 convolution pads (0, 1) where PyTorch pads (1, 1) (same output size and
@@ -117,9 +124,49 @@ class PreActResNet18(nn.Module):
         return self.fc(F.avg_pool2d(self.body(x), 4).flatten(1))
 
 
+class _Bottleneck(nn.Module):
+    """torchvision's ``Bottleneck``: 1x1, 3x3 (strided), 1x1 x 4 convs; projection
+    shortcut when the shape changes."""
+
+    def __init__(self, cin, planes, stride):
+        super().__init__()
+        cout = 4 * planes
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, planes, 1, bias=False), nn.BatchNorm2d(planes), nn.ReLU(),
+            nn.Conv2d(planes, planes, 3, stride, 1, bias=False), nn.BatchNorm2d(planes),
+            nn.ReLU(), nn.Conv2d(planes, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        nn.init.zeros_(self.body[-1].weight)  # zero_init_residual
+        self.shortcut = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                       nn.BatchNorm2d(cout))
+                         if stride != 1 or cin != cout else nn.Identity())
+
+    def forward(self, x):
+        return F.relu(self.body(x) + self.shortcut(x))
+
+
+class ResNet50(nn.Module):
+    """torchvision's ``resnet50``: 7x7 stem, max pool, stages of 3, 4, 6, 3 bottleneck
+    blocks, global average pool, linear."""
+
+    def __init__(self, num_classes=NUM_CLASSES):
+        super().__init__()
+        layers = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+                  nn.MaxPool2d(3, 2, 1)]
+        cin = 64
+        for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3))):
+            for j in range(blocks):
+                layers.append(_Bottleneck(cin, planes, 2 if i and not j else 1))
+                cin = 4 * planes
+        self.body = nn.Sequential(*layers)
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.body(x).mean((2, 3)))
+
+
 # ------------------------------------------------------------------ helpers
-def _images(rng, n):
-    return torch.from_numpy(rng.standard_normal((n, 3, 32, 32)).astype(np.float32))
+def _images(rng, n, size=32):
+    return torch.from_numpy(rng.standard_normal((n, 3, size, size)).astype(np.float32))
 
 
 def _one_hot(rng, n):
@@ -198,11 +245,33 @@ def mixup_step(batch=128, seed=0):
     rng = np.random.RandomState(seed)
     model = PreActResNet18().train()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    x = _images(rng, batch)
-    labels = torch.from_numpy(rng.randint(0, NUM_CLASSES, batch))
+    return _mixup_loop(model, opt, _images(rng, batch),
+                       torch.from_numpy(rng.randint(0, NUM_CLASSES, batch)), 1.0, rng)
+
+
+def resnet50_mixup_step(batch=64, size=224, classes=1000, seed=0):
+    """One ImageNet mixup step of ResNet-50 (see the module docstring); returns ``step()``."""
+    torch.manual_seed(seed)
+    rng = np.random.RandomState(seed)
+    model = ResNet50(classes).train()
+    return _mixup_loop(model, goyal_sgd(model), _images(rng, batch, size),
+                       torch.from_numpy(rng.randint(0, classes, batch)), 0.2, rng)
+
+
+def goyal_sgd(model, lr=0.1, weight_decay=1e-4):
+    """SGD, momentum 0.9, decaying every parameter but batch norm's gamma and beta."""
+    bn = [p for m in model.modules() if isinstance(m, nn.BatchNorm2d) for p in m.parameters()]
+    rest = [p for p in model.parameters() if all(p is not q for q in bn)]
+    return torch.optim.SGD([{"params": rest}, {"params": bn, "weight_decay": 0.0}], lr=lr,
+                           momentum=0.9, weight_decay=weight_decay)
+
+
+def _mixup_loop(model, opt, x, labels, alpha, rng):
+    """mixup-cifar10's step on a fixed batch: one lambda, one permutation."""
+    batch = x.size(0)
 
     def step():
-        lam = float(rng.beta(1.0, 1.0))
+        lam = float(rng.beta(alpha, alpha))
         idx = torch.randperm(batch)
         logits = model(lam * x + (1 - lam) * x[idx])
         loss = lam * F.cross_entropy(logits, labels) + (1 - lam) * F.cross_entropy(
@@ -245,7 +314,8 @@ def dividemix_step(batch=64, seed=0):
     return step
 
 
-STEPS = {"mixmatch": mixmatch_step, "mixup": mixup_step, "dividemix": dividemix_step}
+STEPS = {"mixmatch": mixmatch_step, "mixup": mixup_step, "dividemix": dividemix_step,
+         "mixup_imagenet": resnet50_mixup_step}
 
 
 def reference_step(method, precision="float32"):

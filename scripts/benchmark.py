@@ -1,7 +1,8 @@
 r"""Speed of the train steps, the input pipeline, DivideMix's loss pass and its GMM.
 
-  python scripts/benchmark.py                      # every method, float32 and auto's choice
+  python scripts/benchmark.py                      # the CIFAR methods, float32 and auto's choice
   python scripts/benchmark.py --method=mixmatch --precision=float32 --steps=10
+  python scripts/benchmark.py --method=mixup_imagenet --precision=float32 --steps=2 --warmup=1
 
 Each method runs on its paper model and batch with random CIFAR-shaped data
 (MixMatch: WRN-28-2, 64 labeled + 2 x 64 unlabeled; DivideMix: PreAct ResNet-18,
@@ -12,9 +13,21 @@ method and precision:
   method=mixmatch model=wrn28_2 precision=float32 train_images_per_s=... step_seconds=...
   pipeline_images_per_s=... gflops_per_s=... matmul_gflops_per_s=... matmul_fraction=...
 
+``mixup_imagenet`` (asked for by name: slow on a CPU) is the mixup paper's
+ImageNet step: ResNet-50 at 224 x 224 x 3 over 1000 classes, alpha 0.2, a batch of
+64 (one replica's), on a generated ImageNet-layout folder of JPEG files
+(``write_jpeg_folder``: ``train/<wnid>/*.JPEG`` and ``val/``; 1000 class folders,
+since the network's head gets one output per class of the data, of one
+photo-sized JPEG each, 300-500 pixels a side, about 100 KB) streamed exactly as
+``train.py --dataset=folder:DIR --method=mixup --model=resnet50 --image_size=224``
+streams it. Its ``pipeline_images_per_s`` is the streaming pipeline alone on those
+files: read, decode (the crop's blocks only), random-resized crop, flip,
+normalisation, mixing, batching; ``jpeg_kb`` is the files' mean size. As in
+training, the timed steps' own batches are decoded meanwhile on the same cores.
+
 ``train_images_per_s`` counts the images a step trains on (MixMatch 192, DivideMix's
-256 mixed images, mixup 128), from the median time of ``--steps`` timed steps after
-``--warmup`` calls. ``gflops_per_s`` is the achieved rate of the step's conv/dense
+256 mixed images, mixup 128, mixup_imagenet 64), from the median time of ``--steps``
+timed steps after ``--warmup`` calls. ``gflops_per_s`` is the achieved rate of the step's conv/dense
 work (forward passes x1, trained passes x3) against a large matmul of the same
 precision timed in the same run (``matmul_gflops_per_s``), so numbers compare
 across machines. DivideMix also reports its per-sample loss pass over
@@ -41,7 +54,10 @@ import time
 import numpy as np
 from absl import app, flags, logging
 
-flags.DEFINE_list("method", ["mixmatch", "dividemix", "mixup"], "Methods to time.")
+flags.DEFINE_list("method", ["mixmatch", "dividemix", "mixup"],
+                  "Entries to time: mixmatch, dividemix, mixup (CIFAR-shaped data in memory), "
+                  "mixup_imagenet (ResNet-50 at 224 on generated JPEG files, streamed; minutes "
+                  "per entry on a CPU, so only when asked for).")
 flags.DEFINE_list("precision", ["float32", "auto"],
                   "Precisions: float32, mixed_bfloat16, mixed_float16, auto (the one "
                   "--precision=auto trains under on this machine; timed once if it is float32).")
@@ -57,11 +73,20 @@ flags.DEFINE_bool("torch_reference", True, "Time the PyTorch reference step alon
                   "(when torch imports and TensorFlow runs on the CPU).")
 FLAGS = flags.FLAGS
 
-SETUPS = {  # method -> (model, config, images per step)
-    "mixmatch": ("wrn28_2", {"num_labeled": 4000, "batch_size": 64, "num_augmentations": 2}, 192),
-    "dividemix": ("preact_resnet18", {"batch_size": 64, "warmup_epochs": 0.0}, 256),
-    "mixup": ("preact_resnet18", {"batch_size": 128}, 128),
+SETUPS = {  # entry -> (method, model, config, images per step)
+    "mixmatch": ("mixmatch", "wrn28_2",
+                 {"num_labeled": 4000, "batch_size": 64, "num_augmentations": 2}, 192),
+    "dividemix": ("dividemix", "preact_resnet18", {"batch_size": 64, "warmup_epochs": 0.0}, 256),
+    "mixup": ("mixup", "preact_resnet18", {"batch_size": 128}, 128),
+    # flags/presets/mixup_imagenet/mixup_resnet50_*.cfg but for the batch: alpha 0.2, no
+    # decay of batch norm's gamma and beta; 64 images, one replica's share.
+    "mixup_imagenet": ("mixup", "resnet50",
+                       {"batch_size": 64, "mixup_alpha": 0.2, "weight_decay_bn": False}, 64),
 }
+# Entries streamed from a generated ImageNet-layout folder of JPEGs instead of CIFAR-shaped
+# arrays in memory: entry -> (image_size, classes). The network's head has one output per
+# class folder, so there are 1000 folders, of one training JPEG each.
+IMAGENET = {"mixup_imagenet": (224, 1000)}
 
 
 def cifar_like(n, seed=0):
@@ -73,6 +98,46 @@ def cifar_like(n, seed=0):
                      test_images=rng.randint(0, 256, (100, 32, 32, 3), np.uint8),
                      test_labels=rng.randint(0, 10, 100).astype(np.int64), num_classes=10,
                      class_names=tuple(str(i) for i in range(10)), flip=True, pad=4)
+
+
+def write_jpeg_folder(root, classes, per_class=1, sizes=(300, 500), seed=0):
+    """Writes an ImageNet-layout folder of photo-sized JPEG files; returns ``root``.
+
+    ``root/train/n<c>/n<c>_<i>.JPEG``: ``per_class`` files in each of ``classes``
+    folders, each of a height and a width drawn from ``sizes`` (ends included): a
+    smooth random colour field (bicubic from a grid of 3-8 x 3-8 colours) plus
+    Gaussian noise of std 28, at quality 90 with 4:2:0 chroma -- about 0.6 bytes a
+    pixel, ~100 KB at 400 x 400, near ImageNet's average file (about 110 KB). Noise
+    matters: decoding time grows with the compressed size, which flat images shrink.
+    ``root/val/n<c>/`` holds a hard link to the class's first file: the layout needs
+    the split, and the benchmark never evaluates.
+    """
+    import tensorflow as tf
+    rng = np.random.default_rng(seed)
+    for c in range(classes):
+        name = f"n{c:08d}"
+        for split in ("train", "val"):
+            os.makedirs(os.path.join(root, split, name))
+        for i in range(per_class):
+            h, w = rng.integers(sizes[0], sizes[1] + 1, 2)
+            grid = rng.uniform(0, 255, (1, *rng.integers(3, 9, 2), 3)).astype(np.float32)
+            field = tf.image.resize(grid, [h, w], method="bicubic")[0].numpy()
+            pixels = field + rng.standard_normal((h, w, 3), dtype=np.float32) * 28
+            path = os.path.join(root, "train", name, f"{name}_{i}.JPEG")
+            tf.io.write_file(path, tf.io.encode_jpeg(
+                np.clip(pixels, 0, 255).astype(np.uint8), quality=90))
+        os.link(os.path.join(root, "train", name, f"{name}_0.JPEG"),
+                os.path.join(root, "val", name, f"{name}_0.JPEG"))
+    return root
+
+
+def jpeg_folder_data(root, image_size, classes, **kwargs):
+    """``write_jpeg_folder(root, classes, **kwargs)`` loaded as ``train.py
+    --dataset=folder:ROOT --image_size=...`` loads it: streamed (``--stream=auto``
+    streams it too, its images differing in size)."""
+    from mixmatch_tf.data import load_dataset
+    write_jpeg_folder(root, classes, **kwargs)
+    return load_dataset(f"folder:{root}", stream="true", image_size=image_size)
 
 
 def matmul_gflops(precision, size=2048, reps=10):
@@ -96,11 +161,12 @@ def matmul_gflops(precision, size=2048, reps=10):
     return 2 * size ** 3 * reps / min(times) / 1e9
 
 
-def step_flops(method, trainer):
+def step_flops(entry, trainer):
     """FLOPs of one train step (forward x1 for no-gradient passes, x3 for trained ones)."""
     from mixmatch_tf.models import build_model, forward_flops
-    model, cfg, _ = SETUPS[method]
-    per_image = forward_flops(build_model(model, (32, 32, 3), 10))
+    method, model, cfg, _ = SETUPS[entry]
+    per_image = forward_flops(build_model(model, trainer.data.image_shape,
+                                          trainer.data.num_classes))
     b = cfg["batch_size"]
     if method == "mixmatch":
         k = cfg["num_augmentations"]
@@ -187,16 +253,18 @@ def time_pipeline(trainer, phase, steps, images_per_step):
     return steps * images_per_step / (time.perf_counter() - t)
 
 
-def benchmark(method, precision, data, ceiling, device):
+def benchmark(entry, precision, data, ceiling, device):
     from mixmatch_tf.training import RunConfig, Trainer
-    model, config, images = SETUPS[method]
+    method, model, config, images = SETUPS[entry]
     run = RunConfig(model_dir=tempfile.mkdtemp(prefix="mixmatch_tf_bench_"), precision=precision,
                     jit_compile=FLAGS.jit_compile, eval_batch_size=FLAGS.eval_batch_size,
                     noise_type="sym" if method == "dividemix" else None,
                     noise_rate=0.5 if method == "dividemix" else 0.0)
     trainer = Trainer(method, data, run, config=dict(config, model=model))
-    out = {"method": method, "model": model, "precision": precision}
+    out = {"method": entry, "model": model, "precision": precision}
     extra = {}
+    if entry in IMAGENET:
+        extra["jpeg_kb"] = float(np.mean([os.path.getsize(f) for f in data.train_files])) / 1024
     if method == "dividemix":
         loss_fn = trainer.method._loss_fns[1]
         trainer.map_train_set(loss_fn)  # traces and caches the batches
@@ -215,7 +283,7 @@ def benchmark(method, precision, data, ceiling, device):
         phase = trainer.method.phase(0, trainer.state, fresh=True)
     timers = [step_timer(trainer, phase, FLAGS.steps_per_call)]
     if FLAGS.torch_reference and device == "CPU":
-        reference = reference_timer(method, precision)
+        reference = reference_timer(entry, precision)
         if reference is not None:
             timers.append(reference)
     seconds, *reference_seconds = time_alternately(
@@ -227,7 +295,7 @@ def benchmark(method, precision, data, ceiling, device):
         out["reference_images_per_s"] = images / reference_seconds[0]
         out["ratio"] = reference_seconds[0] / seconds
     out["pipeline_images_per_s"] = time_pipeline(trainer, phase, FLAGS.pipeline_steps, images)
-    out["gflops_per_s"] = step_flops(method, trainer) / seconds / 1e9
+    out["gflops_per_s"] = step_flops(entry, trainer) / seconds / 1e9
     out["matmul_gflops_per_s"] = ceiling
     out["matmul_fraction"] = out["gflops_per_s"] / ceiling
     out.update(extra)
@@ -275,22 +343,29 @@ def main(argv):
     if unknown:
         raise app.UsageError(f"Invalid flag --precision: {sorted(unknown)}; valid: {', '.join(valid)}")
     device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
-    data = cifar_like(max(FLAGS.loss_pass_images, 5000))
     precisions = []
     for precision in FLAGS.precision:
         precision = precision_lib.resolve(precision)
         if precision not in precisions:
             precisions.append(precision)
-    for precision in precisions:
-        ceiling = matmul_gflops(precision)
-        for method in FLAGS.method:
-            result = benchmark(method, precision, data, ceiling, device)
-            fields = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                      for k, v in result.items()]
-            print(" ".join(fields + [f"device={device}", f"jit={int(FLAGS.jit_compile)}",
-                                     f"steps_per_call={FLAGS.steps_per_call}",
-                                     f"threads={tf_threads()}", f"onednn={onednn()}"]),
-                  flush=True)
+    datasets = {}  # IMAGENET's (image size, classes), or None for the CIFAR-shaped arrays
+    with tempfile.TemporaryDirectory(prefix="mixmatch_tf_bench_jpeg_") as folder:
+        def data_for(entry):
+            key = IMAGENET.get(entry)
+            if key not in datasets:
+                datasets[key] = (cifar_like(max(FLAGS.loss_pass_images, 5000)) if key is None
+                                 else jpeg_folder_data(tempfile.mkdtemp(dir=folder), *key))
+            return datasets[key]
+        for precision in precisions:
+            ceiling = matmul_gflops(precision)
+            for entry in FLAGS.method:
+                result = benchmark(entry, precision, data_for(entry), ceiling, device)
+                fields = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in result.items()]
+                print(" ".join(fields + [f"device={device}", f"jit={int(FLAGS.jit_compile)}",
+                                         f"steps_per_call={FLAGS.steps_per_call}",
+                                         f"threads={tf_threads()}", f"onednn={onednn()}"]),
+                      flush=True)
 
 
 if __name__ == "__main__":
