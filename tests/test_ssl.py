@@ -63,6 +63,37 @@ def test_ema_update_hand_values():
         np.testing.assert_allclose(v.numpy(), 1.0, err_msg=v.path)
 
 
+def test_ema_decay_hand_values():
+    # min(decay, (1 + t) / (10 + t)), tf.train.ExponentialMovingAverage's num_updates form
+    for t, expected in ((1, 2 / 11), (2, 3 / 12), (890, 0.99), (8990, 0.999), (10 ** 6, 0.999)):
+        np.testing.assert_allclose(common.ema_decay(0.999, t), expected, rtol=1e-6, err_msg=t)
+    np.testing.assert_allclose(common.ema_decay(0.99, 5000), 0.99, rtol=1e-6)
+    assert common.ema_decay(0.999, 1, warmup=False) == 0.999  # the official constant decay
+    # a constant 0.999 keeps 13.5% of the initial weights after 2,000 updates; the
+    # warmed-up decay keeps (by the product of its decays) a negligible share
+    kept = np.prod([float(common.ema_decay(0.999, t)) for t in range(1, 2001)])
+    np.testing.assert_allclose(0.999 ** 2000, 0.1352, atol=1e-4)
+    assert kept < 1e-3
+
+
+@pytest.mark.parametrize("warmup", [True, False])
+def test_ssl_update_applies_the_warmed_up_ema_decay(warmup):
+    from mixmatch_tf.methods import base, supervised
+    keras.utils.set_random_seed(4)
+    ctx = base.Context(num_classes=3, image_shape=(4, 4, 1), train_labels=np.zeros(8, np.int64),
+                       seed=5, model_fn=lambda: _tiny_model(bn=False))
+    method = supervised.Supervised(supervised.Config(train_steps=10, ema_decay=0.999,
+                                                     ema_warmup=warmup), ctx)
+    state = method.build()
+    init = [w.copy() for w in state["ema"].get_weights()]
+    x = tf.random.stateless_normal([4, 4, 4, 1], [1, 2])
+    batch = {"labeled": {"image": x, "label": tf.constant([0, 1, 2, 0])}}
+    method.train_step(state, batch, tf.constant(0, tf.int64))  # the first update: t = 1
+    decay = 2 / 11 if warmup else 0.999
+    for e, i, w in zip(state["ema"].get_weights(), init, state["student"].get_weights()):
+        np.testing.assert_allclose(e, decay * i + (1 - decay) * w, rtol=1e-5, atol=1e-7)
+
+
 def test_call_without_stat_updates_keeps_bn_statistics():
     model = _tiny_model()
     x = tf.random.stateless_normal([8, 4, 4, 1], [1, 2]) * 3 + 1

@@ -80,6 +80,22 @@ def decay_kernels(model, rate):
             v.assign(v * (1.0 - tf.cast(rate, v.dtype)))
 
 
+def ema_decay(decay, updates, warmup=True):
+    """The EMA's decay at its ``updates``-th update (counting from 1).
+
+    With ``warmup``, ``min(decay, (1 + updates) / (10 + updates))`` as
+    ``tf.train.ExponentialMovingAverage(decay, num_updates)`` computes it: 2/11 at
+    the first update, 0.99 at the 890th, ``decay`` = 0.999 from the 8,990th on. A constant
+    0.999 keeps 0.999^t of the initial (random) weights in the average after t
+    updates -- 37% after 1,000, 13.5% after 2,000 -- so a short run's EMA is partly
+    an untrained network. Without ``warmup`` (the official MixMatch code), ``decay``.
+    """
+    if not warmup:
+        return decay
+    updates = tf.cast(updates, tf.float32)
+    return tf.minimum(tf.cast(decay, tf.float32), (1.0 + updates) / (10.0 + updates))
+
+
 def ema_update(ema_model, model, decay):
     """ema <- decay * ema + (1 - decay) * w for the trainable weights only.
 

@@ -44,6 +44,12 @@ class SemiConfig(TrainConfig):
     eval_every: Optional[int] = setting(1024, "steps between evaluations (official: 1024)")
     ema_decay: float = setting(0.999, "decay of the moving average of the weights that is "
                                "evaluated and exported, in [0, 1); 0: no EMA (official: 0.999)")
+    ema_warmup: bool = setting(True, "the EMA's decay is min(ema_decay, (1 + t) / (10 + t)) "
+                               "after t steps, as tf.train.ExponentialMovingAverage with "
+                               "num_updates: a short run's EMA forgets the random initial "
+                               "weights (at a constant 0.999 they are still 13.5% of it after "
+                               "2,000 steps); the same decay after 9,000 steps. False: the "
+                               "official constant decay")
     ema_bn_examples: int = setting(4096, "training images over which the EMA network's "
                                    "batch-norm statistics are estimated before evaluation "
                                    "and export")
@@ -139,14 +145,16 @@ class SemiSupervised(Method):
         lb = batch["labeled"]
         return lb["image"], tf.one_hot(lb["label"], self.ctx.num_classes)
 
-    def update(self, state, tape, loss):
-        """Adam step on ``loss``, then decoupled weight decay, then the EMA."""
+    def update(self, state, tape, loss, step):
+        """Adam step on ``loss``, then decoupled weight decay, then the EMA (``step``:
+        the steps taken before this one)."""
         student, opt = state["student"], state["opt"]
         grads = common.replica_gradients(tape, loss, student.trainable_variables, opt)
         opt.apply_gradients(zip(grads, student.trainable_variables))
         common.decay_kernels(student, self.config.weight_decay * self.config.learning_rate)
         if "ema" in state:
-            common.ema_update(state["ema"], student, self.config.ema_decay)
+            decay = common.ema_decay(self.config.ema_decay, step + 1, self.config.ema_warmup)
+            common.ema_update(state["ema"], student, decay)
 
     def consistency_weight(self, step):
         """consistency_weight * clip(step / (warmup_fraction * total steps), 0, 1)."""
