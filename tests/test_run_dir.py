@@ -235,10 +235,44 @@ def test_identity_difference_hand_values():
     ) == ("config.a", "a", 1, 2)
     # keys an older run.json lacks are not compared
     assert run_dir_lib.identity_difference(saved, dict(saved, num_classes=3)) is None
-    # a setting added since (not in the saved config) at its default is what the run did
+    # a setting added since (not in the saved config) compares as what the older run did
     newer = {"method": "erm", "config": {"a": 1, "b": (1, 2), "c": ()}, "precision": "float32"}
     assert run_dir_lib.identity_difference(saved, newer, {"c": ()}) is None
     assert run_dir_lib.identity_difference(
         saved, dict(newer, config={"a": 1, "b": (1, 2), "c": (30,)}), {"c": ()}
-    ) == ("config.c", "c", None, [30])
+    ) == ("config.c", "c", [], [30])
     assert run_dir_lib.identity_difference(saved, newer) == ("config.c", "c", None, [])
+    # ... which is not the new default where the setting changed the behaviour
+    # (ema_warmup: runs before it had a constant decay)
+    warm = dict(newer, config={"a": 1, "b": (1, 2), "c": (), "ema_warmup": True})
+    assert run_dir_lib.identity_difference(saved, warm, {"c": (), "ema_warmup": False}) == (
+        "config.ema_warmup", "ema_warmup", False, True)
+    assert run_dir_lib.identity_difference(
+        saved, dict(warm, config=dict(warm["config"], ema_warmup=False)),
+        {"c": (), "ema_warmup": False}) is None
+
+
+def test_legacy_values_of_a_setting_added_since():
+    from mixmatch_tf.methods import base, get_method
+    values = base.legacy_values(get_method("mixmatch").Config)
+    assert values["ema_warmup"] is False  # runs before the setting: constant decay
+    assert get_method("mixmatch").Config().ema_warmup is True  # new runs: warm-up
+    assert values["lambda_u"] == get_method("mixmatch").Config().lambda_u  # others: default
+
+
+def test_a_run_from_before_the_ema_warmup_resumes_only_with_its_constant_decay(
+        tmp_path, one_replica, digits):
+    make(tmp_path, one_replica, digits, method="supervised", num_labeled=20, train_steps=2,
+         eval_every=2).fit()
+    settings = json.load(open(tmp_path / "run.json"))
+    del settings["config"]["ema_warmup"]  # as written by the version before the setting
+    (tmp_path / "run.json").write_text(json.dumps(settings))
+    with pytest.raises(ConfigError, match=r"config\.ema_warmup=False, not True"):
+        make(tmp_path, one_replica, digits, method="supervised", num_labeled=20, train_steps=2,
+             eval_every=2)
+    trainer = make(tmp_path, one_replica, digits, method="supervised", num_labeled=20,
+                   train_steps=2, eval_every=2, ema_warmup=False)
+    assert int(trainer.step) == 2
+    # evaluation and export read it with the decay it trained under
+    assert load_run(str(tmp_path), strategy=one_replica).config.ema_warmup is False
+

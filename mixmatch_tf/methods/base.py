@@ -113,9 +113,26 @@ def get_method(name):
     return _METHODS[name]
 
 
-def setting(default, help_text):
-    """A Config field with its help text (the flag's help, per method)."""
-    return dataclasses.field(default=default, metadata={"help": help_text})
+_UNCHANGED = object()
+
+
+def setting(default, help_text, before=_UNCHANGED):
+    """A Config field with its help text (the flag's help, per method).
+
+    ``before``: for a setting added after runs were trained without it, the value
+    those runs behaved as (when it is not ``default``): a run folder whose config
+    lacks the field resumes only with that value (``legacy_values``).
+    """
+    metadata = {"help": help_text}
+    if before is not _UNCHANGED:
+        metadata["before"] = before
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def legacy_values(config_cls):
+    """field -> the value a run of an older version that lacks the field behaved as:
+    the field's ``before`` where declared, else its default."""
+    return {f.name: f.metadata.get("before", f.default) for f in dataclasses.fields(config_cls)}
 
 
 @dataclasses.dataclass(frozen=True)

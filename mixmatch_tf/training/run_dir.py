@@ -32,7 +32,7 @@ from absl import logging
 from mixmatch_tf.data import noise as noise_lib
 from mixmatch_tf.data import splits
 from mixmatch_tf.data.preprocess import Normalization
-from mixmatch_tf.methods.base import ConfigError, get_method
+from mixmatch_tf.methods.base import ConfigError, get_method, legacy_values
 from mixmatch_tf.training import results
 from mixmatch_tf.training.config import RunConfig
 
@@ -86,9 +86,9 @@ def identity_difference(saved, settings, config_defaults=None):
     """(name, flag, saved value, new value) of the first identity difference, or None.
 
     Keys missing from ``saved`` (run folders of older versions) are not compared.
-    Nor is a config field the saved config lacks (a setting added since) whose new
-    value is its default (``config_defaults``: field -> default), which is what the
-    older version did.
+    A config field the saved config lacks (a setting added since) is compared as
+    the value the older version behaved as (``config_defaults``: field -> that
+    value, ``legacy_values``), None where unknown.
     """
     settings = _jsonable(settings)
     defaults = _jsonable(config_defaults or {})
@@ -98,10 +98,9 @@ def identity_difference(saved, settings, config_defaults=None):
         old, new = saved[key], settings.get(key)
         if key == "config":
             for field in sorted(set(old) | set(new)):
-                if field not in old and field in defaults and new.get(field) == defaults[field]:
-                    continue
-                if old.get(field) != new.get(field):
-                    return f"config.{field}", field, old.get(field), new.get(field)
+                before = old[field] if field in old else defaults.get(field)
+                if before != new.get(field):
+                    return f"config.{field}", field, before, new.get(field)
         elif old != new:
             return key, _FLAG_OF.get(key, key), old, new
     return None
@@ -344,9 +343,8 @@ class RunDir:
 
     def check_identity(self, saved, settings):
         """Refuses a resume whose settings differ from the run's, naming the field."""
-        import dataclasses
-        fields = dataclasses.fields(get_method(settings["method"]).Config)
-        diff = identity_difference(saved, settings, {f.name: f.default for f in fields})
+        diff = identity_difference(saved, settings,
+                                   legacy_values(get_method(settings["method"]).Config))
         if diff:
             name, flag, old, new = diff
             raise ConfigError(flag, f"{self.model_dir} holds a run with {name}={old!r}, not "
@@ -571,8 +569,9 @@ def saved_run(model_dir):
         raise FileNotFoundError(f"{model_dir} holds no run ({RUN_FILE} is missing); pass the "
                                 "--model_dir of a training run")
     method_cls = get_method(saved["method"])
+    values = dict(legacy_values(method_cls.Config), **saved["config"])
     config = method_cls.Config(**{k: tuple(v) if isinstance(v, list) else v
-                                  for k, v in saved["config"].items()})
+                                  for k, v in values.items()})
     run = RunConfig(model_dir=model_dir, seed=saved["seed"], noise_type=saved["noise_type"],
                     noise_rate=saved["noise_rate"], label_set=saved["label_set"],
                     normalization=saved["normalization_kind"], sync_bn=saved["sync_bn"],
