@@ -53,5 +53,5 @@ class MeanTeacher(semi.SemiSupervised):
             loss_x = tf.reduce_mean(ops.soft_cross_entropy(logits_x, y_lb))
             loss_u = tf.reduce_mean(ops.squared_error(student, teacher))
             loss = loss_x + weight * loss_u
-        self.update(state, tape, loss, step)
+        self.update(state, tape, loss)
         return {"loss": loss, "loss_x": loss_x, "loss_u": loss_u, "weight_u": weight}

@@ -137,5 +137,5 @@ class MixMatch(semi.SemiSupervised):
             probs_u = tf.nn.softmax(tf.concat(logits[1:], 0))
             loss_u = tf.reduce_mean(ops.squared_error(probs_u, tf.concat(ys[1:], 0)))
             loss = loss_x + lambda_u * loss_u
-        self.update(state, tape, loss, step)
+        self.update(state, tape, loss)
         return {"loss": loss, "loss_x": loss_x, "loss_u": loss_u, "lambda_u": lambda_u}

@@ -61,5 +61,5 @@ class MixupSSL(semi.SemiSupervised):
             loss_x = tf.reduce_mean(ops.soft_cross_entropy(logits_x, y_mix))
             loss_u = tf.reduce_mean(ops.soft_cross_entropy(logits_u, q_mix))
             loss = loss_x + cfg.consistency_weight * loss_u
-        self.update(state, tape, loss, step)
+        self.update(state, tape, loss)
         return {"loss": loss, "loss_x": loss_x, "loss_u": loss_u}

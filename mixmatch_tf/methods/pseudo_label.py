@@ -55,5 +55,5 @@ class PseudoLabel(semi.SemiSupervised):
             loss_x = tf.reduce_mean(ops.soft_cross_entropy(logits_x, y_lb))
             loss_u = tf.reduce_mean(pseudo_label_loss(logits_u, self.config.threshold))
             loss = loss_x + weight * loss_u
-        self.update(state, tape, loss, step)
+        self.update(state, tape, loss)
         return {"loss": loss, "loss_x": loss_x, "loss_u": loss_u, "weight_u": weight}

@@ -145,15 +145,16 @@ class SemiSupervised(Method):
         lb = batch["labeled"]
         return lb["image"], tf.one_hot(lb["label"], self.ctx.num_classes)
 
-    def update(self, state, tape, loss, step):
-        """Adam step on ``loss``, then decoupled weight decay, then the EMA (``step``:
-        the steps taken before this one)."""
+    def update(self, state, tape, loss):
+        """Adam step on ``loss``, then decoupled weight decay, then the EMA (its decay
+        warmed up over the optimizer's update count)."""
         student, opt = state["student"], state["opt"]
         grads = common.replica_gradients(tape, loss, student.trainable_variables, opt)
         opt.apply_gradients(zip(grads, student.trainable_variables))
         common.decay_kernels(student, self.config.weight_decay * self.config.learning_rate)
         if "ema" in state:
-            decay = common.ema_decay(self.config.ema_decay, step + 1, self.config.ema_warmup)
+            decay = common.ema_decay(self.config.ema_decay, opt.iterations,
+                                     self.config.ema_warmup)
             common.ema_update(state["ema"], student, decay)
 
     def consistency_weight(self, step):

@@ -34,5 +34,5 @@ class Supervised(semi.SemiSupervised):
         with tf.GradientTape() as tape:
             logits = state["student"](x_lb, training=True)
             loss = tf.reduce_mean(ops.soft_cross_entropy(logits, y_lb))
-        self.update(state, tape, loss, step)
+        self.update(state, tape, loss)
         return {"loss": loss, "loss_x": loss}

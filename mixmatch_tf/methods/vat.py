@@ -93,6 +93,6 @@ class VAT(semi.SemiSupervised):
             loss_vat = tf.reduce_mean(kl_from_logits(forward(u + r_adv), teacher))
             loss_ent = tf.reduce_mean(ops.entropy(logits_u))
             loss = loss_x + weight * loss_vat + cfg.entmin_weight * loss_ent
-        self.update(state, tape, loss, step)
+        self.update(state, tape, loss)
         return {"loss": loss, "loss_x": loss_x, "loss_u": loss_vat, "loss_entmin": loss_ent,
                 "weight_u": weight}
