@@ -84,6 +84,49 @@ def test_empty_or_tiny_divisions_are_topped_up_not_fatal(caplog):
     assert "only 0 examples" in caplog.text
 
 
+def _co_divide(losses, noisy, clean, **config):
+    """One co-divide of a DivideMix whose networks' per-sample losses are ``losses``:
+    (clean probability from net1's losses, net1's normalised losses)."""
+    from mixmatch_tf.methods.base import Context
+    ctx = Context(num_classes=int(noisy.max()) + 1, image_shape=(8, 8, 1), train_labels=noisy,
+                  seed=0, model_fn=None, map_train_set=lambda fn: fn(),
+                  clean_labels=np.where(clean, noisy, (noisy + 1) % (noisy.max() + 1)))
+    m = dividemix.DivideMix(dividemix.Config(epochs=3.0, warmup_epochs=1.0, **config), ctx)
+    n = len(noisy)
+    state = {"division": {
+        "prob1": tf.Variable(tf.zeros([n])), "prob2": tf.Variable(tf.zeros([n])),
+        "history1": tf.Variable(tf.zeros([1, n])), "history2": tf.Variable(tf.zeros([1, n])),
+        "history_count": tf.Variable(tf.zeros([], tf.int64)),
+        "stats": tf.Variable(tf.fill([2, 8], -1.0)),
+        "loss_hist": tf.Variable(tf.zeros([2, dividemix.HIST_BINS])),
+        "loss_hist_epoch": tf.Variable(-1.0)}}
+    m._loss_fns = {1: lambda: losses, 2: lambda: losses}
+    m.co_divide(state, 0)
+    return state["division"]["prob1"].numpy(), state["division"]["history1"].numpy()[0]
+
+
+def test_per_class_division_keeps_the_clean_examples_of_a_hard_class():
+    """Class 0 is easy (clean loss ~0.1, noisy ~3), class 1 hard (clean ~2.5, noisy
+    ~4.5): one GMM over all losses calls every clean example of class 1 noisy; one
+    GMM per noisy-label class divides both classes."""
+    rng = np.random.RandomState(0)
+    noisy = np.repeat([0, 1], 400)
+    clean = np.tile(np.repeat([True, False], 200), 2)
+    centre = np.select([(noisy == 0) & clean, noisy == 0, clean], [0.1, 3.0, 2.5], 4.5)
+    losses = centre + rng.uniform(-0.1, 0.1, 800)
+    prob, _ = _co_divide(losses, noisy, clean)
+    assert (prob[(noisy == 1) & clean] > 0.5).mean() < 0.05  # the failure
+    assert (prob[(noisy == 0) & clean] > 0.5).all()
+    prob, normalised = _co_divide(losses, noisy, clean, gmm_per_class=True)
+    np.testing.assert_array_equal(prob > 0.5, clean)
+    for c in (0, 1):  # min-max normalised within each class
+        group = normalised[noisy == c]
+        np.testing.assert_allclose([group.min(), group.max()], [0.0, 1.0], atol=1e-6)
+        i = np.flatnonzero(noisy == c)
+        expected = (losses[i] - losses[i].min()) / (losses[i].max() - losses[i].min())
+        np.testing.assert_allclose(group, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_small_loss_mask_hand_values():
     loss = tf.constant([0.5, 0.1, 0.9, 0.3])
     np.testing.assert_array_equal(coteaching.small_loss_mask(loss, tf.constant(2)), [0, 1, 0, 1])

@@ -9,7 +9,8 @@ Algorithm 1 of the paper, with two networks held by role (``net1``, ``net2``):
   index order, computed under the strategy) is min-max normalised (optionally
   averaged over the last epochs), a two-component 1-D GMM is fitted by EM
   (``ops.gmm``, TFP), and the clean probability w of an example is the
-  posterior of the smaller-mean component. Each network then trains on the
+  posterior of the smaller-mean component (``--gmm_per_class``: normalised and
+  fitted within each noisy-label class instead, not in the official code). Each network then trains on the
   division made by the *other* one: labeled = {w > tau} carrying w, unlabeled = rest;
 * each step of network k: co-refinement of the labeled targets
   (w y + (1 - w) mean softmax over 2 augmentations, sharpened), co-guessing of the
@@ -104,6 +105,11 @@ class Config(TrainConfig):
     confidence_penalty: Optional[bool] = setting(None, "add the negative-entropy confidence "
                                                  "penalty during warm-up; None: on for "
                                                  "asymmetric noise only (as the official code)")
+    gmm_per_class: bool = setting(False, "normalise the losses and fit the GMM within each "
+                                  "noisy-label class, so each class gets its own clean/noisy "
+                                  "threshold (not in the official code, which fits one GMM "
+                                  "on all examples: there the clean examples of a hard class "
+                                  "look noisy and leave it with few labels)")
     loss_history: int = setting(1, "epochs over which each example's normalised loss is "
                                 "averaged before the GMM, >= 1 (paper: 5 at 90% noise, else 1)")
     min_steps_per_epoch: int = setting(20, "at least this many steps per network per epoch "
@@ -260,19 +266,20 @@ class DivideMix(Method):
         div = state["division"]
         count = min(int(div["history_count"].numpy()) + 1, self.config.loss_history)
         probs = {}
+        groups = self.loss_groups()
         for k in (1, 2):
-            losses = self.ctx.map_train_set(self._loss_fns[k]).astype(np.float64)
-            span = losses.max() - losses.min()
-            losses = (losses - losses.min()) / span if span > 0 else np.zeros_like(losses)
+            raw = self.ctx.map_train_set(self._loss_fns[k]).astype(np.float64)
+            losses = np.zeros_like(raw)
+            for group in groups:
+                losses[group] = min_max_normalise(raw[group])
             history = div[f"history{k}"]
             history.assign(tf.concat([history[1:], tf.constant(losses[None], tf.float32)], 0))
             if k == 1:
                 self.record_loss_histogram(state, losses, epoch_index)
             fit_on = history.numpy()[-count:].mean(axis=0).astype(np.float64)
-            prob, _ = gmm.clean_probability(fit_on)
-            if not np.all(np.isfinite(prob)):
-                logging.warning("the GMM of net%d gave non-finite probabilities; using 1 - loss", k)
-                prob = 1.0 - fit_on
+            prob = np.zeros_like(fit_on)
+            for group in groups:
+                prob[group] = clean_probability(fit_on[group], f"net{k}")
             probs[k] = prob.astype(np.float32)
             div[f"prob{k}"].assign(probs[k])
         div["history_count"].assign(count)
@@ -284,6 +291,14 @@ class DivideMix(Method):
         div["stats"].assign(tf.tensor_scatter_nd_update(
             div["stats"], [[epoch_index]], tf.constant([stats], tf.float32)))
         return summaries
+
+    def loss_groups(self):
+        """Index sets whose losses are normalised and divided together: all examples
+        (official), or one set per noisy-label class (``gmm_per_class``)."""
+        if not self.config.gmm_per_class:
+            return [np.arange(self.ctx.num_train)]
+        labels = np.asarray(self.ctx.train_labels)
+        return [np.flatnonzero(labels == c) for c in np.unique(labels)]
 
     def record_loss_histogram(self, state, losses, epoch_index):
         """Histograms of normalised losses of truly clean and noisy examples (diagnostics)."""
@@ -388,6 +403,24 @@ class DivideMix(Method):
             last = epochs[-1]
             out["division"] = {k: v for k, v in last.items() if k != "epoch"}
         return out
+
+
+def min_max_normalise(losses):
+    """Losses mapped onto [0, 1] (all zeros when they are all equal)."""
+    span = losses.max() - losses.min()
+    return (losses - losses.min()) / span if span > 0 else np.zeros_like(losses)
+
+
+def clean_probability(losses, where):
+    """The GMM's clean probability of each loss; 1 - loss where EM cannot give one
+    (non-finite posteriors, or fewer than two distinct losses)."""
+    if len(np.unique(losses)) < 2:
+        return 1.0 - losses
+    prob, _ = gmm.clean_probability(losses)
+    if not np.all(np.isfinite(prob)):
+        logging.warning("the GMM of %s gave non-finite probabilities; using 1 - loss", where)
+        return 1.0 - losses
+    return prob
 
 
 def global_mean(probs):
