@@ -127,6 +127,15 @@ def test_per_class_division_keeps_the_clean_examples_of_a_hard_class():
         np.testing.assert_allclose(group, expected, rtol=1e-5, atol=1e-6)
 
 
+def test_per_class_division_needs_labels_in_memory():
+    from mixmatch_tf.methods.base import ConfigError, Context
+    ctx = Context(num_classes=10, image_shape=(8, 8, 1), train_labels=None, seed=0,
+                  model_fn=None, num_examples=100)
+    m = dividemix.DivideMix(dividemix.Config(gmm_per_class=True), ctx)
+    with pytest.raises(ConfigError, match="gmm_per_class.*streams"):
+        m.build()
+
+
 def test_small_loss_mask_hand_values():
     loss = tf.constant([0.5, 0.1, 0.9, 0.3])
     np.testing.assert_array_equal(coteaching.small_loss_mask(loss, tf.constant(2)), [0, 1, 0, 1])

@@ -175,6 +175,9 @@ class DivideMix(Method):
 
     # --------------------------------------------------------------- state
     def build(self):
+        check(not self.config.gmm_per_class or self.ctx.train_labels is not None,
+              "gmm_per_class", "needs the training labels in memory; this data set streams "
+              "them with its images (use --gmm_per_class=false)")
         state = {}
         for k in (1, 2):
             net = self.ctx.model_fn()
