@@ -728,3 +728,19 @@ def export_saved_model(method, state, normalization, image_shape, class_names, e
             shutil.rmtree(tmp, ignore_errors=True)
     write_models_config(export_base, serving_base_path, serve_versions)
     return final
+
+
+def export_run(method, state, normalization, data, export_base, model_name=None, **options):
+    """``export_saved_model`` of a trained run on ``data`` (an ``ImageData`` or a
+    ``StreamedData``): named after the data set unless ``model_name`` is given,
+    with test images as warm-up requests, served as the run was evaluated
+    (streamed runs on central crops of images of any size). ``options`` go to
+    ``export_saved_model`` (``top_k``, ``serving_base_path``, ``serve_versions``,
+    ``max_batch_size``, ``max_image_pixels``)."""
+    method.prepare_predict(state)
+    return export_saved_model(
+        method, state, normalization, data.image_shape, data.class_names, export_base,
+        model_name=model_name or model_name_for_dataset(data.name),
+        sample_images=data.test_images,
+        input_dtype="uint8" if data.streamed else data.train_images.dtype.name,
+        resize=RESIZE_CENTRAL_CROP if data.streamed else RESIZE_STRETCH, **options)

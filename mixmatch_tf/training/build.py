@@ -1,9 +1,12 @@
-"""What the trainer builds around a method: its networks' factory, the step
-counters and the checkpoint of everything."""
+"""What the trainer builds around a method: its data sources, its networks'
+factory, the step counters and the checkpoint of everything."""
+import dataclasses
+
 import keras
 import tensorflow as tf
 
-from mixmatch_tf.methods.base import Context
+from mixmatch_tf.data.pipeline import ArraySource
+from mixmatch_tf.methods.base import Context, resolve_config
 from mixmatch_tf.models import build_model
 
 
@@ -17,6 +20,29 @@ def make_context(data, run, train_labels, labeled, unlabeled, map_train_set, mod
         unlabeled_indices=unlabeled, noise_type=run.noise_type, noise_rate=run.noise_rate,
         train_images=data.train_images, fetch_images=fetch_images,
         num_examples=data.num_train)
+
+
+def method_config(method_cls, data, config, model):
+    """The method's Config: ``config`` (a Config, or a dict of overrides of the paper's
+    and the data set's defaults), with the method's default network (an MLP for
+    tabular data) unless a model is named or given."""
+    if config is None or isinstance(config, dict):
+        config = resolve_config(method_cls, data.name, config or {})
+    if config.model is None and model is None:
+        default = "mlp" if data.tabular else method_cls.default_model
+        config = dataclasses.replace(config, model=default)
+    return config
+
+
+def data_sources(data, images, labels, normalization, crop_padding):
+    """(training source, test source) of ``data``: files read as training consumes
+    them for streamed data, else the arrays (``images`` and ``labels`` to train on,
+    cropped with the method's ``crop_padding``)."""
+    if data.streamed:
+        return data.sources(normalization, labels)
+    return (ArraySource(images, labels, normalization, pad=data.pad, flip=data.flip,
+                        padding=crop_padding),
+            ArraySource(data.test_images, data.test_labels, normalization))
 
 
 def model_factory(model, name, image_shape, num_classes, kwargs):

@@ -13,6 +13,9 @@ import functools
 import time
 
 import tensorflow as tf
+from absl import logging
+
+from mixmatch_tf.data.pipeline import train_dataset
 
 _PLAIN = (bool, int, float, str, bytes, type(None))
 
@@ -61,10 +64,14 @@ class PhaseLoop:
       unreadable: optional host int64 variable; batches of streamed data carry, per
         stream, ``unreadable`` (the rows whose file could not be read and took
         another example of the batch), summed over replicas into it.
+      last_good: optional ``fn() -> str`` naming the last good checkpoint, for the
+        error raised at a non-finite loss.
     """
 
-    def __init__(self, strategy, state, step, phase_step, jit_compile=False, unreadable=None):
+    def __init__(self, strategy, state, step, phase_step, jit_compile=False, unreadable=None,
+                 last_good=None):
         self.strategy = strategy
+        self.last_good = last_good
         self.state = state
         self.step = step
         self.phase_step = phase_step
@@ -129,15 +136,26 @@ class PhaseLoop:
         """Runs ``n`` steps of ``phase``; returns (mean metrics as floats, seconds).
 
         Raises:
-          NonFiniteLossError: the loss became NaN or Inf (the step is named; the
-            caller's last checkpoint is the state before it).
+          NonFiniteLossError: the loss became NaN or Inf (the step and the last good
+            checkpoint are named; nothing is saved).
         """
         t0 = time.time()
         metrics, finite = self.compiled(phase)(iterator, tf.constant(n, tf.int32))
         if not bool(finite):
+            last = f". Last good checkpoint: {self.last_good()}" if self.last_good else ""
             raise NonFiniteLossError(f"loss became {float(metrics['loss'])} at step "
-                                     f"{int(self.step)} (phase {phase.name!r})")
+                                     f"{int(self.step)} (phase {phase.name!r}); stopped "
+                                     f"without saving{last}")
         return {k: float(v) for k, v in metrics.items()}, time.time() - t0
+
+
+def phase_iterator(strategy, source, phase, seed, salt, start_step):
+    """The distributed iterator of ``phase``'s batches from its step ``start_step``
+    (the stream is a function of (seed, salt, step))."""
+    return iter(strategy.distribute_datasets_from_function(
+        lambda ctx: train_dataset(source, phase.streams, seed=seed, salt=salt,
+                                  start_step=start_step, transform=phase.transform,
+                                  input_context=ctx)))
 
 
 def call_size(step, left_in_phase, run, eval_every):
@@ -164,14 +182,43 @@ class StateGuard:
     def finite(self):
         return bool(self._fn())
 
+    def check(self, step, phase_name, last_good):
+        """Raises ``NonFiniteLossError`` (naming ``last_good``) unless all is finite."""
+        if not self.finite():
+            raise NonFiniteLossError(
+                f"a weight became NaN or Inf at step {step} (phase {phase_name!r}); "
+                f"stopped without saving. Last good checkpoint: {last_good}")
+
 
 class Progress:
-    """Steps per second over the last calls, and the progress line with its ETA."""
+    """Steps per second over the last calls, and the progress line with its ETA.
 
-    def __init__(self, total, window=20):
+    Args:
+      total: the run's total steps, or None if unknown.
+      on_progress: optional ``fn(info)`` called after every compiled call
+        (``report``) with ``step``, ``total``, ``rate`` (steps/s), ``eta_seconds``
+        (None if unknown) and the progress ``line``.
+      log_every_seconds: the line is logged at most this often.
+    """
+
+    def __init__(self, total, window=20, on_progress=None, log_every_seconds=0.0):
         self.total = total
         self._window = []
         self._size = window
+        self._on_progress = on_progress
+        self._log_every = log_every_seconds
+        self._last_log = None
+
+    def report(self, steps, seconds, step, phase, phase_step, metrics):
+        """Counts a call of ``steps`` steps, then tells ``on_progress`` and the log."""
+        self.add(steps, seconds)
+        line = self.line(step, phase.name, phase_step, phase.steps, metrics)
+        if self._on_progress is not None:
+            self._on_progress({"step": step, "total": self.total, "rate": self.rate,
+                               "eta_seconds": self.eta_seconds(step), "line": line})
+        if self._last_log is None or time.time() - self._last_log >= self._log_every:
+            self._last_log = time.time()
+            logging.info(line)
 
     def add(self, steps, seconds):
         self._window = (self._window + [(steps, seconds)])[-self._size:]

@@ -146,3 +146,15 @@ def slow_precision_warning(precision, flags, capability, probe=None):
     return (f"precision {precision} on a CPU without native {dtype} instructions "
             f"({', '.join(native)}) trains slower than float32{measured}; --precision=auto "
             f"picks {auto_precision(flags, capability)} for a new run on this machine")
+
+
+
+def for_run(requested, saved=None, warn=True):
+    """The precision a run trains under (``resolve`` on this machine's hardware);
+    with ``warn`` (a run that may start), ``slow_precision_warning`` is logged."""
+    flags, capability = cpu_flags(), gpu_capability()
+    precision = resolve(requested, saved, flags, capability)
+    warning = warn and slow_precision_warning(precision, flags, capability)
+    if warning:
+        logging.warning(warning)
+    return precision

@@ -31,6 +31,23 @@ def _jsonable(v):
     raise TypeError(f"not JSON serialisable: {type(v)}")
 
 
+def run_record(method_name, data, run, config, steps, wall_seconds, num_replicas,
+               unreadable=None):
+    """What metrics.json says about the run itself (before the method's own entries).
+
+    ``unreadable`` (streamed data): training rows whose file could not be read or
+    decoded, each replaced by another example of its batch (counted every time it
+    is drawn).
+    """
+    out = {"method": method_name, "dataset": data.name, "seed": run.seed, "steps": steps,
+           "wall_seconds": wall_seconds, "noise_type": run.noise_type,
+           "noise_rate": run.noise_rate, "model": config.model, "config": config.to_dict(),
+           "num_replicas": num_replicas, "precision": run.precision}
+    if unreadable is not None:
+        out["unreadable_images"] = unreadable
+    return out
+
+
 def summarize(evals):
     """Error summaries of an evaluation history [{"step", "test_error"}, ...].
 

@@ -520,6 +520,14 @@ class Records:
             for k, v in values.items():
                 tf.summary.scalar(k, v)
 
+    def phase_summaries(self, step, phase_name, values):
+        """A phase's start-of-phase summaries (e.g. a division's statistics): written
+        as training scalars and logged in one line."""
+        if values:
+            self.scalars("train", step, values)
+            logging.info("%s: %s", phase_name, ", ".join(
+                f"{k} {v:.4g}" for k, v in sorted(values.items())))
+
     def evaluated_at(self, step):
         return bool(self.evals) and self.evals[-1]["step"] == step
 
@@ -544,9 +552,13 @@ class Records:
         if "warning" in record:
             logging.warning("step %d: %s", step, record["warning"])
 
-    def add_train_metrics(self, step, metrics):
+    def add_train_metrics(self, step, metrics, unreadable=None):
+        """The last call's mean training metrics; ``unreadable`` (streamed data): the
+        training rows whose image could not be read so far, as a scalar of its own."""
         self.train_metrics = dict(metrics, step=step)
         self.scalars("train", step, metrics)
+        if unreadable is not None:
+            self.scalars("train", step, {"unreadable_images": float(unreadable)})
 
     def before_checkpoint(self):
         """Saves the training metrics; called before each checkpoint, so a checkpoint

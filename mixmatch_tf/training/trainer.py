@@ -14,20 +14,20 @@ import dataclasses
 import time
 
 import keras
-import tensorflow as tf
 from absl import logging
 
-from mixmatch_tf.data.pipeline import ArraySource, train_dataset
 from mixmatch_tf.data.preprocess import normalize
 from mixmatch_tf.data.sources import ImageData, load_dataset
 from mixmatch_tf.data.streaming import StreamedData
-from mixmatch_tf.methods.base import check_fits, get_method, resolve_config
+from mixmatch_tf.methods.base import check_fits, get_method
 from mixmatch_tf.training import precision as precision_lib
-from mixmatch_tf.training.build import Counters, make_context, model_factory, state_variables
+from mixmatch_tf.training.build import (Counters, data_sources, make_context, method_config,
+                                        model_factory, state_variables)
 from mixmatch_tf.training.config import RunConfig
 from mixmatch_tf.training.loop import (NonFiniteLossError, PhaseLoop, Progress, StateGuard,
-                                       call_size)
+                                       call_size, phase_iterator)
 from mixmatch_tf.training.passes import Passes
+from mixmatch_tf.training.results import run_record
 from mixmatch_tf.training.run_dir import Records, RunDir, saved_run
 from mixmatch_tf.training.strategy import is_chief, make_strategy
 
@@ -63,28 +63,19 @@ class Trainer:
         self.data = (data if isinstance(data, (ImageData, StreamedData))
                      else load_dataset(data, data_dir, **(data_options or {})))
         self.run, self.data_dir, self.read_only = run, data_dir, read_only
-        if config is None or isinstance(config, dict):
-            config = resolve_config(self.method_cls, self.data.name, config or {})
-        if config.model is None and model is None:
-            default = "mlp" if self.data.tabular else self.method_cls.default_model
-            config = dataclasses.replace(config, model=default)
-        self.config = config
+        self.config = method_config(self.method_cls, self.data, config, model)
         self.strategy = strategy or make_strategy()
         self.chief = is_chief(self.strategy)
         check_fits(self.config, self.data.image_shape, self.strategy.num_replicas_in_sync,
                    named_model=model is None)
         self.run_dir = RunDir(run.model_dir, writer=self.chief and not read_only)
-        # "auto" becomes the precision the run trains under, recorded in run.json.
-        hardware = precision_lib.cpu_flags(), precision_lib.gpu_capability()
-        run = self.run = dataclasses.replace(run, precision=precision_lib.resolve(
-            run.precision, self.run_dir.saved_settings(), *hardware))
+        # "auto" becomes the precision the run trains under, recorded in run.json;
+        # a run that may start says if that precision is slow here.
+        run = self.run = dataclasses.replace(run, precision=precision_lib.for_run(
+            run.precision, self.run_dir.saved_settings(), warn=not read_only))
         settings = self.run_dir.settings(self.method_cls.name, self.config, self.data, run,
                                          data_dir)
         saved, self.normalization = self.run_dir.resume_or_new(settings, self.data)
-        if not read_only:  # the run may start: say if its precision is slow here
-            warning = precision_lib.slow_precision_warning(run.precision, *hardware)
-            if warning:
-                logging.warning(warning)
         self.settings = dict(settings, normalization=self.normalization.to_dict())
         try:
             self._build(model)
@@ -101,13 +92,8 @@ class Trainer:
         self.train_labels = self.run_dir.train_labels(data, run)
         images, labels, labeled, unlabeled = self.run_dir.training_source(
             data, self.train_labels, self.method_cls.labeled_split(self.config), run.seed)
-        if data.streamed:  # files read as training consumes them
-            self.source, self.test_source = data.sources(self.normalization, labels)
-        else:
-            self.source = ArraySource(images, labels, self.normalization, pad=data.pad,
-                                      flip=data.flip, padding=self.method_cls.crop_padding)
-            self.test_source = ArraySource(data.test_images, data.test_labels,
-                                           self.normalization)
+        self.source, self.test_source = data_sources(data, images, labels, self.normalization,
+                                                     self.method_cls.crop_padding)
         self.passes = Passes(self.strategy, self.normalization, self.source, self.test_source,
                              data.num_train, run.eval_batch_size)
         kwargs = dict(self.method_cls.model_kwargs(self.config), sync_bn=run.sync_bn)
@@ -118,17 +104,15 @@ class Trainer:
         self.method = self.method_cls(self.config, self.context)
         with self.strategy.scope():
             self.state = self.method.build()
-        self.counters = Counters()
-        self.step, self.phase_index = self.counters.step, self.counters.phase_index
-        self.phase_step, self.elapsed = self.counters.phase_step, self.counters.elapsed
-        self.checkpoint = self.counters.checkpoint(self.method, self.state, data.streamed)
-        self.loop = PhaseLoop(self.strategy, self.state, self.step, self.phase_step,
-                              run.jit_compile,
-                              unreadable=self.counters.unreadable if data.streamed else None)
+        self.counters = c = Counters()
+        self.step = c.step
+        self.checkpoint = c.checkpoint(self.method, self.state, data.streamed)
+        self.loop = PhaseLoop(self.strategy, self.state, c.step, c.phase_step, run.jit_compile,
+                              unreadable=c.unreadable if data.streamed else None,
+                              last_good=self.run_dir.last_good)
         self.guard = StateGuard(self.checkpoint_variables())
 
     def _restore(self):
-        self.ckpt_dir = self.run_dir.ckpt_dir
         self.restored_from = self.run_dir.latest_checkpoint()
         if self.restored_from:
             self.checkpoint.restore(self.restored_from).assert_existing_objects_matched()
@@ -147,10 +131,8 @@ class Trainer:
         """Trains to the end (or resumes and finishes) and writes metrics.json.
 
         Args:
-          on_progress: optional ``fn(info)`` called after every compiled call with
-            ``step``, ``total`` (None if unknown), ``rate`` (steps/s),
-            ``eta_seconds`` (None if unknown) and the log ``line``, e.g. for a
-            live display.
+          on_progress: optional ``fn(info)`` called after every compiled call, e.g.
+            for a live display (``loop.Progress`` lists what ``info`` holds).
 
         Returns:
           The metrics; with ``stop_at_step`` reached first, only
@@ -160,16 +142,18 @@ class Trainer:
             raise RuntimeError(f"{self.run.model_dir} was opened read-only (load_run)")
         if self.run_dir.writer:
             self.run_dir.lock.acquire()
-        self._started, self._base_elapsed = time.time(), float(self.elapsed.numpy())
+        self._started, self._base_elapsed = time.time(), float(self.counters.elapsed.numpy())
         try:
             return self._fit(on_progress)
         finally:
             self.run_dir.release()
 
     def _fit(self, on_progress):
-        progress, stop_at = Progress(self.method.total_steps()), self.run.stop_at_step
+        progress = Progress(self.method.total_steps(), on_progress=on_progress,
+                            log_every_seconds=self.run.log_every_seconds)
+        stop_at = self.run.stop_at_step
         while stop_at is None or int(self.step) < stop_at:
-            index, done = int(self.phase_index), int(self.phase_step)
+            index, done = int(self.counters.phase_index), int(self.counters.phase_step)
             phase = self.method.phase(index, self.state, fresh=(done == 0),
                                       start_step=int(self.step) - done)
             if phase is None:
@@ -180,11 +164,10 @@ class Trainer:
                 if self.run.export_dir:
                     metrics["export_path"] = self.export(self.run.export_dir)
                 return metrics
-            if done < phase.steps and not self._run_phase(phase, index, done, progress,
-                                                          on_progress):
+            if done < phase.steps and not self._run_phase(phase, index, done, progress):
                 break
-            self.phase_index.assign_add(1)
-            self.phase_step.assign(0)
+            self.counters.phase_index.assign_add(1)
+            self.counters.phase_step.assign(0)
             if done < phase.steps:
                 if phase.evaluate_at_end and not self.records.evaluated_at(int(self.step)):
                     self._record_eval(phase.name)
@@ -192,42 +175,22 @@ class Trainer:
         self._save("stop")
         return {"steps": int(self.step), "complete": False}
 
-    def _run_phase(self, phase, index, done, progress, on_progress):
+    def _run_phase(self, phase, index, done, progress):
         """Runs ``phase`` from its step ``done``; False when stopped at ``stop_at_step``."""
         run, eval_every = self.run, self.method.eval_every()
-        salt = index if phase.salt is None else phase.salt
-        iterator = iter(self.strategy.distribute_datasets_from_function(
-            lambda ctx: train_dataset(self.source, phase.streams, seed=run.seed, salt=salt,
-                                      start_step=done, transform=phase.transform,
-                                      input_context=ctx)))
-        if phase.summaries:
-            self.records.scalars("train", int(self.step), phase.summaries)
-            logging.info("%s: %s", phase.name, ", ".join(
-                f"{k} {v:.4g}" for k, v in sorted(phase.summaries.items())))
-        last_log = 0.0
-        while int(self.phase_step) < phase.steps:
-            n = call_size(int(self.step), phase.steps - int(self.phase_step), run, eval_every)
+        iterator = phase_iterator(self.strategy, self.source, phase, run.seed,
+                                  index if phase.salt is None else phase.salt, done)
+        self.records.phase_summaries(int(self.step), phase.name, phase.summaries)
+        while int(self.counters.phase_step) < phase.steps:
+            left = phase.steps - int(self.counters.phase_step)
+            n = call_size(int(self.step), left, run, eval_every)
             if n == 0:
                 return False  # at stop_at_step
-            try:
-                metrics, seconds = self.loop.run(phase, iterator, n)
-            except NonFiniteLossError as e:
-                raise NonFiniteLossError(f"{e}; stopped without saving. "
-                                         f"Last good checkpoint: {self.run_dir.last_good()}"
-                                         ) from None
+            metrics, seconds = self.loop.run(phase, iterator, n)
             step = int(self.step)
-            self.records.add_train_metrics(step, metrics)
-            if self.data.streamed:
-                self.records.scalars("train", step, {
-                    "unreadable_images": float(self.counters.unreadable.numpy())})
-            progress.add(n, seconds)
-            line = progress.line(step, phase.name, int(self.phase_step), phase.steps, metrics)
-            if on_progress is not None:
-                on_progress({"step": step, "total": progress.total, "rate": progress.rate,
-                             "eta_seconds": progress.eta_seconds(step), "line": line})
-            if time.time() - last_log >= run.log_every_seconds:
-                last_log = time.time()
-                logging.info(line)
+            self.records.add_train_metrics(step, metrics, self.counters.unreadable.numpy()
+                                           if self.data.streamed else None)
+            progress.report(n, seconds, step, phase, int(self.counters.phase_step), metrics)
             if eval_every and step % eval_every == 0:
                 self._record_eval(phase.name)
             if step % run.checkpoint_every == 0:
@@ -241,26 +204,15 @@ class Trainer:
 
     def _save(self, phase_name):
         """Saves a checkpoint, unless a weight went NaN/Inf (the last good one is kept)."""
-        if not self.guard.finite():
-            raise NonFiniteLossError(
-                f"a weight became NaN or Inf at step {int(self.step)} (phase {phase_name!r}); "
-                f"stopped without saving. Last good checkpoint: {self.run_dir.last_good()}")
-        self.elapsed.assign(self._base_elapsed + time.time() - self._started)
+        self.guard.check(int(self.step), phase_name, self.run_dir.last_good())
+        self.counters.elapsed.assign(self._base_elapsed + time.time() - self._started)
         self.records.before_checkpoint()
         return self.run_dir.save_checkpoint(self.manager, int(self.step))
 
     def write_metrics(self):
-        out = {
-            "method": self.method_cls.name, "dataset": self.data.name, "seed": self.run.seed,
-            "steps": int(self.step), "wall_seconds": float(self.elapsed.numpy()),
-            "noise_type": self.run.noise_type, "noise_rate": self.run.noise_rate,
-            "model": self.config.model, "config": self.config.to_dict(),
-            "num_replicas": self.strategy.num_replicas_in_sync, "precision": self.run.precision,
-        }
-        if self.data.streamed:
-            # training rows whose file could not be read or decoded, each replaced by
-            # another example of its batch (counted every time it is drawn)
-            out["unreadable_images"] = int(self.counters.unreadable.numpy())
+        out = run_record(self.method_cls.name, self.data, self.run, self.config, int(self.step),
+                         float(self.counters.elapsed.numpy()), self.strategy.num_replicas_in_sync,
+                         int(self.counters.unreadable.numpy()) if self.data.streamed else None)
         out.update(self.method.train_errors(self.state))
         out.update(self.method.diagnostics(self.state))
         return self.records.write_metrics(out)
@@ -287,27 +239,13 @@ class Trainer:
         return self.method.predict(self.state, normalize(images, self.normalization))
 
     def export(self, export_base, model_name=None, **options):
-        """Writes a SavedModel into ``<export_base>/<model_name>/<new version>/``.
-
-        ``model_name`` defaults to the data set's name made folder-safe; ``options``
-        go to ``mixmatch_tf.serving.export_saved_model`` (``top_k``,
-        ``serving_base_path``, ``serve_versions``). Test images serve as warm-up
-        requests.
-        """
-        from mixmatch_tf.serving.export import export_saved_model, model_name_for_dataset
+        """Writes a SavedModel into ``<export_base>/<model_name>/<new version>/``
+        (``serving.export.export_run``; the chief only, None elsewhere)."""
+        from mixmatch_tf.serving.export import export_run
         if not self.chief:
             return None
-        self.method.prepare_predict(self.state)
-        return export_saved_model(self.method, self.state, self.normalization,
-                                  self.data.image_shape, self.data.class_names, export_base,
-                                  model_name=model_name or model_name_for_dataset(self.data.name),
-                                  sample_images=self.data.test_images,
-                                  input_dtype=("uint8" if self.data.streamed
-                                               else self.data.train_images.dtype.name),
-                                  # served as evaluated: streamed runs were evaluated on
-                                  # central crops of images of any size
-                                  resize="central_crop" if self.data.streamed else "stretch",
-                                  **options)
+        return export_run(self.method, self.state, self.normalization, self.data, export_base,
+                          model_name, **options)
 
 
 def load_run(model_dir, data_dir=None, strategy=None, data=None):
