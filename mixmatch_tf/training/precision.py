@@ -148,7 +148,6 @@ def slow_precision_warning(precision, flags, capability, probe=None):
             f"picks {auto_precision(flags, capability)} for a new run on this machine")
 
 
-
 def for_run(requested, saved=None, warn=True):
     """The precision a run trains under (``resolve`` on this machine's hardware);
     with ``warn`` (a run that may start), ``slow_precision_warning`` is logged."""
