@@ -408,10 +408,8 @@ register(Suite(
     "class-balanced 5,000-image subset of Fashion-MNIST (the full 10,000-image test set); "
     "small CNN, 60 epochs (DivideMix: 20 of them warm-up). Build the data first: "
     "python scripts/make_fashion_mnist.py --train_size=5000 --out=data/fashion_mnist_5k.npz.",
-    fashion_noisy_runs, metrics=(("test_error", "last-epoch test error (%)"),
-                                 ("mean_last_10_test_error",
-                                  "test error (%), mean of the last 10 epochs"),
-                                 ("best_test_error", "best test error (%)")),
+    fashion_noisy_runs,
+    metrics=(("test_error", "last-epoch test error (%)"),) + CIFAR_NOISY_METRICS,
     figures=("error_curves", "division_auc")))
 
 register(Suite(
