@@ -15,6 +15,19 @@ from mixmatch_tf.training.strategy import cpu_strategy, split_cpu  # noqa: E402
 split_cpu(2)
 
 
+@pytest.fixture(autouse=True)
+def dtype_policy_left_alone():
+    """No test, and no library call in it, leaves Keras' global dtype policy changed
+    (a Trainer once left mixed_bfloat16 set, and every later test computed in bf16)."""
+    import keras
+    before = keras.mixed_precision.global_policy().name
+    yield
+    after = keras.mixed_precision.global_policy().name
+    if after != before:
+        keras.mixed_precision.set_global_policy(before)
+        pytest.fail(f"Keras' global dtype policy was left {after!r} (was {before!r})")
+
+
 @pytest.fixture(scope="session")
 def one_replica():
     return cpu_strategy(1)

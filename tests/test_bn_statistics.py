@@ -147,7 +147,7 @@ def test_ema_statistics_on_two_replicas_are_those_of_one_device(tmp_path, digits
     # same weights over the same images (small CNN: batch norm in every block).
     from mixmatch_tf.models import build_model
     trainer = Trainer("supervised", digits, RunConfig(
-        model_dir=str(tmp_path / "two"), seed=0, log_every_seconds=1e9),
+        model_dir=str(tmp_path / "two"), seed=0, log_every_seconds=1e9, precision="float32"),
         config=dict(num_labeled=50, train_steps=4, eval_every=4, ema_decay=0.5),
         strategy=two_replicas)
     trainer.fit()

@@ -42,7 +42,7 @@ def _two_workers(args, model_dir, mirrored_dir):
 
 def test_two_workers_end_with_the_weights_of_two_mirrored_replicas(tmp_path):
     args = ["scripts/train.py", "--method=mixup", "--dataset=digits", "--train_steps=6",
-            "--eval_every=3", "--checkpoint_every=3", "--seed=5"]
+            "--eval_every=3", "--checkpoint_every=3", "--seed=5", "--precision=float32"]
     _two_workers(args, tmp_path / "multi", tmp_path / "mirrored")
 
     multi = json.load(open(tmp_path / "multi" / "metrics.json"))
@@ -67,7 +67,8 @@ def test_two_workers_stream_a_folder_and_train_the_step_of_two_mirrored_replicas
     folder = make_imagenet_folder(tmp_path / "imagenet", classes=2, train=4, val=2)
     args = ["scripts/train.py", "--method=mixup", f"--dataset=folder:{folder}", "--stream=true",
             "--image_size=16", "--model=small_cnn", "--batch_size=4", "--train_steps=3",
-            "--eval_every=3", "--eval_batch_size=4", "--steps_per_call=3", "--seed=5"]
+            "--eval_every=3", "--eval_batch_size=4", "--steps_per_call=3", "--seed=5",
+            "--precision=float32"]
     _two_workers(args, tmp_path / "multi", tmp_path / "mirrored")
     multi = json.load(open(tmp_path / "multi" / "metrics.json"))
     mirrored = json.load(open(tmp_path / "mirrored" / "metrics.json"))

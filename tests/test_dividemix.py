@@ -192,7 +192,7 @@ def test_one_and_two_replicas_take_the_same_step(tmp_path, one_replica, two_repl
     weights = []
     for name, strategy in (("one", one_replica), ("two", two_replicas)):
         run = RunConfig(model_dir=str(tmp_path / name), noise_type="sym", noise_rate=0.5,
-                        sync_bn=True, stop_at_step=1)
+                        sync_bn=True, stop_at_step=1, precision="float32")
         tr = Trainer("dividemix", digits, run,
                      config={"epochs": 2.0, "warmup_epochs": warmup_epochs}, strategy=strategy)
         assert tr.fit() == {"steps": 1, "complete": False}

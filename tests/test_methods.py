@@ -28,7 +28,10 @@ def tiny_model():
 
 
 def trainer(method, folder, strategy, digits, stop_at_step, model):
-    run = RunConfig(model_dir=str(folder), stop_at_step=stop_at_step, steps_per_call=1, **NOISY)
+    # float32: compared across replica counts and with the served answers at float32
+    # tolerances (test_bf16.py runs every method under mixed_bfloat16)
+    run = RunConfig(model_dir=str(folder), stop_at_step=stop_at_step, steps_per_call=1,
+                    precision="float32", **NOISY)
     # small batches keep the suite fast; batch_size is a field of every method
     return Trainer(method, digits, run, config={"batch_size": 16}, strategy=strategy,
                    model=model)

@@ -84,12 +84,63 @@ def test_the_convolution_probe_is_short():
     assert slowdown > 0
 
 
-@pytest.fixture(autouse=True)
-def float32_policy_after():
-    """The Trainer sets Keras's global policy; later tests build models under float32."""
+def test_auto_keeps_bf16_only_where_the_probe_finds_it_not_slower():
+    bf16 = AVX512 | {"avx512_bf16"}
+    assert resolve("auto", None, bf16, None, probe=lambda dtype: 0.6) == "mixed_bfloat16"
+    assert resolve("auto", None, bf16, None, probe=lambda dtype: 1.0) == "mixed_bfloat16"
+    # the flags say bf16, the kernels do not use it (a build without them, a hypervisor)
+    assert resolve("auto", None, bf16, None, probe=lambda dtype: 3.5) == "float32"
+
+    def never(dtype):
+        raise AssertionError("no probe where auto picks float32 or the run is resumed")
+    assert resolve("auto", None, AVX2, None, probe=never) == "float32"
+    assert resolve("auto", {"precision": "float32"}, bf16, None, probe=never) == "float32"
+    assert resolve("mixed_bfloat16", None, AVX2, None, probe=never) == "mixed_bfloat16"
+    assert resolve("auto", None, bf16, (8, 0), probe=never) == "mixed_float16"  # a GPU trains
+
+
+def test_the_probe_runs_once_per_process(monkeypatch):
+    calls = []
+    monkeypatch.setattr(precision_lib, "conv_slowdown", lambda dtype: calls.append(dtype) or 0.5)
+    precision_lib.measured_slowdown.cache_clear()
+    try:
+        bf16 = AVX2 | {"amx_bf16"}
+        assert [resolve("auto", None, bf16, None) for _ in range(3)] == ["mixed_bfloat16"] * 3
+        assert calls == ["bfloat16"]
+    finally:
+        precision_lib.measured_slowdown.cache_clear()
+
+
+def test_policy_scope_sets_the_policy_inside_and_restores_it_after_an_error():
     import keras
-    yield
-    keras.mixed_precision.set_global_policy("float32")
+    before = keras.config.dtype_policy().name
+    with precision_lib.policy_scope("mixed_bfloat16"):
+        assert keras.config.dtype_policy().name == "mixed_bfloat16"
+        layer = keras.layers.Dense(2)
+    assert keras.config.dtype_policy().name == before
+    assert layer.compute_dtype == "bfloat16"  # the layer keeps the policy it was made with
+    with pytest.raises(RuntimeError, match="boom"):
+        with precision_lib.policy_scope("mixed_bfloat16"):
+            raise RuntimeError("boom")
+    assert keras.config.dtype_policy().name == before
+
+
+@pytest.mark.parametrize("layers,expected", [
+    ((), "float32"),
+    (("mixed_bfloat16",), "mixed_bfloat16"),
+    (("float32", "mixed_bfloat16"), "mixed_bfloat16"),  # one 16-bit product makes it mixed
+    (("mixed_float16",), "mixed_float16"),
+])
+def test_computed_precision_reads_the_dot_products_of_the_traced_pass(layers, expected):
+    import keras
+    policies = list(layers) or ["float32"]
+    net = keras.Sequential([keras.Input((6, 6, 2)),
+                            keras.layers.Conv2D(3, 3, dtype=policies[0]),
+                            keras.layers.Flatten(),
+                            keras.layers.Dense(4, dtype=policies[-1])])
+    assert precision_lib.computed_precision(net, (6, 6, 2)) == expected
+    no_products = keras.Sequential([keras.Input((3,)), keras.layers.ReLU()])
+    assert precision_lib.computed_precision(no_products, (3,)) is None
 
 
 def make(folder, strategy, data, **run):
@@ -98,7 +149,7 @@ def make(folder, strategy, data, **run):
 
 
 def test_the_precision_used_is_recorded(tmp_path, one_replica, digits):
-    expected = auto_precision(precision_lib.cpu_flags(), precision_lib.gpu_capability())
+    expected = resolve("auto")  # this machine's choice, probe included
     assert RunConfig(model_dir="x").precision == "auto"  # the default
     trainer = make(tmp_path, one_replica, digits)
     assert trainer.run.precision == expected
@@ -117,7 +168,7 @@ def test_auto_resumes_the_recorded_precision_and_warns(tmp_path, one_replica, di
     (tmp_path / "run.json").write_text(json.dumps(settings))
     monkeypatch.setattr(precision_lib, "cpu_flags", lambda: AVX2)
     monkeypatch.setattr(precision_lib, "gpu_capability", lambda: None)
-    monkeypatch.setattr(precision_lib, "conv_slowdown", lambda dtype: 7.5)
+    monkeypatch.setattr(precision_lib, "measured_slowdown", lambda dtype: 7.5)
     with caplog.at_level(logging.WARNING):
         trainer = make(tmp_path, one_replica, digits)
     assert trainer.run.precision == "mixed_bfloat16"

@@ -55,7 +55,8 @@ METHOD_RUN = {"dividemix": {"stop_at_step": 2}}
 
 def train(method, digits, strategy, model_dir):
     config = METHOD_CONFIG.get(method, SHORT)
-    trainer = Trainer(method, digits, RunConfig(model_dir=str(model_dir),
+    # float32: the served answers are compared with predict's at float32 tolerances
+    trainer = Trainer(method, digits, RunConfig(model_dir=str(model_dir), precision="float32",
                                                 **METHOD_RUN.get(method, {})),
                       config=config, strategy=strategy)
     trainer.fit()

@@ -12,8 +12,9 @@ def num_replicas():
 
 def build_optimizer(optimizer, network):
     """Builds ``optimizer`` for ``network`` now (lazily built optimizers fail under
-    MirroredStrategy), wrapped in a LossScaleOptimizer under mixed_float16."""
-    if keras.mixed_precision.global_policy().name == "mixed_float16":
+    MirroredStrategy), wrapped in a LossScaleOptimizer where the network was built
+    under mixed_float16."""
+    if network.dtype_policy.name == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     optimizer.build(network.trainable_variables)
     return optimizer

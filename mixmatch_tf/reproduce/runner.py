@@ -4,6 +4,10 @@ A run whose folder already holds ``metrics.json`` is skipped; a run that was
 interrupted resumes from its checkpoint (train.py does that by itself), so a
 suite stopped at any point and started again loses nothing. With several
 parallel jobs each process is limited to one TensorFlow thread per core share.
+
+Every run trains in float32 unless ``extra_args`` say otherwise: ``--precision=auto``
+picks mixed_bfloat16 on CPUs with bf16 instructions, and a table must come out the
+same on every machine (GPU suites pass ``--precision=mixed_float16``).
 """
 import os
 import subprocess
@@ -13,6 +17,8 @@ import time
 from mixmatch_tf.training.results import read_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# First on every command line, so a later --precision (a preset's, --train_flags) wins.
+SUITE_PRECISION = "--precision=float32"
 
 
 def run_dir(output_dir, spec):
@@ -61,8 +67,9 @@ def run_suite(specs, output_dir, jobs=1, data_dir=None, python=sys.executable, s
               extra_args=()):
     """Runs every spec not yet finished; returns the list of (spec, returncode) that failed.
 
-    ``extra_args``: train.py flags appended to every run's (they win over a preset's:
-    e.g. ``--dataset=folder:/data/imagenet --precision=mixed_float16``).
+    ``extra_args``: train.py flags appended to every run's (they win over a preset's
+    and over the suites' ``--precision=float32``: e.g.
+    ``--dataset=folder:/data/imagenet --precision=mixed_float16``).
     """
     os.makedirs(os.path.join(output_dir, "runs"), exist_ok=True)
     todo = [s for s in specs if not is_done(output_dir, s)]
@@ -81,7 +88,7 @@ def run_suite(specs, output_dir, jobs=1, data_dir=None, python=sys.executable, s
                 folder = run_dir(output_dir, spec)
                 os.makedirs(folder, exist_ok=True)
                 log = open(os.path.join(folder, "log.txt"), "a")
-                cmd = ([python, os.path.join(ROOT, "scripts", "train.py")]
+                cmd = ([python, os.path.join(ROOT, "scripts", "train.py"), SUITE_PRECISION]
                        + spec.argv(folder, data_dir) + list(extra_args))
                 log.write(f"$ {' '.join(cmd)}\n")
                 log.flush()

@@ -1,6 +1,7 @@
 """What the trainer builds around a method: its data sources, its networks'
 factory, the step counters and the checkpoint of everything."""
 import dataclasses
+import re
 
 import keras
 import tensorflow as tf
@@ -8,6 +9,7 @@ import tensorflow as tf
 from mixmatch_tf.data.pipeline import ArraySource
 from mixmatch_tf.methods.base import Context, resolve_config
 from mixmatch_tf.models import build_model
+from mixmatch_tf.training import precision as precision_lib
 
 
 def make_context(data, run, train_labels, labeled, unlabeled, map_train_set, model_fn,
@@ -45,31 +47,98 @@ def data_sources(data, images, labels, normalization, crop_padding):
             ArraySource(data.test_images, data.test_labels, normalization))
 
 
-def model_factory(model, name, image_shape, num_classes, kwargs):
-    """A function making fresh networks: from a name, a factory or a Keras model.
+def model_factory(model, name, image_shape, num_classes, kwargs, precision="float32"):
+    """A function making fresh networks under the run's precision: from a name, a
+    factory or a Keras model.
+
+    Every network is built inside ``precision.policy_scope(precision)``, so its
+    layers compute in the run's precision and Keras' global policy is left as
+    the caller had it. A user's network gets float32 logits: where its output
+    is a 16-bit type, it is wrapped with a float32 cast (``float32_logits``).
 
     Args:
       model: None (build ``name`` with ``kwargs``), a Keras model (cloned with
-        its weights) or a function returning a new model.
+        its weights, every layer given the run's policy: it was built under the
+        caller's) or a function returning a new model (called under the run's
+        policy; layers it pins to a dtype keep it).
       name: a registered model name.
       image_shape, num_classes: of the data.
       kwargs: keyword arguments of ``build_model`` (the method's
         ``model_kwargs`` and the run's ``sync_bn``).
+      precision: the run's precision (a Keras dtype policy name).
     """
     if model is None:
-        return lambda: build_model(name, image_shape, num_classes, **kwargs)
-    if isinstance(model, keras.Model):
+        def make():
+            return build_model(name, image_shape, num_classes, **kwargs)
+    elif isinstance(model, keras.Model):
         # Variables must be created under the strategy: each network is a clone
         # built where the method builds it, starting from the given weights.
-        def clone():
-            copy = keras.models.clone_model(model)
+        def make():
+            copy = keras.models.clone_model(model, clone_function=_with_policy(precision),
+                                            recursive=True)
             copy.build((None,) + tuple(image_shape))
             copy.set_weights(model.get_weights())
             return copy
-        return clone
-    if callable(model):
-        return model
-    raise TypeError(f"model must be a keras.Model or a function returning one, got {type(model)}")
+    elif callable(model):
+        make = model
+    else:
+        raise TypeError(f"model must be a keras.Model or a function returning one, got "
+                        f"{type(model).__name__}")
+
+    def build():
+        with precision_lib.policy_scope(precision):
+            net = make()
+            if model is None:
+                return net
+            if not isinstance(net, keras.Model):
+                raise TypeError(f"the model function returned a {type(net).__name__}, "
+                                "not a keras.Model")
+            return float32_logits(net, image_shape, num_classes)
+    return build
+
+
+def _with_policy(precision):
+    """``clone_model``'s clone function: a layer made anew from its config, computing
+    in ``precision`` (the config holds the policy it was first built under)."""
+    def clone(layer):
+        copy = layer.__class__.from_config(layer.get_config())
+        copy.dtype_policy = precision
+        return copy
+    return clone
+
+
+def _keras_reason(error):
+    """The line of a Keras call error that says what is wrong (Keras wraps it between
+    "Exception encountered when calling ..." and "Arguments received by ...", in
+    terminal bold)."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
+    reasons = [line for line in lines if line and not line.startswith(
+        ("Exception encountered", "Arguments received", "•"))]
+    return reasons[0] if reasons else type(error).__name__
+
+
+def float32_logits(net, image_shape, num_classes):
+    """``net`` if it maps float32 images [B, *image_shape] to float32 logits
+    [B, num_classes]; a model casting its 16-bit logits to float32 if they are
+    not (losses and softmax need float32). A ValueError when it does not take
+    the data's images, a TypeError naming what it returns when that is not
+    logits."""
+    inputs = keras.Input(tuple(image_shape))
+    try:
+        outputs = net(inputs)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"the model {net.name!r} does not take the data's images "
+                         f"[B, {', '.join(map(str, image_shape))}]: {_keras_reason(e)}") from None
+    if not isinstance(outputs, keras.KerasTensor) or tuple(outputs.shape[1:]) != (num_classes,):
+        got = (f"shape {list(outputs.shape)}" if isinstance(outputs, keras.KerasTensor)
+               else f"a {type(outputs).__name__}")
+        raise TypeError(f"the model must map images [B, {', '.join(map(str, image_shape))}] to "
+                        f"logits [B, {num_classes}] (one per class of the data); {net.name!r} "
+                        f"returns {got}")
+    if outputs.dtype == "float32":
+        return net
+    logits = keras.layers.Activation("linear", dtype="float32", name="float32_logits")(outputs)
+    return keras.Model(inputs, logits, name=net.name)
 
 
 def state_variables(state):

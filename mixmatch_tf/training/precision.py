@@ -1,11 +1,15 @@
-"""The precision a run trains under: ``--precision=auto`` and the slow-precision warning.
+"""The precision a run trains under: ``--precision=auto``, applying it to the networks
+a run builds, reading back the precision they compute in, the slow-precision warning.
 
-``auto`` picks by what the hardware has (``auto_precision``):
+``auto`` picks by what the hardware has (``auto_precision``), checked where it
+would pick a 16-bit type on a CPU (``bf16_pays_off``):
 
 * GPUs of compute capability 7.0 or more (tensor cores): ``mixed_float16``;
   older GPUs: ``float32``;
 * CPUs with native bf16 instructions (the ``avx512_bf16`` or ``amx_bf16`` flags
-  of ``/proc/cpuinfo``): ``mixed_bfloat16``;
+  of ``/proc/cpuinfo``): ``mixed_bfloat16``, if a short convolution probe
+  (``conv_slowdown``, once per process) finds bf16 not slower than float32 here;
+  float32 otherwise (a TensorFlow build or hypervisor that does not use them);
 * other CPUs: ``float32``. Without those instructions oneDNN emulates bf16 dot
   products by conversions, and a bf16 step runs several times slower than a
   float32 one (16-20 times on an AVX2 + FMA CPU, issue 14).
@@ -14,9 +18,16 @@ A resumed run keeps the precision recorded in its ``run.json`` (a run folder of 
 older version that records none trained under that version's default, float32).
 An explicit mixed precision on a CPU without the instructions for it trains as
 asked, after a one-line warning with the slowdown a short convolution probe measured.
+
+The library never leaves Keras' process-wide dtype policy changed: a run's
+precision is set only while its networks are built (``policy_scope``), so each
+layer keeps the policy it was built with and the caller's policy is as it was.
 """
+import contextlib
+import functools
 import time
 
+import keras
 import tensorflow as tf
 from absl import logging
 
@@ -70,17 +81,20 @@ def auto_precision(flags, capability):
     return "mixed_bfloat16" if any(f in flags for f in NATIVE_BF16) else "float32"
 
 
-def resolve(requested, saved=None, flags=None, capability=None):
+def resolve(requested, saved=None, flags=None, capability=None, probe=None):
     """The precision a run trains under.
 
     Args:
       requested: "auto" or one of ``PRECISIONS``.
       saved: the run.json settings of the run to resume, or None for a new run.
       flags, capability: the hardware (``cpu_flags()``, ``gpu_capability()`` when None).
+      probe: ``fn(dtype) -> slowdown`` for ``bf16_pays_off`` (``conv_slowdown``
+        when None).
 
     Returns:
       ``requested`` unless it is "auto"; then the resumed run's recorded
-      precision, or ``auto_precision`` of this machine for a new run.
+      precision, or for a new run ``auto_precision`` of this machine, float32
+      where that is a 16-bit type on a CPU that the probe finds slower in it.
     """
     if requested != AUTO:
         return requested
@@ -88,7 +102,85 @@ def resolve(requested, saved=None, flags=None, capability=None):
         return saved.get("precision", UNRECORDED)
     if flags is None:
         flags, capability = cpu_flags(), gpu_capability()
-    return auto_precision(flags, capability)
+    choice = auto_precision(flags, capability)
+    if capability is None and choice == "mixed_bfloat16" and not bf16_pays_off(probe):
+        return "float32"
+    return choice
+
+
+# A bf16 step must take at most this share of float32's time for auto to keep bf16.
+BF16_KEEP_RATIO = 1.0
+
+
+def bf16_pays_off(probe=None):
+    """Whether bf16 is not slower than float32 on this CPU, by ``conv_slowdown``.
+
+    The CPU flags say what the processor has, not what TensorFlow's kernels use
+    (a build without oneDNN's bf16 paths, a hypervisor hiding AMX state): on an
+    AVX-512 + bf16 CPU a WRN-28-2 MixMatch step ran 1.5x faster in bf16 (73.4 vs
+    48.4 img/s), where an emulated bf16 runs 16-20 times slower. ``probe`` (for
+    tests) replaces the measurement, which is made once per process.
+    """
+    slowdown = probe("bfloat16") if probe is not None else measured_slowdown("bfloat16")
+    keep = slowdown <= BF16_KEEP_RATIO
+    logging.info("--precision=auto: a bfloat16 convolution step took %.2fx float32's time "
+                 "here, so %s", slowdown, "mixed_bfloat16" if keep else "float32")
+    return keep
+
+
+@functools.lru_cache(maxsize=None)
+def measured_slowdown(dtype):
+    """``conv_slowdown(dtype)`` measured once per process (0.0 where it fails: the CPU
+    flags are trusted then)."""
+    try:
+        return conv_slowdown(dtype)
+    except Exception as e:  # noqa: BLE001 -- no figure: trust the CPU flags
+        logging.debug("precision probe failed: %s", e)
+        return 0.0
+
+
+@contextlib.contextmanager
+def policy_scope(precision):
+    """Keras' dtype policy is ``precision`` inside the block and what it was after it.
+
+    Layers take the policy in force when they are made and keep it, so building
+    a run's networks inside this block gives them the run's precision without
+    touching the policy of the caller's own models (Keras keeps the policy per
+    thread; this restores it even when building fails).
+    """
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(before)
+
+
+# Ops whose input type is the precision a network computes in (its dot products).
+_DOT_OPS = ("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "Conv2D", "Conv3D",
+            "Conv", "DepthwiseConv2dNative", "Einsum")
+_BY_DTYPE = {tf.bfloat16: "mixed_bfloat16", tf.float16: "mixed_float16"}
+
+
+def computed_precision(network, input_shape):
+    """The precision ``network`` computes in, read off its traced forward pass.
+
+    "mixed_bfloat16" (or "mixed_float16") when any of its convolutions or
+    matrix products takes that type, "float32" when they all take float32, None
+    when the pass has none (nothing to tell). Traced, not run: a forward pass
+    of a batch of two ``input_shape`` examples is built as a graph, whatever
+    the network's class or the dtypes its author pinned on its layers.
+    """
+    forward = tf.function(lambda x: network(x, training=False))
+    graph = forward.get_concrete_function(
+        tf.TensorSpec((2,) + tuple(input_shape), tf.float32)).graph
+    dtypes = {op.get_attr("T") for op in graph.get_operations() if op.type in _DOT_OPS}
+    if not dtypes:
+        return None
+    for dtype, name in _BY_DTYPE.items():
+        if dtype in dtypes:
+            return name
+    return "float32"
 
 
 def conv_slowdown(dtype, reps=3):
@@ -127,8 +219,8 @@ def slow_precision_warning(precision, flags, capability, probe=None):
       precision: the precision the run trains under.
       flags, capability: the hardware, as for ``auto_precision``.
       probe: ``fn(dtype) -> slowdown`` timing that dtype's convolution step
-        against float32's (``conv_slowdown`` when None); its figure goes into the
-        warning (left out if it raises).
+        against float32's (``measured_slowdown`` when None); its figure goes into
+        the warning (left out if it raises or measures nothing).
     """
     if capability is not None or precision == "float32":
         return None
@@ -137,12 +229,12 @@ def slow_precision_warning(precision, flags, capability, probe=None):
     if any(f in flags for f in native):
         return None
     try:
-        slowdown = (probe or conv_slowdown)(dtype)
-        measured = (f"; a {dtype} convolution with its gradients took {slowdown:.1f}x as "
-                    f"long as a float32 one here")
+        slowdown = (probe or measured_slowdown)(dtype)
     except Exception as e:  # noqa: BLE001 -- the warning stands without the figure
         logging.debug("precision probe failed: %s", e)
-        measured = ""
+        slowdown = 0.0
+    measured = (f"; a {dtype} convolution with its gradients took {slowdown:.1f}x as long as "
+                f"a float32 one here" if slowdown else "")
     return (f"precision {precision} on a CPU without native {dtype} instructions "
             f"({', '.join(native)}) trains slower than float32{measured}; --precision=auto "
             f"picks {auto_precision(flags, capability)} for a new run on this machine")
@@ -150,7 +242,8 @@ def slow_precision_warning(precision, flags, capability, probe=None):
 
 def for_run(requested, saved=None, warn=True):
     """The precision a run trains under (``resolve`` on this machine's hardware);
-    with ``warn`` (a run that may start), ``slow_precision_warning`` is logged."""
+    with ``warn`` (a run that may start), ``slow_precision_warning`` is logged.
+    Nothing global changes: apply it with ``policy_scope``."""
     flags, capability = cpu_flags(), gpu_capability()
     precision = resolve(requested, saved, flags, capability)
     warning = warn and slow_precision_warning(precision, flags, capability)

@@ -87,7 +87,6 @@ class Trainer:
 
     def _build(self, model):
         keras.utils.set_random_seed(self.run.seed)
-        keras.mixed_precision.set_global_policy(self.run.precision)
         data, run = self.data, self.run
         self.train_labels = self.run_dir.train_labels(data, run)
         images, labels, labeled, unlabeled = self.run_dir.training_source(
@@ -99,11 +98,14 @@ class Trainer:
         kwargs = dict(self.method_cls.model_kwargs(self.config), sync_bn=run.sync_bn)
         self.context = make_context(
             data, run, self.train_labels, labeled, unlabeled, self.map_train_set,
-            model_factory(model, self.config.model, data.image_shape, data.num_classes, kwargs),
+            model_factory(model, self.config.model, data.image_shape, data.num_classes, kwargs,
+                          run.precision),
             self.strategy.num_replicas_in_sync, self.passes.fetch_images)
         self.method = self.method_cls(self.config, self.context)
         with self.strategy.scope():
             self.state = self.method.build()
+        if model is not None:
+            self._record_computed_precision()
         self.counters = c = Counters()
         self.step = c.step
         self.checkpoint = c.checkpoint(self.method, self.state, data.streamed)
@@ -111,6 +113,20 @@ class Trainer:
                               unreadable=c.unreadable if data.streamed else None,
                               last_good=self.run_dir.last_good)
         self.guard = StateGuard(self.checkpoint_variables())
+
+    def _record_computed_precision(self):
+        """A user's network may pin its layers' dtypes: the run records the precision
+        its networks compute in (``precision.computed_precision``), said when it is
+        not the one asked for."""
+        net = self.method.networks(self.state)[0]
+        computed = precision_lib.computed_precision(net, self.data.image_shape)
+        if computed is None or computed == self.run.precision:
+            return
+        logging.warning("the model computes in %s, not in the run's precision %s (its layers "
+                        "pin their dtypes); the run records %s", computed, self.run.precision,
+                        computed)
+        self.run = dataclasses.replace(self.run, precision=computed)
+        self.settings = dict(self.settings, precision=computed)
 
     def _restore(self):
         self.restored_from = self.run_dir.latest_checkpoint()
