@@ -25,13 +25,22 @@ def define_run_flags():
     flags.DEFINE_string("data_dir", None, "TFDS data folder (for TFDS data sets).")
     flags.DEFINE_enum("stream", "auto", ["auto", "true", "false"],
                       "folder: and TFDS image data: true reads the images from their files as "
-                      "training consumes them (random-resized crops to --image_size, flips; "
-                      "central crops to evaluate), false reads them all into memory first, "
-                      "auto streams when the images differ in size or, decoded, would take "
-                      "more than a quarter of the machine's memory (imagenet2012 is always "
-                      "streamed).")
-    flags.DEFINE_integer("image_size", None, "Side of the square crops of streamed images "
-                         "(default 224, ImageNet's).")
+                      "training consumes them, false reads them all into memory first, auto "
+                      "streams when the images differ in size or, decoded, would take more "
+                      "than a quarter of the machine's memory (imagenet2012 is always "
+                      "streamed). Either way the network gets the same images, augmented alike.")
+    flags.DEFINE_integer("image_size", None, "Side of the square inputs of streamed images of "
+                         "several sizes (default 224, ImageNet's); given, every streamed image "
+                         "is brought to it (central crops to evaluate).")
+    flags.DEFINE_enum("augmentation", "auto", ["auto", "pad_crop", "pad_crop_flip",
+                                               "resized_crop_flip", "none"],
+                      "How training images are cropped and flipped. auto: the data set's own "
+                      "(pad_crop: digits, SVHN, npz:; pad_crop_flip: CIFAR, STL-10, folders of "
+                      "images of one size; resized_crop_flip: images of several sizes, "
+                      "ImageNet; none: feature vectors). pad_crop pads H/8 on each side (as "
+                      "the method's official code pads) and crops back at random; _flip adds "
+                      "random horizontal flips; resized_crop_flip takes a random 8-100% crop "
+                      "resized to the input size.")
     flags.DEFINE_string("model_dir", None, "Run folder (resumed if it holds a run). "
                         "Default: runs/<method>-<dataset>-seed<seed>.")
     flags.DEFINE_integer("seed", 0, "Run seed.")
@@ -52,10 +61,11 @@ def define_run_flags():
                          "devices (to try multi-replica training).")
     flags.DEFINE_bool("sync_bn", False, "Synchronise batch norm across replicas.")
     flags.DEFINE_enum("precision", "auto", ["auto", "float32", "mixed_bfloat16", "mixed_float16"],
-                      "Keras dtype policy; mixed_float16 adds loss scaling. auto: "
-                      "mixed_float16 on GPUs with tensor cores, mixed_bfloat16 on CPUs with "
-                      "bf16 instructions (avx512_bf16, amx_bf16), else float32; a resumed run "
-                      "keeps its own.")
+                      "Keras dtype policy of the run's networks; mixed_float16 adds loss "
+                      "scaling. auto: mixed_float16 on GPUs with tensor cores, mixed_bfloat16 "
+                      "on CPUs with bf16 instructions (avx512_bf16, amx_bf16) where a short "
+                      "probe finds bf16 not slower, else float32; a resumed run keeps its own. "
+                      "float32 gives the same numbers on every CPU.")
     flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.")
     flags.DEFINE_string("export_dir", None, "Export a SavedModel here at the end "
                         "(a new integer version folder).")

@@ -97,7 +97,7 @@ def cifar_like(n, seed=0):
                      train_labels=rng.randint(0, 10, n).astype(np.int64),
                      test_images=rng.randint(0, 256, (100, 32, 32, 3), np.uint8),
                      test_labels=rng.randint(0, 10, 100).astype(np.int64), num_classes=10,
-                     class_names=tuple(str(i) for i in range(10)), flip=True, pad=4)
+                     class_names=tuple(str(i) for i in range(10)), augmentation="pad_crop_flip")
 
 
 def write_jpeg_folder(root, classes, per_class=1, sizes=(300, 500), seed=0):

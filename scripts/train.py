@@ -28,7 +28,7 @@ def main(argv):
     from mixmatch_tf.training import RunFolderError, Trainer, make_strategy
     strategy = make_strategy(FLAGS.strategy, FLAGS.cpu_replicas)
     data = load_dataset(FLAGS.dataset, FLAGS.data_dir, stream=FLAGS.stream,
-                        image_size=FLAGS.image_size)
+                        image_size=FLAGS.image_size, augmentation=FLAGS.augmentation)
     try:
         trainer = Trainer(method, data, run, config=config, strategy=strategy,
                           data_dir=FLAGS.data_dir)

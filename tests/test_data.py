@@ -14,7 +14,7 @@ def test_digits_split_is_fixed_stratified_and_real(digits):
     assert digits.train_images.shape == (1297, 8, 8, 1)
     assert digits.test_images.shape == (500, 8, 8, 1)
     assert digits.train_images.dtype == np.uint8 and digits.train_images.max() == 255
-    assert digits.num_classes == 10 and not digits.flip
+    assert digits.num_classes == 10 and digits.augmentation == "pad_crop"  # no flips
     counts = np.bincount(digits.test_labels, minlength=10)
     totals = counts + np.bincount(digits.train_labels, minlength=10)
     assert np.all(np.abs(counts - 500 * totals / totals.sum()) < 1)
@@ -99,7 +99,8 @@ def test_tfds_through_mock_data_and_clear_error_when_missing(tmp_path):
     with tfds.testing.mock_data(num_examples=12):
         d = sources.load_dataset("cifar100", data_dir=str(tmp_path))
     assert d.train_images.shape == (12, 32, 32, 3) and d.num_classes == 100
-    assert d.coarse_labels is not None and d.flip and d.pad == 4
+    assert d.coarse_labels is not None and d.augmentation == "pad_crop_flip"
+    assert augment.pad_for(32) == 4
     with tfds.testing.mock_data(num_examples=6):
         d = sources.load_dataset("cifar10_n", data_dir=str(tmp_path))
     assert set(d.label_sets) >= {"aggre_label", "worse_label"}
@@ -186,13 +187,13 @@ def test_zero_padding_is_black_in_pixel_space():
     """Padded pixels are 0 before normalisation (torchvision pads the uint8 image)."""
     images = np.full((64, 4, 4, 1), 255, np.uint8)
     src = pipeline.ArraySource(images, np.zeros(64), Normalization((100.0,), (50.0,)),
-                               pad=2, padding="zeros")
+                               augmentation="pad_crop", padding="zeros")  # pads 1 of 4
     x = src.fetch(tf.range(64, dtype=tf.int64), seed=tf.constant([3, 4], tf.int64),
                   augment=True)["image"].numpy()
     black, white = (0 - 100) / 50, (255 - 100) / 50
     np.testing.assert_allclose(np.unique(x), [black, white], rtol=1e-6)
     reflect = pipeline.ArraySource(images, np.zeros(64), Normalization((100.0,), (50.0,)),
-                                   pad=2, padding="reflect")
+                                   augmentation="pad_crop", padding="reflect")
     y = reflect.fetch(tf.range(64, dtype=tf.int64), seed=tf.constant([3, 4], tf.int64),
                       augment=True)["image"].numpy()
     np.testing.assert_allclose(y, white, rtol=1e-6)
@@ -201,12 +202,22 @@ def test_zero_padding_is_black_in_pixel_space():
 def test_augment_is_per_example_and_seeded():
     images = tf.tile(tf.reshape(tf.cast(tf.range(64), tf.uint8), [1, 8, 8, 1]), [32, 1, 1, 1])
     seed = tf.constant([1, 2], tf.int64)
-    a = augment.augment_batch(images, seed, pad=2, flip=True, padding="reflect")
-    np.testing.assert_array_equal(a, augment.augment_batch(images, seed, pad=2, flip=True, padding="reflect"))
-    assert len({a[i].numpy().tobytes() for i in range(32)}) > 5
-    mapped = next(iter(tf.data.Dataset.from_tensors(images).map(
-        lambda x: augment.augment_batch(x, seed, pad=2, flip=True, padding="reflect"))))
-    np.testing.assert_array_equal(a, mapped)
+    for policy in ("pad_crop_flip", "resized_crop_flip"):
+        a = augment.augment_views(images, seed, policy, "reflect")
+        np.testing.assert_array_equal(a, augment.augment_views(images, seed, policy, "reflect"))
+        assert len({a[i].numpy().tobytes() for i in range(32)}) > 5
+        mapped = next(iter(tf.data.Dataset.from_tensors(images).map(
+            lambda x: augment.augment_views(x, seed, policy, "reflect"))))
+        np.testing.assert_array_equal(a, mapped)
+        if policy == "pad_crop_flip":  # the draws every in-memory run so far has made
+            offsets, flips = augment.sample_crop_flip(
+                tf.random.experimental.stateless_fold_in(seed, 0), 32, 1, True)
+            np.testing.assert_array_equal(a, augment.crop_flip(images, offsets, flips, 1,
+                                                               "reflect"))
+        # row r of the batch is what augment_row gives row r alone (the streamed path)
+        for r in (0, 17):
+            np.testing.assert_array_equal(
+                a[r], augment.augment_row(images[r], seed, r, 32, policy, "reflect"))
 
 
 def test_normalization_shared_function():

@@ -11,6 +11,14 @@ before normalisation, so a zero pad is black in pixel space as in torchvision.
 The randomness (crop offsets and flip decisions) is drawn apart from the
 deterministic transform, so the transform can be tested with hand-picked values
 and the pipeline draws the same augmentations after a resume.
+
+**Policies.** How a data set's training images are cropped and flipped is named
+(``POLICIES``): a property of the data set (its loader's default) or of
+``--augmentation``, never of where its images are kept. An in-memory source
+(``pipeline.ArraySource``) and a streamed one (``streaming.StreamSource``) draw
+row ``r``, view ``v`` of a step's global batch of ``B`` rows from the same seeds
+(``pad_crop_draws``, ``row_seed``), so the same folder gives the same augmented
+pixels read either way.
 """
 import math
 
@@ -72,12 +80,6 @@ def crop_flip(images, offsets, flips, pad, padding):
                     offsets[:, 1:2] + tf.range(width)[None, :])
     out = tf.gather(images, rows, axis=1, batch_dims=1)
     return tf.gather(out, cols, axis=2, batch_dims=1)
-
-
-def augment_batch(images, seed, pad, flip, padding):
-    """Random pad-and-crop (+ optional horizontal flip) per example; ``padding`` as in crop_flip."""
-    offsets, flips = sample_crop_flip(seed, tf.shape(images)[0], pad, flip)
-    return crop_flip(images, offsets, flips, pad, padding)
 
 
 # ----------------------------------------------------------------- ImageNet-style
@@ -173,6 +175,23 @@ def resize_uint8(image, rows, cols):
     return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
 
 
+# How an image whose size is not the data's is brought to it, in evaluation and by
+# the served model: ``stretch`` resizes it to H x W (aspect ratio not kept; images
+# of the data's size are left as they are), ``central_crop`` (square S x S, images
+# of any size: ImageNet) takes ``eval_central_crop``.
+RESIZE_STRETCH = "stretch"
+RESIZE_CENTRAL_CROP = "central_crop"
+RESIZES = (RESIZE_STRETCH, RESIZE_CENTRAL_CROP)
+
+
+def fit_image(image, rows, cols, resize):
+    """A decoded image [h, w, C] brought to uint8 [rows, cols, C] as ``resize`` says."""
+    if resize == RESIZE_CENTRAL_CROP:
+        return eval_central_crop(image, rows)
+    same = tf.reduce_all(tf.equal(tf.shape(image)[:2], [rows, cols]))
+    return tf.cond(same, lambda: image, lambda: resize_uint8(image, rows, cols))
+
+
 def eval_central_crop(image, size):
     """Evaluation's view of a decoded image [h, w, C] of any size: uint8 [size, size, C].
 
@@ -185,3 +204,117 @@ def eval_central_crop(image, size):
     image = resize_uint8(image, rows, cols)
     top, left = central_crop_offsets(rows, cols, size)
     return image[top:top + size, left:left + size]
+
+
+# ------------------------------------------------------------------- policies
+PAD_CROP = "pad_crop"                    # pad_for(H) on each side, random crop back to H x W
+PAD_CROP_FLIP = "pad_crop_flip"          # ... and a random horizontal flip (CIFAR, STL-10)
+RESIZED_CROP_FLIP = "resized_crop_flip"  # random-resized crop to H x W and a flip (ImageNet)
+NO_AUGMENTATION = "none"                 # the images as they are (tabular data)
+POLICIES = (PAD_CROP, PAD_CROP_FLIP, RESIZED_CROP_FLIP, NO_AUGMENTATION)
+AUTO = "auto"  # --augmentation: the data set's own policy
+
+
+def check_policy(policy, where="--augmentation"):
+    if policy not in POLICIES:
+        raise ValueError(f"{where}={policy!r}: must be one of {', '.join(POLICIES)}")
+    return policy
+
+
+def pad_for(height):
+    """Padding of the pad-and-crop policies: an eighth of the height (4 pixels of
+    CIFAR's 32), at least 1."""
+    return max(1, int(height) // 8)
+
+
+def flips(policy):
+    return policy in (PAD_CROP_FLIP, RESIZED_CROP_FLIP)
+
+
+def pad_crop_draws(step_seed, view, batch_size, height, policy):
+    """(offsets [B, 2], flips [B]) of view ``view`` of a step's global batch under a
+    pad-and-crop policy: row r of the batch takes row r of each."""
+    seed = tf.random.experimental.stateless_fold_in(step_seed, view)
+    return sample_crop_flip(seed, batch_size, pad_for(height), flips(policy))
+
+
+def row_seed(step_seed, row, view=None):
+    """The seed of row ``row`` (and view ``view``) of a step's batch: a
+    random-resized crop is drawn per image."""
+    seed = tf.random.experimental.stateless_fold_in(step_seed, tf.cast(row, tf.int64))
+    return seed if view is None else tf.random.experimental.stateless_fold_in(seed, view)
+
+
+def resized_crop_plan(seed, height, width):
+    """(box int32 [4]: top, left, height, width; flip seed) of a random-resized crop
+    of an image of ``height`` x ``width``, from its row seed."""
+    draw_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    return resized_crop_box(height, width, sample_resized_crop_draws(draw_seed)), flip_seed
+
+
+def finish_resized_crop(crop, flip_seed, rows, cols):
+    """A crop resized to ``rows`` x ``cols`` (``resize_uint8``), flipped with
+    probability 1/2: uint8 [rows, cols, C]."""
+    out = resize_uint8(crop, rows, cols)
+    return tf.cond(tf.random.stateless_uniform([], flip_seed) < 0.5,
+                   lambda: tf.reverse(out, axis=[1]), lambda: out)
+
+
+def resized_crop_flip(image, seed, rows, cols):
+    """Random-resized crop and flip of a decoded image [h, w, C] of any size."""
+    shape = tf.shape(image)
+    box, flip_seed = resized_crop_plan(seed, shape[0], shape[1])
+    crop = image[box[0]:box[0] + box[2], box[1]:box[1] + box[3]]
+    return finish_resized_crop(crop, flip_seed, rows, cols)
+
+
+def augment_views(pixels, step_seed, policy, padding, views=None):
+    """A step's global batch augmented under ``policy`` (the in-memory path).
+
+    Args:
+      pixels: uint8 [B, H, W, C], the whole global batch in row order.
+      step_seed: the stream's seed of this step.
+      policy: one of ``POLICIES``.
+      padding: the method's ``crop_padding`` (pad-and-crop policies).
+      views: None for one view ([B, H, W, C]) or K ([B, K, H, W, C]).
+    """
+    check_policy(policy)
+    height, width = pixels.shape[1], pixels.shape[2]
+
+    def one_view(k):
+        if policy == NO_AUGMENTATION:
+            return pixels
+        if policy == RESIZED_CROP_FLIP:
+            rows = tf.range(tf.shape(pixels, out_type=tf.int64)[0])
+            return tf.map_fn(
+                lambda a: resized_crop_flip(a[0], row_seed(step_seed, a[1], k), height, width),
+                (pixels, rows), fn_output_signature=tf.TensorSpec(pixels.shape[1:], pixels.dtype))
+        offsets, flip = pad_crop_draws(step_seed, 0 if k is None else k, tf.shape(pixels)[0],
+                                       height, policy)
+        return crop_flip(pixels, offsets, flip, pad_for(height), padding)
+
+    if views is None:
+        return one_view(None)
+    return tf.stack([one_view(k) for k in range(views)], axis=1)
+
+
+def augment_row(image, step_seed, row, batch_size, policy, padding, view=None):
+    """Row ``row`` of a step's global batch of ``batch_size`` augmented under
+    ``policy``: the pixels ``augment_views`` gives that row (the streamed path,
+    which augments one decoded image at a time; random-resized crops of
+    streamed JPEGs decode the crop only, see ``streaming``).
+
+    Args:
+      image: uint8 [H, W, C], the row's image at the data's size.
+    """
+    check_policy(policy)
+    height, width = image.shape[0], image.shape[1]
+    if policy == NO_AUGMENTATION:
+        return image
+    if policy == RESIZED_CROP_FLIP:
+        return resized_crop_flip(image, row_seed(step_seed, row, view), height, width)
+    offsets, flip = pad_crop_draws(step_seed, 0 if view is None else view, batch_size, height,
+                                   policy)
+    out = crop_flip(image[None], offsets[row:row + 1], flip[row:row + 1], pad_for(height),
+                    padding)
+    return out[0]

@@ -34,7 +34,7 @@ class Stream:
       batch_size: the global batch size B.
       views: None for one image per example (``image`` is [B, H, W, C]); K for K
         independently augmented views (``image`` is [B, K, H, W, C]).
-      augment: random crop (and flip where the data allows it).
+      augment: the data's augmentation policy (``augment.POLICIES``), else none.
       with_labels: emit ``label``; unlabeled streams do not carry one.
       extras: name -> array over the whole training set, gathered by index
         (e.g. the per-example clean probability of DivideMix).
@@ -56,14 +56,16 @@ class ArraySource:
     Args:
       images, labels: uint8 [N, H, W, C] (or float features [N, D]) and int [N].
       normalization: applied after any augmentation.
-      pad: padding of the random crop on each side (0: no crop).
-      flip: random horizontal flips.
-      padding: how the crop pads, ``"reflect"`` or ``"zeros"`` (the method's
-        ``crop_padding``); applied to the uint8 pixels, before normalisation.
+      augmentation: the training augmentation policy (``augment.POLICIES``);
+        feature vectors are never augmented.
+      padding: how a pad-and-crop policy pads, ``"reflect"`` or ``"zeros"`` (the
+        method's ``crop_padding``); applied to the uint8 pixels, before normalisation.
     """
 
-    def __init__(self, images, labels, normalization, pad=0, flip=False, padding="reflect"):
+    def __init__(self, images, labels, normalization, augmentation=augment_lib.NO_AUGMENTATION,
+                 padding="reflect"):
         augment_lib.check_padding(padding)
+        augment_lib.check_policy(augmentation, "augmentation")
         images = np.asarray(images)
         with tf.init_scope(), tf.device("/cpu:0"):
             self.images = tf.Variable(images, trainable=False, name="images")
@@ -71,8 +73,7 @@ class ArraySource:
         self.size = int(images.shape[0])
         self.image_shape = tuple(images.shape[1:])
         self.normalization = normalization
-        self.pad = int(pad)
-        self.flip = bool(flip)
+        self.augmentation = augmentation if images.ndim == 4 else augment_lib.NO_AUGMENTATION
         self.padding = padding
 
     def fetch(self, indices, seed=None, views=None, augment=False, with_labels=True, extras=None,
@@ -80,30 +81,22 @@ class ArraySource:
         """Gathers examples: normalised float images, labels, indices, extras.
 
         Args:
-          indices: int64 [B] tensor of indices into this source.
-          seed: stateless seed for the augmentation (needed when ``augment``).
+          indices: int64 [B] tensor of indices into this source: a whole global
+            batch in row order when ``augment`` (the draws are per row).
+          seed: the step's stateless seed for the augmentation (needed when ``augment``).
           views: None or K (see ``Stream``).
-          augment: apply random crop (+ flip).
+          augment: apply the augmentation policy.
           with_labels: include ``label``.
           extras: name -> tf.Tensor over the whole source, gathered at ``indices``.
           raw: keep the uint8 pixels (no augmentation, no normalisation).
         """
         pixels = tf.gather(self.images, indices)
-
-        def one_view(k):
-            x = pixels
-            if raw:
-                return x
-            if augment and self.pad and x.shape.rank == 4:
-                view_seed = tf.random.experimental.stateless_fold_in(seed, k)
-                x = augment_lib.augment_batch(x, view_seed, self.pad, self.flip,
-                                               self.padding)
-            return normalize(x, self.normalization)
-
-        if views is None:
-            image = one_view(0)
+        if raw:
+            image = pixels if views is None else tf.stack([pixels] * views, axis=1)
         else:
-            image = tf.stack([one_view(k) for k in range(views)], axis=1)
+            policy = self.augmentation if augment else augment_lib.NO_AUGMENTATION
+            image = normalize(augment_lib.augment_views(pixels, seed, policy, self.padding,
+                                                        views), self.normalization)
         out = {"image": image, "index": indices}
         if with_labels:
             out["label"] = tf.gather(self.labels, indices)

@@ -13,6 +13,8 @@ from typing import Optional
 
 import numpy as np
 
+from mixmatch_tf.data import augment
+
 DIGITS_TEST_SIZE = 500
 DIGITS_SPLIT_SEED = 0
 FOLDER_TEST_FRACTION = 0.2
@@ -29,10 +31,11 @@ class ImageData:
       train_labels, test_labels: int64 [N], the true labels.
       num_classes: C.
       class_names: C strings.
-      flip: whether horizontal flips are a valid augmentation (not for digits,
-        SVHN or text-like images).
-      pad: padding on each side before the random crop (H // 8 by default);
-        how it pads is the method's ``crop_padding``.
+      augmentation: how training images are cropped and flipped
+        (``augment.POLICIES``): ``pad_crop`` (pad H // 8 on each side as the
+        method's ``crop_padding`` says, random crop back; no flips, for digits,
+        SVHN or text-like images), ``pad_crop_flip`` (also a random horizontal
+        flip), ``resized_crop_flip`` (random-resized crop and flip) or ``none``.
       unlabeled_images: extra images without labels (STL-10's unlabelled split).
       coarse_labels: CIFAR-100 superclass of each training example, if known.
       label_sets: alternative training labels by name (CIFAR-N human labels).
@@ -44,8 +47,7 @@ class ImageData:
     test_labels: np.ndarray
     num_classes: int
     class_names: tuple
-    flip: bool
-    pad: int
+    augmentation: str = augment.PAD_CROP
     unlabeled_images: Optional[np.ndarray] = None
     coarse_labels: Optional[np.ndarray] = None
     label_sets: dict = dataclasses.field(default_factory=dict)
@@ -64,6 +66,8 @@ class ImageData:
         return int(self.train_images.shape[0])
 
     streamed = False  # held in memory (see streaming.StreamedData)
+    # How a served image of another size is brought to the training size.
+    resize = augment.RESIZE_STRETCH
 
     def statistics_images(self):
         """The images normalisation statistics are computed from: all training images."""
@@ -71,7 +75,7 @@ class ImageData:
 
     def options(self):
         """The loader's arguments that rebuild this data set (saved in run.json): in memory."""
-        return {"stream": "false"}
+        return {"stream": "false", "augmentation": self.augmentation}
 
 
 def stratified_split(labels, num_test, seed):
@@ -118,19 +122,19 @@ def load_digits():
     return ImageData(
         name="digits", train_images=images[train], train_labels=labels[train],
         test_images=images[test], test_labels=labels[test], num_classes=10,
-        class_names=tuple(str(i) for i in range(10)), flip=False, pad=1)
+        class_names=tuple(str(i) for i in range(10)), augmentation=augment.PAD_CROP)
 
 
-# name -> (train split, test split, unlabeled split, flip, extra label keys)
+# name -> (train split, test split, unlabeled split, augmentation, extra label keys)
 TFDS_DATASETS = {
-    "cifar10": ("train", "test", None, True, ()),
-    "cifar100": ("train", "test", None, True, ()),
-    "svhn_cropped": ("train", "test", None, False, ()),
-    "stl10": ("train", "test", "unlabelled", True, ()),
-    "cifar10_n": ("train", "test", None, True,
+    "cifar10": ("train", "test", None, augment.PAD_CROP_FLIP, ()),
+    "cifar100": ("train", "test", None, augment.PAD_CROP_FLIP, ()),
+    "svhn_cropped": ("train", "test", None, augment.PAD_CROP, ()),
+    "stl10": ("train", "test", "unlabelled", augment.PAD_CROP_FLIP, ()),
+    "cifar10_n": ("train", "test", None, augment.PAD_CROP_FLIP,
                   ("aggre_label", "worse_label", "random_label1", "random_label2",
                    "random_label3")),
-    "cifar100_n": ("train", "test", None, True, ("noise_label",)),
+    "cifar100_n": ("train", "test", None, augment.PAD_CROP_FLIP, ("noise_label",)),
 }
 
 
@@ -258,7 +262,7 @@ def load_tfds(name, data_dir):
       DataNotPreparedError: naming the data set, the folder and how to prepare it.
     """
     import tensorflow_datasets as tfds
-    train_split, test_split, unlabeled_split, flip, extra_keys = TFDS_DATASETS[name]
+    train_split, test_split, unlabeled_split, augmentation, extra_keys = TFDS_DATASETS[name]
     builder = tfds.builder(name, data_dir=data_dir)
     try:
         label_keys = ["label"] + (["coarse_label"] if "coarse_label" in builder.info.features else [])
@@ -281,13 +285,12 @@ def load_tfds(name, data_dir):
             f"(or `tfds build {name} --data_dir=DIR`), then copy DIR here and pass "
             f"--data_dir=DIR.{manual}") from None
     label_feature = builder.info.features["label"]
-    height = train["image"].shape[1]
     return ImageData(
         name=name, train_images=train["image"].astype(np.uint8),
         train_labels=train["label"].astype(np.int64),
         test_images=test["image"].astype(np.uint8), test_labels=test["label"].astype(np.int64),
         num_classes=int(label_feature.num_classes), class_names=tuple(label_feature.names),
-        flip=flip, pad=max(1, height // 8), unlabeled_images=unlabeled,
+        augmentation=augmentation, unlabeled_images=unlabeled,
         coarse_labels=train.get("coarse_label"),
         label_sets={k: train[k].astype(np.int64) for k in extra_keys})
 
@@ -461,8 +464,8 @@ def load_npz(path, test_fraction=FOLDER_TEST_FRACTION, seed=0):
         train_x, train_y, test_x, test_y = x[train], y[train], x[test], y[test]
     name = "npz:" + path
     return ImageData(name=name, train_images=train_x, train_labels=train_y, test_images=test_x,
-                     test_labels=test_y, num_classes=c, class_names=class_names, flip=False,
-                     pad=max(1, train_x.shape[1] // 8))
+                     test_labels=test_y, num_classes=c, class_names=class_names,
+                     augmentation=augment.PAD_CROP)
 
 
 def _read_image_folder(root):
@@ -498,10 +501,10 @@ def load_folder(path, test_fraction=FOLDER_TEST_FRACTION, seed=0):
     sub-folders, those are the splits; otherwise a stratified ``test_fraction`` of
     ``path`` is held out for testing.
     """
-    from mixmatch_tf.data.streaming import folder_splits
+    from mixmatch_tf.data import streaming
     if not os.path.isdir(path):
         raise FileNotFoundError(f"image folder {path!r} does not exist")
-    train_dir, test_dir = folder_splits(path)
+    train_dir, test_dir = streaming.folder_splits(path)
     if test_dir is not None:
         x, y, names = _read_image_folder(train_dir)
         xt, yt, names_t = _read_image_folder(test_dir)
@@ -512,8 +515,8 @@ def load_folder(path, test_fraction=FOLDER_TEST_FRACTION, seed=0):
         train, test = _split_off_test(y_all, test_fraction, seed, path)
         x, y, xt, yt = x_all[train], y_all[train], x_all[test], y_all[test]
     return ImageData(name="folder:" + path, train_images=x, train_labels=y, test_images=xt,
-                     test_labels=yt, num_classes=len(names), class_names=names, flip=False,
-                     pad=max(1, x.shape[1] // 8))
+                     test_labels=yt, num_classes=len(names), class_names=names,
+                     augmentation=streaming.FOLDER_AUGMENTATION)
 
 
 def _check_features(x, where):
@@ -551,7 +554,7 @@ def tabular_data(name, x, y, class_names, test_fraction=FOLDER_TEST_FRACTION, se
                              "labels")
     return ImageData(name=name, train_images=x, train_labels=y, test_images=x_test,
                      test_labels=y_test, num_classes=len(class_names),
-                     class_names=tuple(class_names), flip=False, pad=0)
+                     class_names=tuple(class_names), augmentation=augment.NO_AUGMENTATION)
 
 
 SKLEARN_TABULAR = ("breast_cancer", "wine")
@@ -737,7 +740,8 @@ def _refuse_image_size(spec, image_size, why):
                          f"{spec} is held in memory ({why}); add --stream=true to stream it")
 
 
-def load_dataset(spec, data_dir=None, stream="auto", image_size=None):
+def load_dataset(spec, data_dir=None, stream="auto", image_size=None,
+                 augmentation=augment.AUTO):
     """Loads a data set by name: ``digits``, a TFDS name, ``folder:PATH``, ``npz:PATH``, ...
 
     Args:
@@ -749,7 +753,25 @@ def load_dataset(spec, data_dir=None, stream="auto", image_size=None):
         would take more than a quarter of the machine's memory
         (``streaming.should_stream``). Other data sets are always in memory.
       image_size: the crop size of streamed images (default 224).
+      augmentation: the training augmentation policy (``augment.POLICIES``), or
+        ``"auto"`` for the data set's own: ``pad_crop`` for digits, SVHN and
+        ``npz:`` arrays, ``pad_crop_flip`` for CIFAR, STL-10 and folders of
+        images of one size (read into memory or streamed alike),
+        ``resized_crop_flip`` for images of several sizes (ImageNet),
+        ``none`` for feature vectors.
     """
+    data = _load(spec, data_dir, stream, image_size)
+    if augmentation == augment.AUTO:
+        return data
+    augment.check_policy(augmentation)
+    if data.tabular and augmentation != augment.NO_AUGMENTATION:
+        raise ValueError(f"--augmentation={augmentation}: {spec} holds feature vectors, which "
+                         f"are not augmented; valid: {augment.AUTO}, "
+                         f"{augment.NO_AUGMENTATION}")
+    return dataclasses.replace(data, augmentation=augmentation)
+
+
+def _load(spec, data_dir, stream, image_size):
     from mixmatch_tf.data import streaming
     stream = str(stream).lower()
     if stream not in streaming.STREAM_CHOICES:
@@ -765,7 +787,7 @@ def load_dataset(spec, data_dir=None, stream="auto", image_size=None):
         return streaming.load_streamed_tfds(spec, data_dir, *STREAMED_TFDS[spec],
                                             image_size=image_size)
     if spec in TFDS_DATASETS:
-        train, test, unlabeled, flip, extra = TFDS_DATASETS[spec]
+        train, test, unlabeled, augmentation, extra = TFDS_DATASETS[spec]
         if stream != "auto":
             decide, why = stream == "true", "--stream"
         elif unlabeled or extra:  # only the in-memory path reads them
@@ -776,7 +798,8 @@ def load_dataset(spec, data_dir=None, stream="auto", image_size=None):
             if unlabeled or extra:
                 raise ValueError(f"--stream=true: {spec} has extra splits or label sets, which "
                                  "only the in-memory path reads; use --stream=false")
-            return streaming.load_streamed_tfds(spec, data_dir, train, test, image_size, flip)
+            return streaming.load_streamed_tfds(spec, data_dir, train, test, image_size,
+                                                augmentation)
         _refuse_image_size(spec, image_size, why)
         return load_tfds(spec, data_dir)
     if spec.startswith("folder:"):

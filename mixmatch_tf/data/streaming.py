@@ -44,9 +44,17 @@ Guarantees, as for the in-memory path:
   trainers mix within each device's batch. The in-memory path mixes the global
   batch instead; here that would make every worker decode the whole batch.
 
-Augmentation is ImageNet's (``augment.resized_crop_box``): a random crop of 8-100%
-of the area with aspect ratio in [3/4, 4/3], resized to ``image_size`` squared,
-and a random horizontal flip; evaluation resizes the shorter side to
+**The same images as in memory.** A folder (or TFDS data set) whose images share
+one size is streamed at that size, with its channels, and augmented by the same
+policy with the same draws as when it is read into memory (``augment.POLICIES``:
+row ``r``, view ``v`` of step ``s`` are cropped and flipped alike either way), so
+``--stream`` (which ``auto`` picks by the machine's memory) changes where the
+pixels are kept, not what trains; with one replica a phase's ``transform`` is
+seeded as the in-memory path seeds it too. Images of several sizes (ImageNet), or
+``--image_size``, give square ``image_size`` inputs: by default ImageNet's
+augmentation (``augment.resized_crop_box``: a random crop of 8-100% of the area
+with aspect ratio in [3/4, 4/3], resized to ``image_size`` squared, and a random
+horizontal flip); evaluation resizes the shorter side to
 ``round(image_size * 256 / 224)`` and takes the central ``image_size`` square.
 JPEG crops are decoded with ``decode_and_crop_jpeg`` (only the crop's blocks): the
 same pixels as decoding the whole image and cropping, except that with chroma
@@ -83,6 +91,10 @@ MEMORY_FRACTION = 0.25
 SIZE_SAMPLE = 32
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 EVAL_SPLIT_NAMES = ("test", "val")
+# The policy of a folder whose images share one size, read into memory or streamed:
+# random crops and horizontal flips, the usual recipe for photos (--augmentation=
+# pad_crop for digits, letters or other images that a mirror changes).
+FOLDER_AUGMENTATION = augment_lib.PAD_CROP_FLIP
 
 
 # ------------------------------------------------------------------------ the data
@@ -106,19 +118,22 @@ class StreamedData:
     Attributes:
       name: the data set's name as given on the command line.
       num_classes, class_names: the classes.
-      image_size: the side of the square crops the network gets (training crops
-        and evaluation's central crop).
+      image_size: the side of the square inputs of images of several sizes
+        (training crops and evaluation's central crop); None where every image
+        has the size ``frame``.
       num_train, num_test: examples of each split.
       train_files, test_files: file paths (str arrays) of a folder's images.
       train_labels, test_labels: int64 labels of a folder's images; None for
         TFDS (read with each example, never all at once).
       tfds: the TFDS data set, for a TFDS stream.
-      flip: random horizontal flips in training.
+      augmentation: the training augmentation policy (``augment.POLICIES``).
+      frame: (H, W, C) of images that share one size (the network's input, as
+        when they are read into memory); None for square ``image_size`` inputs.
     """
     name: str
     num_classes: int
     class_names: tuple
-    image_size: int
+    image_size: Optional[int]
     num_train: int
     num_test: int
     train_files: Optional[np.ndarray] = None
@@ -126,11 +141,11 @@ class StreamedData:
     train_labels: Optional[np.ndarray] = None
     test_labels: Optional[np.ndarray] = None
     tfds: Optional[TfdsSplits] = None
-    flip: bool = True
+    augmentation: str = augment_lib.RESIZED_CROP_FLIP
+    frame: Optional[tuple] = None
 
     streamed = True
     tabular = False
-    pad = 0
     train_images = None
     test_images = None
     unlabeled_images = None
@@ -142,11 +157,19 @@ class StreamedData:
 
     @property
     def image_shape(self):
+        if self.frame is not None:
+            return tuple(self.frame)
         return (self.image_size, self.image_size, 3)
+
+    @property
+    def resize(self):
+        """How evaluation (and the served model) brings an image to ``image_shape``."""
+        return augment_lib.RESIZE_STRETCH if self.frame else augment_lib.RESIZE_CENTRAL_CROP
 
     def options(self):
         """The loader's arguments that rebuild this data set (saved in run.json)."""
-        return {"stream": "true", "image_size": self.image_size}
+        return {"stream": "true", "image_size": self.image_size,
+                "augmentation": self.augmentation}
 
     def fingerprint(self):
         """A fingerprint of what the stream reads: the file list, or the TFDS split."""
@@ -156,27 +179,30 @@ class StreamedData:
             text = f"{self.tfds.name}:{self.tfds.train_split}:{self.num_train}"
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
-    def sources(self, normalization, train_labels=None):
+    def sources(self, normalization, train_labels=None, padding="reflect"):
         """(training source, test source) streaming this data set.
 
         ``train_labels``: the labels to train on, if not the data's (noisy labels);
         a folder only (a TFDS stream reads each label with its image).
+        ``padding``: the method's ``crop_padding`` (pad-and-crop policies).
         """
+        view = dict(normalization=normalization, image_shape=self.image_shape,
+                    resize=self.resize)
         if self.tfds is not None:
-            return (TfdsSource(self.tfds, self.tfds.train_split, self.num_train, normalization,
-                               self.image_size, self.flip),
-                    TfdsSource(self.tfds, self.tfds.test_split, self.num_test, normalization,
-                               self.image_size, False))
+            return (TfdsSource(self.tfds, self.tfds.train_split, self.num_train,
+                               augmentation=self.augmentation, padding=padding, **view),
+                    TfdsSource(self.tfds, self.tfds.test_split, self.num_test, **view))
         labels = self.train_labels if train_labels is None else train_labels
-        return (FileSource(self.train_files, labels, normalization, self.image_size, self.flip),
-                FileSource(self.test_files, self.test_labels, normalization, self.image_size,
-                           False))
+        return (FileSource(self.train_files, labels, augmentation=self.augmentation,
+                           padding=padding, **view),
+                FileSource(self.test_files, self.test_labels, **view))
 
     def statistics_images(self):
-        """uint8 [n, S, S, 3]: a fixed sample of training images (evaluation transform),
+        """uint8 [n, H, W, C]: a fixed sample of training images (evaluation transform),
         from which per-channel normalisation statistics are estimated."""
         from mixmatch_tf.data.preprocess import Normalization
-        identity = Normalization(mean=(0.0,) * 3, std=(1.0,) * 3)
+        channels = self.image_shape[-1]
+        identity = Normalization(mean=(0.0,) * channels, std=(1.0,) * channels)
         source = self.sources(identity)[0]
         return source.sample_images(STATISTICS_SAMPLE)
 
@@ -266,17 +292,23 @@ def memory_budget():
     return int(MEMORY_FRACTION * total)
 
 
+def sampled_sizes(paths):
+    """The distinct (height, width, channels) of up to SIZE_SAMPLE files spread
+    evenly over ``paths`` (headers only for JPEGs); unreadable files left out."""
+    picks = np.unique(np.linspace(0, len(paths) - 1, min(SIZE_SAMPLE, len(paths))).astype(int))
+    return {s for s in (image_size_of(paths[i]) for i in picks) if s is not None}
+
+
 def should_stream(paths, budget=None):
     """--stream=auto for a folder: (stream?, why).
 
     Looks at the sizes of up to SIZE_SAMPLE files spread evenly over the listing
-    (headers only for JPEGs). Streams when they differ (the in-memory path needs
+    (``sampled_sizes``). Streams when they differ (the in-memory path needs
     one size) or when all images at the sampled size, decoded, would take more
     than ``budget`` bytes (MEMORY_FRACTION of the machine's memory).
     """
     budget = memory_budget() if budget is None else budget
-    picks = np.unique(np.linspace(0, len(paths) - 1, min(SIZE_SAMPLE, len(paths))).astype(int))
-    sizes = {s for s in (image_size_of(paths[i]) for i in picks) if s is not None}
+    sizes = sampled_sizes(paths)
     if len(sizes) > 1:
         return True, f"its images differ in size (e.g. {sorted(sizes)[:2]})"
     if not sizes:
@@ -290,13 +322,20 @@ def should_stream(paths, budget=None):
                    f"within the {budget / 2**30:.1f} GiB budget")
 
 
-def load_streamed_folder(path, image_size=None, test_fraction=0.2, seed=0, listing=None):
+def load_streamed_folder(path, image_size=None, test_fraction=0.2, seed=0, listing=None,
+                         augmentation=None):
     """A folder of class sub-folders as a ``StreamedData`` (paths and labels only).
 
     ``path/train`` with ``path/val`` (ImageNet) or ``path/test`` are the splits;
     otherwise a stratified ``test_fraction`` of ``path`` is held out, as the
     in-memory loader does. ``listing``: ``list_image_folder`` of the training
     folder, if the caller has it already.
+
+    Without ``image_size``, a folder whose sampled images share one size is
+    streamed at that size with their channels (what the in-memory loader would
+    give the network) and ``FOLDER_AUGMENTATION``; images of several sizes, or
+    an ``image_size``, give square inputs of that side (default 224) and
+    ImageNet's ``resized_crop_flip``. ``augmentation`` overrides the policy.
     """
     from mixmatch_tf.data.sources import _split_off_test as split_off_test
     if not os.path.isdir(path):
@@ -311,10 +350,17 @@ def load_streamed_folder(path, image_size=None, test_fraction=0.2, seed=0, listi
     else:
         train, test = split_off_test(y, test_fraction, seed, path)
         x, y, xt, yt = x[train], y[train], x[test], y[test]
+    frame = None
+    if image_size is None:
+        sizes = sampled_sizes(x)
+        frame = sizes.pop() if len(sizes) == 1 else None
+    if augmentation is None:
+        augmentation = FOLDER_AUGMENTATION if frame else augment_lib.RESIZED_CROP_FLIP
     return StreamedData(name="folder:" + path, num_classes=len(names), class_names=names,
-                        image_size=int(image_size or DEFAULT_IMAGE_SIZE), num_train=len(x),
-                        num_test=len(xt), train_files=x, test_files=xt, train_labels=y,
-                        test_labels=yt, flip=True)
+                        image_size=None if frame else int(image_size or DEFAULT_IMAGE_SIZE),
+                        num_train=len(x), num_test=len(xt), train_files=x, test_files=xt,
+                        train_labels=y, test_labels=yt, augmentation=augmentation,
+                        frame=frame)
 
 
 # ------------------------------------------------------------------------------ TFDS
@@ -358,8 +404,13 @@ def _count(ds):
     return int(ds.reduce(tf.constant(0, tf.int64), lambda c, _: c + 1))
 
 
-def load_streamed_tfds(name, data_dir, train_split, test_split, image_size=None, flip=True):
+def load_streamed_tfds(name, data_dir, train_split, test_split, image_size=None,
+                       augmentation=augment_lib.RESIZED_CROP_FLIP):
     """A TFDS image data set as a ``StreamedData`` (nothing read but its metadata).
+
+    A data set whose images have one size (its ``image`` feature's shape) is
+    streamed at that size, as it would be read into memory; one of several sizes
+    (imagenet2012), or an ``image_size``, in square ``image_size`` inputs.
 
     Raises:
       sources.DataNotPreparedError: the data set is not in ``data_dir``; for
@@ -377,51 +428,56 @@ def load_streamed_tfds(name, data_dir, train_split, test_split, image_size=None,
             raise
         raise DataNotPreparedError(not_prepared_message(name, data_dir)) from None
     label = builder.info.features["label"]
+    shape = tuple(builder.info.features["image"].shape)
+    frame = shape if image_size is None and None not in shape else None
     return StreamedData(name=name, num_classes=int(label.num_classes),
-                        class_names=tuple(label.names), image_size=int(image_size or
-                                                                       DEFAULT_IMAGE_SIZE),
-                        num_train=num_train, num_test=num_test, tfds=splits, flip=flip)
+                        class_names=tuple(label.names),
+                        image_size=None if frame else int(image_size or DEFAULT_IMAGE_SIZE),
+                        num_train=num_train, num_test=num_test, tfds=splits,
+                        augmentation=augmentation, frame=frame)
 
 
 # ------------------------------------------------------------------------- decoding
-def _train_crop(contents, seed, size, flip):
-    """Random-resized crop (+ flip) of an encoded image: uint8 [size, size, 3]."""
-    draw_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    draws = augment_lib.sample_resized_crop_draws(draw_seed)
+def eval_image(contents, image_shape, resize):
+    """Evaluation's view of an encoded image: uint8 ``image_shape`` (``augment.fit_image``)."""
+    rows, cols, channels = image_shape
+    image = tf.io.decode_image(contents, channels=channels, expand_animations=False)
+    return tf.ensure_shape(augment_lib.fit_image(image, rows, cols, resize), image_shape)
 
-    def jpeg():  # decodes the crop's blocks only
+
+def _resized_crop(contents, seed, image_shape):
+    """``augment.resized_crop_flip`` of an encoded image; a JPEG decodes the crop's
+    blocks only."""
+    rows, cols, channels = image_shape
+
+    def jpeg():
         shape = tf.io.extract_jpeg_shape(contents)
-        box = augment_lib.resized_crop_box(shape[0], shape[1], draws)
-        return tf.image.decode_and_crop_jpeg(contents, box, channels=3)
+        box, flip_seed = augment_lib.resized_crop_plan(seed, shape[0], shape[1])
+        crop = tf.image.decode_and_crop_jpeg(contents, box, channels=channels)
+        return augment_lib.finish_resized_crop(crop, flip_seed, rows, cols)
 
     def other():
-        image = tf.io.decode_image(contents, channels=3, expand_animations=False)
-        box = augment_lib.resized_crop_box(tf.shape(image)[0], tf.shape(image)[1], draws)
-        return image[box[0]:box[0] + box[2], box[1]:box[1] + box[3]]
+        image = tf.io.decode_image(contents, channels=channels, expand_animations=False)
+        return augment_lib.resized_crop_flip(image, seed, rows, cols)
 
-    crop = tf.cond(tf.io.is_jpeg(contents), jpeg, other)
-    out = augment_lib.resize_uint8(crop, size, size)
-    if flip:
-        out = tf.cond(tf.random.stateless_uniform([], flip_seed) < 0.5,
-                      lambda: tf.reverse(out, axis=[1]), lambda: out)
-    return tf.ensure_shape(out, [size, size, 3])
+    return tf.ensure_shape(tf.cond(tf.io.is_jpeg(contents), jpeg, other), image_shape)
 
 
-def _eval_crop(contents, size):
-    """Shorter side resized to round(size * 256 / 224), central crop: uint8 [size, size, 3]."""
-    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
-    return tf.ensure_shape(augment_lib.eval_central_crop(image, size), [size, size, 3])
-
-
-def decode_example(contents, seed, size, augment, flip, views=None):
-    """One example's pixels: uint8 [size, size, 3], or [views, size, size, 3]."""
-    if not augment:
-        out = _eval_crop(contents, size)
-        return out if views is None else tf.stack([out] * views)
+def train_image(contents, step_seed, row, batch_size, image_shape, resize, policy, padding,
+                views=None):
+    """Row ``row`` of a step's global batch of ``batch_size``, decoded and augmented
+    under ``policy`` as the in-memory path augments it (``augment.augment_row``):
+    uint8 ``image_shape``, or [views, *image_shape]."""
+    def one_view(view):
+        if policy == augment_lib.RESIZED_CROP_FLIP:
+            return _resized_crop(contents, augment_lib.row_seed(step_seed, row, view),
+                                 image_shape)
+        image = eval_image(contents, image_shape, resize)
+        return tf.ensure_shape(augment_lib.augment_row(image, step_seed, row, batch_size, policy,
+                                                       padding, view), image_shape)
     if views is None:
-        return _train_crop(contents, seed, size, flip)
-    return tf.stack([_train_crop(contents, tf.random.experimental.stateless_fold_in(seed, k),
-                                 size, flip) for k in range(views)])
+        return one_view(None)
+    return tf.stack([one_view(k) for k in range(views)])
 
 
 def _warn_unreadable(names):
@@ -523,14 +579,24 @@ class StreamSource:
     ``_train_keys(stream, seed, start_step)`` -- global batches ``(index, key,
     label)`` of B rows from step ``start_step`` on -- and ``_eval_keys(indices)``
     -- the rows ``(index, key, label)`` of an ordered pass.
+
+    Args:
+      normalization: applied to the decoded, augmented uint8 images.
+      image_shape: (H, W, C) of the images the network gets.
+      resize: how an image is brought to ``image_shape`` (``augment.RESIZES``).
+      augmentation: the training policy (``augment.POLICIES``).
+      padding: how a pad-and-crop policy pads (the method's ``crop_padding``).
     """
     streamed = True
 
-    def __init__(self, normalization, image_size, flip):
+    def __init__(self, normalization, image_shape, resize=augment_lib.RESIZE_CENTRAL_CROP,
+                 augmentation=augment_lib.NO_AUGMENTATION, padding="reflect"):
+        augment_lib.check_padding(padding)
         self.normalization = normalization
-        self.image_size = int(image_size)
-        self.flip = bool(flip)
-        self.image_shape = (self.image_size, self.image_size, 3)
+        self.image_shape = tuple(int(d) for d in image_shape)
+        self.resize = resize
+        self.augmentation = augment_lib.check_policy(augmentation, "augmentation")
+        self.padding = padding
 
     # -- training ----------------------------------------------------------------
     def train_dataset(self, streams, *, seed, salt, start_step=0, transform=None,
@@ -562,7 +628,9 @@ class StreamSource:
                 batch[name] = out
             step, replica = slices[0][0], slices[0][1]
             if transform is not None:
-                batch = transform(batch, make_seed(seed, salt, -1, step, replica), self)
+                # One replica's slice is the global batch: seeded as in memory.
+                salts = (step,) if replicas == 1 else (step, replica)
+                batch = transform(batch, make_seed(seed, salt, -1, *salts), self)
             return batch
 
         ds = tf.data.Dataset.zip(tuple(per_stream))
@@ -574,8 +642,9 @@ class StreamSource:
     def _stream_slices(self, stream, stream_seed, start_step, replicas, per, first):
         """(step, replica, slice) of one stream: this pipeline's slices in order."""
         length = stream.batch_size // replicas
-        size, flip, views, augment = self.image_size, self.flip, stream.views, stream.augment
-        shape = self.image_shape if views is None else (views,) + self.image_shape
+        views, image_shape, resize = stream.views, self.image_shape, self.resize
+        policy = self.augmentation if stream.augment else augment_lib.NO_AUGMENTATION
+        shape = image_shape if views is None else (views,) + image_shape
         steps = tf.data.Dataset.range(start_step, np.iinfo(np.int64).max)
         lo = first * length
 
@@ -591,8 +660,8 @@ class StreamSource:
             offset = replica * length  # the slice's first row in the global batch
 
             def decode(contents, row):
-                seed = tf.random.experimental.stateless_fold_in(step_seed, offset + row)
-                return decode_example(contents, seed, size, augment, flip, views)
+                return train_image(contents, step_seed, offset + row, stream.batch_size,
+                                   image_shape, resize, policy, self.padding, views)
             good = decode_slice(tf.ones_like(index, tf.bool), key, self.reader, decode, shape)
             return good.map(lambda pos, img: (step, replica, index, key, label, pos, img))
 
@@ -620,7 +689,7 @@ class StreamSource:
         batch_size = max(replicas, batch_size - batch_size % replicas)
         length = batch_size // replicas
         lo = first * length
-        size = self.image_size
+        image_shape, resize = self.image_shape, self.resize
         extras = {k: tf.constant(v) for k, v in (extras or {}).items()}
         rows, n = self._eval_keys(indices)
         padding = -(-n // batch_size) * batch_size - n
@@ -634,8 +703,8 @@ class StreamSource:
                 _cut(t, lo, per, length) for t in (index, key, label, mask)))
 
         def decode_rows(index, key, label, mask):
-            good = decode_slice(mask, key, self.reader, lambda c, r: _eval_crop(c, size),
-                                self.image_shape)
+            good = decode_slice(mask, key, self.reader,
+                                lambda c, r: eval_image(c, image_shape, resize), image_shape)
             return good.map(lambda pos, img: (index, key, label, mask, pos, img))
 
         def repair(index, key, label, mask, pos, images):
@@ -653,7 +722,7 @@ class StreamSource:
         return ds.map(repair, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE)
 
     def sample_images(self, count):
-        """uint8 [n <= count, S, S, 3]: evaluation crops of up to ``count`` examples
+        """uint8 [n <= count, H, W, C]: evaluation views of up to ``count`` examples
         spread over the source (``_sample_indices``), unreadable ones left out."""
         images = [b["image"].numpy()[b["mask"].numpy()]
                   for b in self.eval_dataset(64, indices=self._sample_indices(count), raw=True)]
@@ -681,13 +750,11 @@ class FileSource(StreamSource):
     Args:
       paths: str [N], one file per example.
       labels: int [N].
-      normalization: applied to the decoded, augmented uint8 crops.
-      image_size: the side of the square crops.
-      flip: random horizontal flips in training.
+      **view: ``StreamSource``'s arguments.
     """
 
-    def __init__(self, paths, labels, normalization, image_size, flip=True):
-        super().__init__(normalization, image_size, flip)
+    def __init__(self, paths, labels, normalization, image_shape, **view):
+        super().__init__(normalization, image_shape, **view)
         self.paths = np.asarray(paths).astype(str)
         self.labels = np.asarray(labels, np.int64)
         self.size = len(self.paths)
@@ -722,8 +789,8 @@ class TfdsSource(StreamSource):
     ``TFDS_SHUFFLE_BUFFER`` consecutive records, seeded by (stream, epoch, block).
     """
 
-    def __init__(self, splits, split, size, normalization, image_size, flip=True):
-        super().__init__(normalization, image_size, flip)
+    def __init__(self, splits, split, size, normalization, image_shape, **view):
+        super().__init__(normalization, image_shape, **view)
         self.splits, self.split, self.size = splits, split, int(size)
         prefix = f"{splits.name} {split} example "
         self.reader = Reader(read=lambda key: key, name=lambda keys, indices: tf.strings.join(

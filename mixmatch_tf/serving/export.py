@@ -54,16 +54,17 @@ from google.protobuf import text_format
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from mixmatch_tf.data.augment import EVAL_RESIZE_RATIO, eval_central_crop
+from mixmatch_tf.data import augment
+from mixmatch_tf.data.augment import EVAL_RESIZE_RATIO
 from mixmatch_tf.data.preprocess import normalize
 
 CLASS_NAMES_FILE = "class_names.txt"
 PREPROCESSING_FILE = "preprocessing.json"
 # How serving_bytes brings an encoded image to the model's H x W: as the run's
 # evaluation saw its images (see the module docstring).
-RESIZE_STRETCH = "stretch"
-RESIZE_CENTRAL_CROP = "central_crop"
-RESIZES = (RESIZE_STRETCH, RESIZE_CENTRAL_CROP)
+RESIZE_STRETCH = augment.RESIZE_STRETCH
+RESIZE_CENTRAL_CROP = augment.RESIZE_CENTRAL_CROP
+RESIZES = augment.RESIZES
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MODELS_CONFIG_FILE = "models.config"
 IMAGES_SIGNATURE = "serving_default"
@@ -458,15 +459,7 @@ def decode_images(image_bytes, image_shape, max_batch_size=DEFAULT_MAX_BATCH_SIZ
 
     def decode(encoded):
         image = tf.io.decode_image(encoded, channels=0, dtype=tf.uint8, expand_animations=False)
-        image = convert_channels(image, c)
-        if resize == RESIZE_CENTRAL_CROP:
-            return eval_central_crop(image, h)
-
-        def stretch():
-            resized = tf.image.resize(image, [h, w], method="bilinear", antialias=True)
-            return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
-        same_size = tf.reduce_all(tf.equal(tf.shape(image)[:2], [h, w]))
-        return tf.cond(same_size, lambda: image, stretch)
+        return augment.fit_image(convert_channels(image, c), h, w, resize)
 
     with tf.control_dependencies([check]):
         image_bytes = tf.identity(image_bytes)
@@ -734,7 +727,8 @@ def export_run(method, state, normalization, data, export_base, model_name=None,
     """``export_saved_model`` of a trained run on ``data`` (an ``ImageData`` or a
     ``StreamedData``): named after the data set unless ``model_name`` is given,
     with test images as warm-up requests, served as the run was evaluated
-    (streamed runs on central crops of images of any size). ``options`` go to
+    (``data.resize``: central crops of images of any size where the data set's
+    images differ in size). ``options`` go to
     ``export_saved_model`` (``top_k``, ``serving_base_path``, ``serve_versions``,
     ``max_batch_size``, ``max_image_pixels``)."""
     method.prepare_predict(state)
@@ -743,4 +737,4 @@ def export_run(method, state, normalization, data, export_base, model_name=None,
         model_name=model_name or model_name_for_dataset(data.name),
         sample_images=data.test_images,
         input_dtype="uint8" if data.streamed else data.train_images.dtype.name,
-        resize=RESIZE_CENTRAL_CROP if data.streamed else RESIZE_STRETCH, **options)
+        resize=data.resize, **options)

@@ -38,11 +38,12 @@ def method_config(method_cls, data, config, model):
 
 def data_sources(data, images, labels, normalization, crop_padding):
     """(training source, test source) of ``data``: files read as training consumes
-    them for streamed data, else the arrays (``images`` and ``labels`` to train on,
-    cropped with the method's ``crop_padding``)."""
+    them for streamed data, else the arrays (``images`` and ``labels`` to train on);
+    either way augmented by the data's policy, padded as the method's
+    ``crop_padding`` says."""
     if data.streamed:
-        return data.sources(normalization, labels)
-    return (ArraySource(images, labels, normalization, pad=data.pad, flip=data.flip,
+        return data.sources(normalization, labels, padding=crop_padding)
+    return (ArraySource(images, labels, normalization, augmentation=data.augmentation,
                         padding=crop_padding),
             ArraySource(data.test_images, data.test_labels, normalization))
 

@@ -48,7 +48,8 @@ UNREADABLE_DIR = "unreadable"
 # Run settings that define what is trained; a resume must not change them.
 IDENTITY_KEYS = ("method", "config", "dataset", "seed", "noise_type", "noise_rate",
                  "label_set", "normalization_kind", "sync_bn", "precision", "num_classes",
-                 "class_names", "image_shape", "labels_fingerprint", "files_fingerprint")
+                 "class_names", "image_shape", "labels_fingerprint", "files_fingerprint",
+                 "augmentation")
 # The flag a user changes to fix a difference in each identity key.
 _FLAG_OF = {"normalization_kind": "normalization", "num_classes": "dataset",
             "class_names": "dataset", "image_shape": "dataset", "labels_fingerprint": "dataset",
@@ -343,6 +344,11 @@ class RunDir:
 
     def check_identity(self, saved, settings):
         """Refuses a resume whose settings differ from the run's, naming the field."""
+        saved = dict(saved)
+        if "augmentation" not in saved and saved.get("dataset", "").startswith("folder:") \
+                and saved.get("data_options", {}).get("stream") == "false":
+            # A folder read into memory trained without flips before the policy was named.
+            saved["augmentation"] = "pad_crop"
         diff = identity_difference(saved, settings,
                                    legacy_values(get_method(settings["method"]).Config))
         if diff:
@@ -367,6 +373,8 @@ class RunDir:
             # What a streamed data set reads (its sorted file list): a resume reads
             # the same files at the same positions of the stream.
             "files_fingerprint": data.fingerprint() if data.streamed else None,
+            # How the training images are cropped and flipped (augment.POLICIES).
+            "augmentation": data.augmentation,
             "data_options": data.options(),
         }
 
