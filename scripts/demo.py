@@ -9,7 +9,7 @@ r"""The main job on the bundled UCI digits: trains, then prints a results table.
   corrupted-label setting), small CNN, step-decayed learning rate, 60 epochs.
 
 Every run is a normal run folder under --output_dir (resumable, with TensorBoard
-summaries and metrics.json). About two minutes on 2 CPU cores.
+summaries and metrics.json). One to three minutes on 2 CPU cores, by CPU kind.
 """
 import _setup  # noqa: F401
 import os
