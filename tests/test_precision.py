@@ -187,7 +187,7 @@ def test_runs_that_recorded_no_precision_resume_in_float32(tmp_path, one_replica
                                                            monkeypatch):
     make(tmp_path, one_replica, digits, precision="float32").fit()
     settings = json.load(open(tmp_path / "run.json"))
-    del settings["precision"]  # a run folder of an older version
+    del settings["precision"], settings["format"]  # a run folder of an older version
     (tmp_path / "run.json").write_text(json.dumps(settings))
     # even where auto would pick bf16 for a new run
     monkeypatch.setattr(precision_lib, "cpu_flags", lambda: AVX2 | {"amx_bf16"})

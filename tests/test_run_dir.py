@@ -276,3 +276,101 @@ def test_a_run_from_before_the_ema_warmup_resumes_only_with_its_constant_decay(
     # evaluation and export read it with the decay it trained under
     assert load_run(str(tmp_path), strategy=one_replica).config.ema_warmup is False
 
+
+
+# ------------------------------------------------------------- a lost identity
+def _damage_run_json(folder, how):
+    path = folder / "run.json"
+    settings = json.load(open(path))
+    if how == "deleted":
+        os.remove(path)
+        return "run.json is missing, but .* holds checkpoints \\(ckpt-4\\)"
+    text = {"null": "null", "list": "[]", "number": "3"}.get(how)
+    if text is None:
+        if how == "no_config":
+            settings["config"] = "erm"
+        else:  # a key removed by hand
+            del settings[how]
+        text = json.dumps(settings)
+    path.write_text(text)
+    return {"null": "run.json holds null, but .* holds checkpoints",
+            "list": "run.json holds a list, not a run's settings",
+            "number": "run.json holds a int, not a run's settings",
+            "no_config": "run.json has no config object"}.get(
+                how, f"run.json lacks '{how}', which every run.json of its format holds")
+
+
+@pytest.mark.parametrize("how", ["deleted", "null", "list", "number", "no_config", "seed",
+                                 "method", "precision", "augmentation", "labels_fingerprint"])
+def test_a_run_whose_identity_is_lost_is_never_resumed(trained, one_replica, digits, how):
+    """run.json says what the checkpoints are a run of: without it (or a key of it) a
+    resume under other settings would claim them as its own, so every reader refuses."""
+    message = _damage_run_json(trained, how)
+    before = sorted(os.listdir(trained / "ckpt"))
+    for other in ({"seed": 7}, {}):  # another seed, or the very same settings
+        with pytest.raises(RunFolderError, match=message):
+            make(trained, one_replica, digits, run=other)
+    with pytest.raises(RunFolderError, match=message):
+        load_run(str(trained), strategy=one_replica, data=digits)
+    assert sorted(os.listdir(trained / "ckpt")) == before  # nothing repaired or written
+    assert not os.path.exists(trained / "lock")
+
+
+def test_a_run_json_of_an_older_version_still_resumes(trained, one_replica, digits):
+    settings = json.load(open(trained / "run.json"))
+    for key in ("format", "precision", "augmentation", "labels_fingerprint",
+                "files_fingerprint", "data_options"):
+        del settings[key]  # what the first versions did not write
+    (trained / "run.json").write_text(json.dumps(settings))
+    assert int(make(trained, one_replica, digits).step) == 4
+    del settings["normalization"]  # the first version wrote it
+    (trained / "run.json").write_text(json.dumps(settings))
+    with pytest.raises(RunFolderError, match="lacks 'normalization'"):
+        make(trained, one_replica, digits)
+
+
+def test_a_folder_without_run_json_or_checkpoints_is_a_new_run(tmp_path, one_replica, digits):
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "run.json").write_text("null")
+    assert int(make(tmp_path, one_replica, digits).step) == 0
+
+
+# --------------------------------------------------------------- retention
+def _checkpoints(folder):
+    names = os.listdir(folder / "ckpt") if (folder / "ckpt").exists() else []
+    return sorted(int(n[5:-6]) for n in names if n.startswith("ckpt-") and n.endswith(".index"))
+
+
+def test_keep_checkpoints_holds_across_chunks_kills_and_repairs(tmp_path, one_replica, digits):
+    """--keep_checkpoints=2 through three chunks (stop_at_step) and two SIGKILLs of
+    scripts/train.py: each start repairs the state file, and the manager still deletes
+    all but the newest two (it kept every one after the first repair, which wrote no
+    timestamps)."""
+    folder = tmp_path / "run"
+    config = {"train_steps": 50, "eval_every": 50}
+    args = ["scripts/train.py", "--method=erm", "--dataset=digits", "--train_steps=50",
+            "--eval_every=50", "--checkpoint_every=5", "--steps_per_call=5",
+            "--keep_checkpoints=2", "--precision=float32", f"--model_dir={folder}"]
+
+    def chunk(stop=None):
+        run = RunConfig(model_dir=str(folder), checkpoint_every=5, steps_per_call=5,
+                        keep_checkpoints=2, precision="float32", stop_at_step=stop)
+        Trainer("erm", digits, run, config=config, strategy=one_replica).fit()
+
+    def killed_after(step):
+        proc = subprocess.Popen([sys.executable] + args, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        deadline = time.time() + 300
+        while not os.path.exists(ckpt(folder, step)) and time.time() < deadline:
+            assert proc.poll() is None, "the run ended before the kill"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+    seen = []
+    for start in (lambda: chunk(10), lambda: killed_after(20), lambda: chunk(30),
+                  lambda: killed_after(40), chunk):
+        start()
+        seen.append(_checkpoints(folder))
+        assert len(seen[-1]) <= 2, seen
+    assert seen[-1] == [45, 50] and os.path.exists(folder / "metrics.json")

@@ -242,6 +242,39 @@ def test_a_folder_trains_to_the_same_weights_in_memory_and_streamed(tmp_path, on
         np.testing.assert_array_equal(weights[0][k], weights[1][k], err_msg=k)
 
 
+def test_hidden_entries_are_neither_classes_nor_images(tmp_path):
+    folder = make_folder(tmp_path / "f", classes=2, per_class=3)
+    os.makedirs(tmp_path / "f" / ".thumbnails")
+    tf.io.write_file(str(tmp_path / "f" / ".thumbnails" / "x.png"),
+                     tf.io.encode_png(np.zeros((4, 4, 3), np.uint8)))
+    (tmp_path / "f" / "c0" / "._0.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    os.makedirs(tmp_path / "f" / "c1" / ".ipynb_checkpoints.png")
+    for stream in ("false", "true"):
+        data = sources.load_dataset(f"folder:{folder}", stream=stream)
+        assert data.class_names == ("c0", "c1")
+        assert data.num_train + len(data.test_labels) == 6
+
+
+def test_grey_and_alpha_images_are_read_as_grey_either_way(tmp_path):
+    rng = np.random.RandomState(0)
+    for c in range(2):
+        os.makedirs(tmp_path / "f" / f"c{c}")
+        for i in range(4):
+            image = rng.randint(0, 256, (6, 5, 2)).astype(np.uint8)  # grey + alpha
+            tf.io.write_file(str(tmp_path / "f" / f"c{c}" / f"{i}.png"), tf.io.encode_png(image))
+    memory = sources.load_dataset(f"folder:{tmp_path / 'f'}", stream="false")
+    streamed = sources.load_dataset(f"folder:{tmp_path / 'f'}", stream="true")
+    assert memory.image_shape == streamed.image_shape == (6, 5, 1)
+    identity = Normalization(mean=(0.0,), std=(1.0,))
+    pixels = np.concatenate([b["image"].numpy() for b in eval_dataset(
+        streamed.sources(identity)[0], 6)])[:memory.num_train]
+    np.testing.assert_array_equal(pixels, memory.train_images.astype(np.float32))
+    # what npz arrays and the served model's bytes signature take: 1, 3 or 4 channels
+    np.savez(tmp_path / "two.npz", x=np.zeros((4, 6, 5, 2), np.uint8), y=[0, 1, 0, 1])
+    with pytest.raises(ValueError, match="C in 1, 3, 4"):
+        sources.load_dataset(f"npz:{tmp_path / 'two.npz'}")
+
+
 def test_the_policy_is_part_of_the_runs_identity(tmp_path, one_replica):
     from mixmatch_tf.methods import ConfigError
     from mixmatch_tf.training import RunConfig, Trainer
@@ -259,7 +292,7 @@ def test_the_policy_is_part_of_the_runs_identity(tmp_path, one_replica):
         trainer(2, augmentation="pad_crop")
     # a run folder from before the policy was named trained an in-memory folder unflipped
     settings = json.load(open(tmp_path / "run" / "run.json"))
-    del settings["augmentation"]
+    del settings["augmentation"], settings["format"]
     (tmp_path / "run" / "run.json").write_text(json.dumps(settings))
     with pytest.raises(ConfigError, match="augmentation='pad_crop', not 'pad_crop_flip'"):
         trainer(2)

@@ -483,6 +483,7 @@ def _read_image_folder(root):
             img = tf.io.decode_image(tf.io.read_file(path), expand_animations=False).numpy()
         except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
             raise ValueError(f"{path}: cannot decode image ({e.message.splitlines()[0]})") from None
+        img = img[..., :streaming.folder_channels(img.shape[-1])]  # grey + alpha: grey
         shapes.setdefault(img.shape, path)
         if len(shapes) > 1:
             (s0, p0), (s1, p1) = list(shapes.items())[:2]

@@ -208,18 +208,31 @@ class StreamedData:
 
 
 # --------------------------------------------------------------------------- folders
+def _hidden(name):
+    return name.startswith(".")
+
+
+def folder_channels(channels):
+    """The channels a folder's images are read with: grey + alpha (2) as grey; grey, RGB
+    and RGBA as they are (what ``npz:`` arrays and the served model's bytes take)."""
+    return 1 if channels == 2 else channels
+
+
 def list_image_folder(root):
     """Paths and labels of the images in the class sub-folders of ``root``, no pixels.
 
-    Class ids follow the sorted sub-folder names, files are sorted within each.
-    Refused as in the in-memory loader: no class folders, a class folder without
+    Class ids follow the sorted sub-folder names, files are sorted within each;
+    hidden entries (names starting with a dot) are left out. Refused as in the
+    in-memory loader: no class folders, a class folder without
     images, an entry with an image extension that is a folder or a broken link.
     Links out of ``root`` are followed with one warning.
 
     Returns:
       (paths: str array [N], labels: int64 [N], class names tuple).
     """
-    classes = sorted(e.name for e in os.scandir(root) if e.is_dir())
+    # Hidden entries (.thumbnails/, .ipynb_checkpoints/, macOS' ._x.png) are not
+    # classes or images: file managers and notebooks leave them in data folders.
+    classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not _hidden(e.name))
     if not classes:
         raise ValueError(f"{root}: no class sub-folders found; expected {root}/<class>/<image>")
     paths, labels, outside = [], [], []
@@ -228,8 +241,8 @@ def list_image_folder(root):
         folder = os.path.join(root, name)
         # The directory entries tell folders and links apart without a stat per file
         # (1.28 M of them on a network file system).
-        entries = sorted((e for e in os.scandir(folder)
-                          if e.name.lower().endswith(IMAGE_EXTENSIONS)), key=lambda e: e.name)
+        entries = sorted((e for e in os.scandir(folder) if not _hidden(e.name)
+                          and e.name.lower().endswith(IMAGE_EXTENSIONS)), key=lambda e: e.name)
         if not entries:
             raise ValueError(f"{folder}: class folder holds no images "
                              f"({', '.join(IMAGE_EXTENSIONS)})")
@@ -353,7 +366,9 @@ def load_streamed_folder(path, image_size=None, test_fraction=0.2, seed=0, listi
     frame = None
     if image_size is None:
         sizes = sampled_sizes(x)
-        frame = sizes.pop() if len(sizes) == 1 else None
+        if len(sizes) == 1:
+            h, w, c = sizes.pop()
+            frame = (h, w, folder_channels(c))
     if augmentation is None:
         augmentation = FOLDER_AUGMENTATION if frame else augment_lib.RESIZED_CROP_FLIP
     return StreamedData(name="folder:" + path, num_classes=len(names), class_names=names,

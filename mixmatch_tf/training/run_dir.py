@@ -45,6 +45,13 @@ CKPT_DIR = "ckpt"
 # Folder inside ckpt/ where unreadable checkpoints are moved (never deleted).
 UNREADABLE_DIR = "unreadable"
 
+# run.json's format: 2 writes every identity key below and "format"; a run.json
+# without "format" was written by an older version, which wrote at least
+# LEGACY_REQUIRED (the keys of the first version; later ones are compared where present).
+RUN_FORMAT = 2
+LEGACY_REQUIRED = ("method", "config", "dataset", "seed", "noise_type", "noise_rate",
+                   "label_set", "normalization_kind", "sync_bn", "image_shape", "num_classes",
+                   "class_names", "normalization")
 # Run settings that define what is trained; a resume must not change them.
 IDENTITY_KEYS = ("method", "config", "dataset", "seed", "noise_type", "noise_rate",
                  "label_set", "normalization_kind", "sync_bn", "precision", "num_classes",
@@ -221,6 +228,13 @@ def _checkpoint_problem(prefix):
     return None
 
 
+def checkpoint_numbers(ckpt_dir):
+    """The numbers of the checkpoints whose files are in ``ckpt_dir`` (intact or not)."""
+    if not os.path.isdir(ckpt_dir):
+        return set()
+    return {int(m.group(1)) for m in map(_CKPT_FILE.match, os.listdir(ckpt_dir)) if m}
+
+
 def find_checkpoint(ckpt_dir, repair=False):
     """The newest intact checkpoint of ``ckpt_dir`` (its prefix), or None if there is none.
 
@@ -240,7 +254,7 @@ def find_checkpoint(ckpt_dir, repair=False):
     """
     if not os.path.isdir(ckpt_dir):
         return None
-    numbers = {int(m.group(1)) for m in map(_CKPT_FILE.match, os.listdir(ckpt_dir)) if m}
+    numbers = checkpoint_numbers(ckpt_dir)
     state_file = os.path.join(ckpt_dir, "checkpoint")
     state_problem = None
     if os.path.exists(state_file):
@@ -293,7 +307,13 @@ def _repair(ckpt_dir, chosen, broken, kept):
             shutil.rmtree(os.path.join(ckpt_dir, name), ignore_errors=True)
     paths = [os.path.join(ckpt_dir, f"ckpt-{n}") for n in kept
              if os.path.exists(os.path.join(ckpt_dir, f"ckpt-{n}.index"))]
-    tf.compat.v1.train.update_checkpoint_state(ckpt_dir, chosen, paths)
+    # With the times the CheckpointManager reads, --keep_checkpoints holds after the
+    # rewrite: a state file without them makes it keep every checkpoint it finds
+    # (it deletes only those saved after its "last preserved" time).
+    times = [os.path.getmtime(p + ".index") for p in paths]
+    tf.compat.v1.train.update_checkpoint_state(
+        ckpt_dir, chosen, paths, all_model_checkpoint_timestamps=times,
+        last_preserved_timestamp=min(times, default=0.0) - 1.0)
 
 
 # ---------------------------------------------------------------- the folder
@@ -326,8 +346,38 @@ class RunDir:
 
     # -- identity -----------------------------------------------------------
     def saved_settings(self):
-        """The settings in run.json, or None for a new run."""
-        return self.read_json(RUN_FILE)
+        """The settings in run.json, or None for a new run.
+
+        Raises:
+          RunFolderError: run.json is unreadable, is not a run's settings or lacks
+            a key its format always holds; or it is missing (or null) while the
+            folder holds checkpoints -- a run whose identity is lost is never
+            resumed under whatever settings are given now.
+        """
+        path = self.path(RUN_FILE)
+        saved = self.read_json(RUN_FILE)
+        fix = ("restore it from a copy (or the original run's settings), or use a new "
+               "--model_dir")
+        if saved is None:
+            held = checkpoint_numbers(self.ckpt_dir)
+            if held:
+                what = "is missing" if not os.path.exists(path) else "holds null"
+                raise RunFolderError(
+                    f"{path} {what}, but {self.ckpt_dir} holds checkpoints (ckpt-{max(held)}) "
+                    f"of the run it describes: a resume cannot tell what they are; {fix}")
+            return None
+        if not isinstance(saved, dict):
+            raise RunFolderError(f"{path} holds a {type(saved).__name__}, not a run's settings "
+                                 f"(a JSON object); {fix}")
+        required = (IDENTITY_KEYS + ("normalization",) if "format" in saved
+                    else LEGACY_REQUIRED)
+        missing = [k for k in required if k not in saved]
+        if missing or not isinstance(saved.get("config"), dict):
+            what = (f"lacks {', '.join(repr(k) for k in missing)}" if missing
+                    else "has no config object")
+            raise RunFolderError(f"{path} {what}, which every run.json of its format holds; "
+                                 f"{fix}")
+        return saved
 
     def resume_or_new(self, settings, data):
         """(saved settings or None, the run's Normalization); a resume is checked first.
@@ -360,7 +410,7 @@ class RunDir:
     def settings(self, method_name, config, data, run, data_dir):
         """The run.json settings of a run (before its normalisation is known)."""
         return {
-            "method": method_name, "config": config.to_dict(),
+            "format": RUN_FORMAT, "method": method_name, "config": config.to_dict(),
             "dataset": data.name, "seed": run.seed, "noise_type": run.noise_type,
             "noise_rate": run.noise_rate, "label_set": run.label_set,
             "normalization_kind": run.normalization, "sync_bn": run.sync_bn,
