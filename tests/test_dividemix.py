@@ -219,7 +219,7 @@ def test_dividemix_killed_mid_epoch_resumes_with_its_division(tmp_path):
     later co-divide would match too; several epochs of diagnostics are checked above)."""
     args = ["scripts/train.py", "--method=dividemix", "--dataset=digits", "--epochs=2",
             "--warmup_epochs=1", "--min_steps_per_epoch=10", "--checkpoint_every=7",
-            "--noise_type=sym", "--noise_rate=0.5", "--seed=1"]
+            "--noise_type=sym", "--noise_rate=0.5", "--seed=1", "--precision=float32"]
     killed = tmp_path / "killed"
     # The uninterrupted run and the one to kill start together (two cores, two processes).
     full_log = open(tmp_path / "full.log", "w")

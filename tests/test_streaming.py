@@ -435,7 +435,8 @@ def test_auto_streams_a_large_tfds_set_unless_it_has_splits_only_memory_reads(tm
 def _train_args(folder, **extra):
     args = {"method": "mixup", "dataset": f"folder:{folder}", "model": "small_cnn",
             "image_size": 16, "batch_size": 6, "train_steps": 4, "checkpoint_every": 2,
-            "steps_per_call": 2, "eval_every": 4, "eval_batch_size": 6, "seed": 2}
+            "steps_per_call": 2, "eval_every": 4, "eval_batch_size": 6, "seed": 2,
+            "precision": "float32"}  # one precision for runs compared across processes
     args.update(extra)
     return ["scripts/train.py"] + [f"--{k}={v}" for k, v in args.items()]
 

@@ -136,7 +136,8 @@ def test_resume_refuses_other_settings(tmp_path, erm_run, one_replica, digits):
 def test_killed_run_resumes_and_ends_where_an_uninterrupted_run_ends(tmp_path):
     args = ["scripts/train.py", "--method=mixup", "--dataset=digits", "--train_steps=200",
             "--checkpoint_every=50", "--steps_per_call=10", "--noise_type=sym",
-            "--noise_rate=0.3", "--seed=3"]
+            "--noise_rate=0.3", "--seed=3", "--precision=float32"]
+    # (one precision for both: each process runs auto's speed probe beside the other)
     # The uninterrupted run and the one to kill start together (two cores, two processes).
     full_log = open(tmp_path / "full.log", "w")
     full = subprocess.Popen([sys.executable] + args + [f"--model_dir={tmp_path / 'full'}"],
