@@ -18,6 +18,8 @@ from mixmatch_tf.models import model_names
 from mixmatch_tf.training import strategy as strategy_lib
 
 FLAGS = flags.FLAGS
+# Logical CPU devices --cpu_replicas may split one process into (1000 aborted natively).
+MAX_CPU_REPLICAS = 64
 def define_run_flags():
     flags.DEFINE_string("method", "mixup", f"Method: {', '.join(method_names())}.")
     flags.DEFINE_string("dataset", "digits",
@@ -184,8 +186,9 @@ def validate_names():
     model = FLAGS["model"].value if "model" in FLAGS else None
     if model is not None and model not in model_names():
         usage_error("model", f"unknown model; valid: {', '.join(model_names())}")
-    if FLAGS.cpu_replicas < 0:
-        usage_error("cpu_replicas", "must be >= 0")
+    if not 0 <= FLAGS.cpu_replicas <= MAX_CPU_REPLICAS:
+        usage_error("cpu_replicas", f"must be in [0, {MAX_CPU_REPLICAS}] (logical CPU devices "
+                    "of one process; each is a thread pool)")
     if FLAGS.image_size is not None and FLAGS.image_size < 1:
         usage_error("image_size", "must be >= 1")
 

@@ -12,11 +12,13 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as mixmatch_tf/__init__.p
 def one_line_errors(main):
     """Wraps an absl ``main``: a data or configuration error is one line, not a traceback.
 
-    Errors about the user's input (ValueError -- every loader's and config check's
-    error is one -- and missing or unreadable files) are printed to stderr as
-    ``error: <message>`` (the message names the file or flag, the value and what
-    is valid) and the script exits with status 1. ``--verbosity=1`` (``-v 1``)
-    shows the traceback instead, for a bug report.
+    Errors about the user's input or machine (``_user_error``: ValueError -- every
+    loader's and config check's error is one --, missing or unreadable files, a run
+    folder that cannot be used, a diverging loss, memory or disk running out) are
+    printed to stderr as ``error: <message>`` (the message names the file or flag,
+    the value and what is valid) and the script exits with status 1; any other
+    error is a bug and keeps its traceback. ``--verbosity=1`` (``-v 1``) shows the
+    traceback of every error, for a bug report.
     """
     import functools
 
@@ -24,10 +26,34 @@ def one_line_errors(main):
     def wrapped(argv):
         try:
             return main(argv)
-        except (ValueError, OSError) as e:
+        except Exception as e:  # noqa: BLE001 -- sorted below: the user's, or a bug
             from absl import logging
-            if logging.level_debug():
+            message = _user_error(e)
+            if message is None or logging.level_debug():
                 raise
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {message}", file=sys.stderr)
             sys.exit(1)
     return wrapped
+
+
+def _user_error(error):
+    """The one line of an error the user's input or machine caused, else None (a bug:
+    its traceback is shown). Besides ValueError and OSError: a run folder that cannot
+    be used, a loss that went NaN (the settings diverge), memory or disk running out,
+    a folder that may not be written."""
+    import tensorflow as tf
+    from mixmatch_tf.training import RunFolderError
+    if isinstance(error, tf.errors.ResourceExhaustedError):
+        return f"out of memory or disk space: {_first_line(error.message)}"
+    if isinstance(error, tf.errors.PermissionDeniedError):
+        return f"permission denied: {_first_line(error.message)}"
+    if isinstance(error, MemoryError):
+        return f"out of memory ({_first_line(str(error)) or 'MemoryError'})"
+    if isinstance(error, (ValueError, OSError, RunFolderError, FloatingPointError)):
+        return str(error)  # written for the user (a how-to may follow on more lines)
+    return None
+
+
+def _first_line(text):
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    return lines[0] if lines else ""

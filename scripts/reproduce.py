@@ -11,6 +11,7 @@ and the paper's number beside ours where the paper has one.
 import _setup  # noqa: F401
 import os
 import shlex
+import signal
 import sys
 
 from absl import app, flags, logging
@@ -40,11 +41,20 @@ def main(argv):
     except ValueError:
         raise app.UsageError(f"Invalid flag --seeds={','.join(FLAGS.seeds)}: must be integers "
                              "like 0,1,2") from None
+    if not seeds:
+        raise app.UsageError("Invalid flag --seeds=: give at least one seed, like 0,1,2")
     if FLAGS.jobs < 1:
         raise app.UsageError(f"Invalid flag --jobs={FLAGS.jobs}: must be >= 1")
     suite = SUITES[FLAGS.suite]
     output_dir = FLAGS.output_dir or os.path.join("runs", "reproduce", suite.name)
-    os.makedirs(output_dir, exist_ok=True)
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        probe = os.path.join(output_dir, f".write_test.{os.getpid()}")
+        open(probe, "w").close()
+        os.remove(probe)
+    except OSError as e:
+        raise app.UsageError(f"Invalid flag --output_dir={output_dir}: cannot write there "
+                             f"({e.strerror or e}); give a writable folder") from None
     command = " ".join(["python scripts/reproduce.py"] + [shlex.quote(a) for a in sys.argv[1:]])
     if suite.experiment is not None:
         text = suite.experiment(output_dir, seeds, jobs=FLAGS.jobs)
@@ -71,5 +81,12 @@ def main(argv):
         sys.exit(1)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 if __name__ == "__main__":
+    # SIGTERM (a scheduler, `kill`) stops the suite as Ctrl-C does: the running
+    # train.py processes get it too and are waited for; a re-run continues them.
+    signal.signal(signal.SIGTERM, _interrupt)
     app.run(main)

@@ -111,6 +111,28 @@ CASES = [
      "Invalid flag --seed=-1: must be in [0, 2**32 - 1], got -1"),
     ("flag_seed_too_large", lambda e: parse([f"--seed={2 ** 32}"]), app.UsageError,
      "--seed=4294967296: must be in [0, 2**32 - 1]"),
+    # ------------------------------------------------ every setting in its declared interval
+    ("dividemix_negative_lr_decay_factor",
+     lambda e: parse(["--method=dividemix", "--lr_decay_factor=-5"]), app.UsageError,
+     "Invalid flag --lr_decay_factor=-5.0: must be in (0, 1], got -5.0"),
+    ("mixup_alpha_overflows_float32", lambda e: parse(["--mixup_alpha=1e39"]), app.UsageError,
+     "--mixup_alpha=1e+39: must be a finite number in float32"),
+    ("num_mixed_unbounded", lambda e: parse(["--num_mixed=100000"]), app.UsageError,
+     "--num_mixed=100000: must be in [2, 64], got 100000"),
+    ("train_steps_overflow", lambda e: parse([f"--train_steps={10 ** 20}"]), app.UsageError,
+     f"--train_steps={10 ** 20}: must be in [1, 1e12]"),
+    ("batch_size_huge", lambda e: parse(["--batch_size=1000000000"]), app.UsageError,
+     "--batch_size=1000000000: must be in [1, 65536]"),
+    ("unlabeled_batch_size_huge", lambda e: parse(
+        ["--method=mixmatch", "--nointerleave", "--unlabeled_batch_size=10000000"]),
+     app.UsageError, "--unlabeled_batch_size=10000000: must be in [1, 65536]"),
+    ("eval_batch_size_huge", lambda e: parse(["--eval_batch_size=1000000000"]), app.UsageError,
+     "--eval_batch_size=1000000000: must be in [1, 65536]"),
+    ("cpu_replicas_1000", lambda e: parse(["--cpu_replicas=1000"]), app.UsageError,
+     "--cpu_replicas=1000: must be in [0, 64]"),
+    ("semi_weight_decay_flips_the_kernels", lambda e: parse(
+        ["--method=mixmatch", "--weight_decay=600"]), app.UsageError,
+     "--weight_decay=600.0: weight_decay * learning_rate must be < 1"),
     # ------------------------------------------------ CSV
     ("csv_fractional_label", lambda e: sources.load_csv(e.write("d.csv", "1,2,0\n3,4,1.5\n5,6,1\n")),
      ValueError, "d.csv, line 2: label '1.5' is not a class id; class ids are whole numbers"),
@@ -132,7 +154,17 @@ CASES = [
      ValueError, "d.csv: needs at least two data rows, found 1"),
     ("csv_not_utf8", lambda e: sources.load_csv(e.write("d.csv", "1,2,\xe9\n3,4,1\n", "latin-1")),
      ValueError, "d.csv: not UTF-8 text"),
+    ("csv_label_of_a_billion", lambda e: sources.load_csv(e.write(
+        "d.csv", "1,2,0\n3,4,1000000000\n5,6,1\n")),
+     ValueError, "d.csv, line 2: label 1000000000 (at 1) would make 1000000001 classes; at most "
+                 "100000"),
     # ------------------------------------------------ npz
+    ("npz_nan_pixels", lambda e: sources.load_npz(e.npz(
+        x=np.where(np.arange(360).reshape(10, 6, 6) == 200, np.nan, 0.5), y=np.arange(10) % 2)),
+     ValueError, "['x']: image 5 has a pixel that is nan; images must be uint8 pixels 0-255"),
+    ("npz_label_of_a_billion", lambda e: sources.load_npz(e.npz(
+        x=_images(), y=np.array([0, 1, 10 ** 9] + [0] * 7))),
+     ValueError, "label 1000000000 (at 2) would make 1000000001 classes"),
     ("npz_x_test_other_size", lambda e: sources.load_npz(e.npz(
         x=_images(), y=np.arange(10) % 2, x_test=_images(4, size=5), y_test=np.zeros(4, int))),
      ValueError, "'x_test' images are [5, 5, 1] but 'x' images are [6, 6, 1]"),
@@ -482,6 +514,13 @@ SCRIPT_CASES = [
                                         "--export_dir={tmp}/export"], False,
                  "error: {tmp}/run holds no run (run.json is missing)",
                  marks=pytest.mark.slow),
+    ("reproduce_without_seeds", ["scripts/reproduce.py", "--suite=digits_noisy", "--seeds=",
+                                 "--output_dir={tmp}/suite"], False,
+     "Invalid flag --seeds=: give at least one seed, like 0,1,2"),
+    ("reproduce_into_a_file", ["scripts/reproduce.py", "--suite=digits_noisy", "--seeds=0",
+                               "--output_dir={tmp}/d.csv"], False,
+     "Invalid flag --output_dir={tmp}/d.csv: cannot write there (File exists); give a "
+     "writable folder"),
     ("traceback_with_verbosity", ["scripts/train.py", "--dataset=csv:{tmp}/d.csv", "-v", "1"],
      True, "ValueError: {tmp}/d.csv, line 2: label '1.5' is not a class id"),
 ]
@@ -508,3 +547,44 @@ def test_scripts_print_one_line_and_exit_non_zero(tmp_path, args, traceback, mes
         following = out.stderr.split(line, 1)[1].strip().splitlines()
         assert not following or following[0].startswith("Pass --helpshort"), following
     assert not (tmp_path / "run").exists() and not (tmp_path / "export").exists()
+
+
+def _setup_module():
+    import importlib.util
+    from conftest import ROOT
+    spec = importlib.util.spec_from_file_location(
+        "scripts_setup", os.path.join(ROOT, "scripts", "_setup.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_scripts_turn_every_user_caused_error_into_one_line():
+    """What the scripts print (``_setup.one_line_errors``) for errors the user's input or
+    machine causes; anything else is a bug and keeps its traceback."""
+    from mixmatch_tf.training import NonFiniteLossError, RunFolderError
+    user_error = _setup_module()._user_error
+    assert user_error(RunFolderError("runs/x/run.json holds a list")) == \
+        "runs/x/run.json holds a list"
+    assert user_error(NonFiniteLossError("loss became nan at step 3 (phase 'train'); stopped "
+                                         "without saving")).startswith("loss became nan at step 3")
+    full = tf.errors.ResourceExhaustedError(
+        None, None, "runs/x/ckpt/ckpt-4_temp/part-0; No space left on device\n\t [[{{node SaveV2}}]]")
+    assert user_error(full) == ("out of memory or disk space: runs/x/ckpt/ckpt-4_temp/part-0; "
+                                "No space left on device")
+    denied = tf.errors.PermissionDeniedError(None, None, "runs/x/ckpt; Read-only file system")
+    assert user_error(denied) == "permission denied: runs/x/ckpt; Read-only file system"
+    assert user_error(MemoryError()) == "out of memory (MemoryError)"
+    assert user_error(ValueError("a.csv, line 2: label 'x'\n  how to fix it")) == \
+        "a.csv, line 2: label 'x'\n  how to fix it"
+    assert user_error(RuntimeError("a bug")) is None
+    assert user_error(AttributeError("'list' object has no attribute 'get'")) is None
+
+
+def test_evaluate_on_a_run_json_that_is_not_a_run_says_so_in_one_line(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.json").write_text("[]")
+    out = run_script(["scripts/evaluate.py", f"--model_dir={tmp_path}/run"], timeout=300)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert (f"error: {tmp_path}/run/run.json holds a list, not a run's settings (a JSON "
+            "object); restore it") in out.stderr

@@ -18,14 +18,14 @@ CASES = [
     (["--method=mixmatchx"], "--method=mixmatchx: unknown method; valid: "),
     (["--dataset=imagenet"], "--dataset=imagenet: unknown dataset; valid: digits"),
     (["--model=vgg16"], "--model=vgg16: unknown model; valid: "),
-    (["--mixup_alpha=0"], "--mixup_alpha=0.0: must be > 0"),
+    (["--mixup_alpha=0"], "--mixup_alpha=0.0: must be in (0, 1e6], got 0.0"),
     (["--method=erm", "--mixup_alpha=2"], "--mixup_alpha=2.0: does not apply to method 'erm'"),
     (["--noise_type=sym", "--noise_rate=1.5"], "--noise_rate=1.5: must be in [0, 1]"),
     (["--noise_rate=0.5"], "--noise_rate=0.5: is 0.5 but --noise_type is not set"),
-    (["--batch_size=-4"], "--batch_size=-4: must be > 0"),
+    (["--batch_size=-4"], "--batch_size=-4: must be in [1, 65536], got -4"),
     (["--dataset=npz:/no/such/file.npz"], "file '/no/such/file.npz' does not exist"),
     (["--lr_decay_at=0.5,x"], "--lr_decay_at"),
-    (["--lr_decay_at=1.5"], "--lr_decay_at=['1.5']: must be fractions of training in (0, 1)"),
+    (["--lr_decay_at=1.5"], "--lr_decay_at=['1.5']: must be in (0, 1), got [1.5]"),
 ]
 
 
@@ -109,7 +109,7 @@ def test_the_script_exits_with_the_message_before_any_work(tmp_path):
     out = run_script(["scripts/train.py", f"--model_dir={tmp_path}/run", "--mixup_alpha=-1"],
                      timeout=120)
     assert out.returncode != 0
-    assert "Invalid flag --mixup_alpha=-1.0: must be > 0" in out.stderr
+    assert "Invalid flag --mixup_alpha=-1.0: must be in (0, 1e6], got -1.0" in out.stderr
     assert not (tmp_path / "run").exists()
 
 
@@ -412,3 +412,59 @@ def test_helpfull_shows_each_methods_help_of_every_field():
             pattern = rf"(?:^|;)(?:\w+,)*{method}(?:,\w+)*:{re.escape(shown)}"
             assert re.search(pattern, _compact(blocks.get(f.name, ""))), (
                 method, f.name, blocks.get(f.name))
+
+
+# ------------------------------------------------- every numeric setting, its interval
+def _numeric_fields():
+    """(method, field, its type: int or float) of every number or tuple of numbers."""
+    import typing
+    from flags.common import _base_type
+    out = []
+    for name in method_names():
+        config = get_method(name).Config
+        hints = typing.get_type_hints(config)
+        for f in dataclasses.fields(config):
+            typ = _base_type(hints[f.name])
+            if typ is tuple:
+                typ = float  # the tuple settings hold floats (fractions, epochs)
+            if typ in (int, float):
+                out.append((name, f, typ))
+    return out
+
+
+NUMERIC = _numeric_fields()
+
+
+def test_every_numeric_setting_declares_its_interval_and_its_default_lies_in_it():
+    assert len(NUMERIC) > 60
+    for method, f, _ in NUMERIC:
+        within = f.metadata.get("within")
+        assert within is not None, f"{method}.{f.name}: declare setting(..., within=...)"
+        values = f.default if isinstance(f.default, tuple) else (f.default,)
+        assert all(v is None or v in within for v in values), (method, f.name, f.default)
+
+
+def _outside(within, typ):
+    """Values just outside each finite bound of ``within``."""
+    low, high = (float(v) for v in str(within)[1:-1].split(","))
+    out = []
+    for bound, closed, sign in ((low, str(within)[0] == "[", -1),
+                                (high, str(within)[-1] == "]", 1)):
+        if bound in (float("inf"), float("-inf")):
+            continue
+        step = 1 if typ is int else max(1e-3 * abs(bound), 1e-9)
+        out.append(typ(bound + sign * step) if closed else typ(bound))
+    return out
+
+
+@pytest.mark.parametrize("method,field,typ", [(m, f.name, t) for m, f, t in NUMERIC],
+                         ids=[f"{m}-{f.name}" for m, f, _ in NUMERIC])
+def test_a_value_outside_the_declared_interval_is_refused_naming_it(method, field, typ):
+    from mixmatch_tf.methods import ConfigError
+    config = get_method(method).Config
+    within = next(f for f in dataclasses.fields(config) if f.name == field).metadata["within"]
+    tuple_field = isinstance(next(f for f in dataclasses.fields(config)
+                                  if f.name == field).default, tuple)
+    for value in _outside(within, typ):
+        with pytest.raises(ConfigError, match=re.escape(f"{field}: must be in {within}, got ")):
+            config(**{field: (value,) if tuple_field else value})

@@ -93,3 +93,45 @@ def test_mixup_ablation_has_the_five_latent_layer_rows():
                 assert f"--mix_layer={k}\n" in f.read() + "\n", preset
     digits = {dict(s.flags).get("mix_layer") for s in SUITES["mixup_ablation_digits"].make_runs([0])}
     assert digits == {None, "1", "2"}
+
+
+def _processes_mentioning(text):
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if text.encode() in f.read():
+                    pids.append(int(pid))
+        except OSError:
+            pass
+    return pids
+
+
+def test_sigterm_stops_the_suite_and_its_runs_and_keeps_their_checkpoints(tmp_path):
+    """SIGTERM to reproduce.py reaches its train.py children, which it waits for: none is
+    left running orphaned, and the interrupted run keeps its checkpoints to resume from."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from conftest import ROOT
+    out = tmp_path / "suite"
+    cmd = [sys.executable, "scripts/reproduce.py", "--suite=digits_noisy", "--seeds=0",
+           "--jobs=1", "--only=erm--sym-20", f"--output_dir={out}",
+           "--train_flags=--checkpoint_every=20 --steps_per_call=10"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    deadline = time.time() + 300
+    ckpt_dir = out / "runs" / "erm--sym-20--seed0" / "ckpt"
+    while not (ckpt_dir.exists() and any(n.endswith(".index") for n in os.listdir(ckpt_dir))):
+        assert proc.poll() is None and time.time() < deadline, proc.stdout.read()[-2000:]
+        time.sleep(0.05)
+    children = [p for p in _processes_mentioning(str(out)) if p != proc.pid]
+    assert children, "no train.py child found"
+    proc.send_signal(signal.SIGTERM)
+    text = proc.communicate(timeout=120)[0]
+    assert proc.returncode != 0 and "interrupted: finished runs are kept" in text
+    assert not [p for p in children if os.path.exists(f"/proc/{p}")
+                and open(f"/proc/{p}/stat").read().split(")")[-1].split()[0] != "Z"]
+    assert not (out / "runs" / "erm--sym-20--seed0" / "metrics.json").exists()
+    assert any(n.endswith(".index") for n in os.listdir(ckpt_dir))  # what a re-run resumes

@@ -3,6 +3,7 @@ kills, and unreadable files -- each done for real to a run of ERM on the digits.
 import dataclasses
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -374,3 +375,74 @@ def test_keep_checkpoints_holds_across_chunks_kills_and_repairs(tmp_path, one_re
         seen.append(_checkpoints(folder))
         assert len(seen[-1]) <= 2, seen
     assert seen[-1] == [45, 50] and os.path.exists(folder / "metrics.json")
+
+
+# ------------------------------------------------------------ damaged run files
+@pytest.mark.parametrize("damage,message", [
+    ("truncated", "noisy_labels.npz is unreadable"),
+    ("not_a_zip", "noisy_labels.npz is unreadable"),
+    ("no_labels", "'labels' must hold"),
+    ("out_of_range", "'labels' must be class ids in [0, 10)"),
+])
+def test_a_damaged_noisy_labels_file_is_named_before_any_step(tmp_path, one_replica, digits,
+                                                               damage, message):
+    run = {"noise_type": "sym", "noise_rate": 0.5}
+    make(tmp_path, one_replica, digits, run=run, train_steps=1).fit()
+    path = tmp_path / "noisy_labels.npz"
+    with np.load(path) as f:
+        arrays = dict(f)
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:100])
+    elif damage == "not_a_zip":
+        path.write_bytes(b"not a zip file at all")
+    else:
+        if damage == "no_labels":
+            del arrays["labels"]
+        else:
+            arrays["labels"][3] = 10 ** 9
+        np.savez(path, **arrays)
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path}/") + ".*" + re.escape(message)):
+        make(tmp_path, one_replica, digits, run=run, train_steps=1)
+
+
+@pytest.mark.parametrize("damage,message", [
+    ("not_a_zip", "labeled_indices.npz is unreadable"),
+    ("out_of_range", "'indices' must be training indices in [0, 1297)"),
+    ("repeated", "'indices' holds an index twice"),
+])
+def test_a_damaged_labeled_split_is_named_before_any_step(tmp_path, one_replica, digits,
+                                                          damage, message):
+    from mixmatch_tf.methods import ConfigError
+    kwargs = dict(method="supervised", num_labeled=20, train_steps=1, eval_every=1)
+    make(tmp_path, one_replica, digits, **kwargs).fit()
+    path = tmp_path / "labeled_indices.npz"
+    with np.load(path) as f:
+        arrays = dict(f)
+    if damage == "not_a_zip":
+        path.write_bytes(b"PK\x03\x04 broken")
+    else:
+        arrays["indices"][0] = 10 ** 6 if damage == "out_of_range" else arrays["indices"][1]
+        np.savez(path, **arrays)
+    with pytest.raises(ConfigError, match=re.escape(f"{tmp_path}/") + ".*" + re.escape(message)):
+        make(tmp_path, one_replica, digits, **kwargs)
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '{"pid": 1000000000000000000000000000000, '
+                                     '"host": "' + socket.gethostname() + '"}', "{}", "null"])
+def test_a_lock_file_that_names_no_live_holder_is_taken_over(trained, one_replica, digits,
+                                                             content, caplog):
+    (trained / "lock").write_text(content)
+    tr = make(trained, one_replica, digits)  # the finished run: fit takes the lock
+    assert tr.fit()["complete"] is True
+    assert "Taking over the lock" in caplog.text and not (trained / "lock").exists()
+
+
+def test_a_config_key_no_method_has_is_named(trained, one_replica, digits):
+    settings = json.load(open(trained / "run.json"))
+    settings["config"]["mixup_alphaa"] = 2.0  # hand-edited
+    (trained / "run.json").write_text(json.dumps(settings))
+    with pytest.raises(RunFolderError, match="config holds 'mixup_alphaa', not a setting of "
+                                             "method 'erm'"):
+        load_run(str(trained), strategy=one_replica, data=digits)
+    with pytest.raises(ConfigError, match=r"config\.mixup_alphaa=2\.0, not None"):
+        make(trained, one_replica, digits)

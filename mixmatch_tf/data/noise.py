@@ -99,5 +99,14 @@ def noisy_labels_for_run(dataset, noise_type, rate, seed, model_dir):
         noisy = make_noisy_labels(dataset.train_labels, dataset.num_classes, noise_type, rate,
                                   seed, mapping)
         return {"labels": noisy, "clean_labels": dataset.train_labels}
+    def check(arrays):
+        labels = arrays.get("labels")
+        if labels is None or labels.shape != (dataset.num_train,):
+            return (f"'labels' must hold {dataset.num_train} labels, got "
+                    f"{'none' if labels is None else list(labels.shape)}")
+        if not np.issubdtype(labels.dtype, np.integer) or labels.min(initial=0) < 0 \
+                or labels.max(initial=0) >= dataset.num_classes:
+            return f"'labels' must be class ids in [0, {dataset.num_classes})"
+        return None
     return load_or_make(os.path.join(model_dir, NOISE_FILE), settings, make,
-                        "use a new --model_dir or the original noise flags")["labels"]
+                        "use a new --model_dir or the original noise flags", check)["labels"]

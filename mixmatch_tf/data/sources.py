@@ -303,6 +303,11 @@ def _check_images(images, where):
         raise ValueError(f"{where}: images must be [N, H, W] or [N, H, W, C] with C in "
                          f"1, 3, 4; got shape {images.shape}")
     if images.dtype != np.uint8:
+        if np.issubdtype(images.dtype, np.floating) and not np.all(np.isfinite(images)):
+            i = int(np.flatnonzero(~np.isfinite(images).all(axis=(1, 2, 3)))[0])
+            bad = images[i][~np.isfinite(images[i])][0]
+            raise ValueError(f"{where}: image {i} has a pixel that is {bad}; images must be "
+                             "uint8 pixels 0-255")
         if not np.issubdtype(images.dtype, np.integer):
             raise ValueError(
                 f"{where}: images must be uint8 pixels 0-255, got dtype {images.dtype} "
@@ -315,6 +320,23 @@ def _check_images(images, where):
                              f"(min {images[i].min()}, max {images[i].max()})")
         images = images.astype(np.uint8)
     return images
+
+
+# Classes a data set may have when its labels number them (ImageNet-21k has 21,841):
+# a larger id is a typo that would build a classifier head of that many outputs.
+MAX_CLASSES = 100_000
+
+
+def numbered_classes(labels, where):
+    """Class names "0".."max" of labels that number the classes, checked to be few
+    enough to be real."""
+    top = int(np.max(labels)) if len(labels) else 0
+    if top >= MAX_CLASSES:
+        index = int(np.argmax(labels))
+        raise ValueError(f"{where}: label {top} (at {index}) would make {top + 1} classes; at "
+                         f"most {MAX_CLASSES} are supported (class ids are 0..C-1: is it a "
+                         "typo?)")
+    return tuple(str(i) for i in range(max(0, top) + 1))
 
 
 def check_labels(labels, num_classes, where):
@@ -433,7 +455,7 @@ def load_npz(path, test_fraction=FOLDER_TEST_FRACTION, seed=0):
         class_names = _npz_class_names(arrays, path)
     else:
         y_all = np.concatenate([np.ravel(arrays["y"]), np.ravel(arrays.get("y_test", []))])
-        class_names = tuple(str(i) for i in range(max(0, int(np.max(y_all))) + 1))
+        class_names = numbered_classes(y_all, f"{path} ['y', 'y_test'] (index into both)")
     c = len(class_names)
     x_rank = np.asarray(arrays["x"]).ndim
     if "x_test" in arrays:
@@ -690,7 +712,8 @@ def load_csv(path, test_fraction=FOLDER_TEST_FRACTION, seed=0):
                 raise ValueError(f"{path}, line {line}: label {v!r} is not a class id; class "
                                  "ids are whole numbers >= 0 (or use class names)")
         y = np.asarray([int(float(v)) for _, v in raw], np.int64)
-        names = [str(i) for i in range(int(y.max()) + 1)]
+        top = int(np.argmax(y))
+        names = list(numbered_classes(y, f"{path}, line {raw[top][0]}"))
     else:
         names = sorted({v for _, v in raw})
         index = {n: i for i, n in enumerate(names)}

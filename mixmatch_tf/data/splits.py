@@ -109,6 +109,17 @@ def labeled_split_for_run(labels, num_labeled, num_classes, seed, model_dir, fol
             return {"indices": np.asarray(fold[1], np.int64)}
         return {"indices": labeled_subset(labels, num_labeled, num_classes, seed)}
 
+    def check(arrays):
+        indices = arrays.get("indices")
+        if indices is None or indices.ndim != 1 or not len(indices):
+            return "'indices' must be a vector of training indices"
+        if not np.issubdtype(indices.dtype, np.integer) or indices.min() < 0 \
+                or indices.max() >= len(labels):
+            return f"'indices' must be training indices in [0, {len(labels)})"
+        if len(np.unique(indices)) != len(indices):
+            return "'indices' holds an index twice"
+        return None
     return load_or_make(
         os.path.join(model_dir, SPLIT_FILE), settings, make,
-        "use a new --model_dir or the original --num_labeled, --seed and --label_fold")["indices"]
+        "use a new --model_dir or the original --num_labeled, --seed and --label_fold",
+        check)["indices"]

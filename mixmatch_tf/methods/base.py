@@ -55,8 +55,13 @@ def check(condition, field, message):
         raise ConfigError(field, message)
 
 
+# Float settings are used as float32 in the graph: a value beyond this is infinite there.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def check_finite(config):
-    """Refuses a NaN or infinite float field (or tuple element) of a dataclass config.
+    """Refuses a NaN or infinite float field (or tuple element) of a dataclass config,
+    and one that is finite in Python's float64 but not in float32 (1e39).
 
     Every ``> 0`` or ``>= 0`` check accepts infinity, and NaN slips through checks
     written as ``not (x < 0)``; an infinite Beta parameter makes the sampler loop
@@ -69,6 +74,57 @@ def check_finite(config):
         for v in values:
             if isinstance(v, float) and not math.isfinite(v):
                 raise ConfigError(f.name, f"must be a finite number, got {value!r}")
+            if isinstance(v, float) and abs(v) > FLOAT32_MAX:
+                raise ConfigError(f.name, f"must be a finite number in float32, where the "
+                                  f"graph uses it (|x| <= {FLOAT32_MAX:.4g}), got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Interval:
+    """The values a numeric setting means what it says for, as written in its help:
+    ``"(0, 1]"``, ``"[0, inf)"``, ``"[1, 65536]"``; brackets include the bound,
+    parentheses exclude it. Upper bounds of resource-sized settings (batch sizes,
+    steps, examples mixed) are what a machine can hold: past them a run would
+    exhaust memory or never finish a step."""
+    text: str
+
+    def __post_init__(self):
+        try:
+            low, high = self.text[1:-1].split(",")
+            float(low), float(high)
+        except ValueError:
+            raise ValueError(f"interval {self.text!r}: write it as [a, b], (a, b], ...") from None
+        if self.text[0] not in "[(" or self.text[-1] not in "])":
+            raise ValueError(f"interval {self.text!r}: write it as [a, b], (a, b], ...")
+
+    def __contains__(self, value):
+        low, high = (float(v) for v in self.text[1:-1].split(","))
+        above = value >= low if self.text[0] == "[" else value > low
+        below = value <= high if self.text[-1] == "]" else value < high
+        return above and below
+
+    def __str__(self):
+        return self.text
+
+
+def bounded(default, within):
+    """A dataclass field (of a config without flag help, ``RunConfig``) that must lie
+    in ``within`` (an ``Interval``'s text), checked by ``check_ranges``."""
+    return dataclasses.field(default=default, metadata={"within": Interval(within)})
+
+
+def check_ranges(config):
+    """Refuses a field (or tuple element) of a dataclass config outside the interval
+    its ``setting(..., within=)`` declares; None (not set) passes."""
+    for f in dataclasses.fields(config):
+        within = f.metadata.get("within")
+        value = getattr(config, f.name)
+        if within is None or value is None:
+            continue
+        for v in (value if isinstance(value, tuple) else (value,)):
+            if v not in within:
+                shown = list(value) if isinstance(value, tuple) else value
+                raise ConfigError(f.name, f"must be in {within}, got {shown!r}")
 
 
 def check_fits(config, image_shape, num_replicas, named_model=True):
@@ -116,14 +172,19 @@ def get_method(name):
 _UNCHANGED = object()
 
 
-def setting(default, help_text, before=_UNCHANGED):
+def setting(default, help_text, before=_UNCHANGED, within=None):
     """A Config field with its help text (the flag's help, per method).
 
     ``before``: for a setting added after runs were trained without it, the value
     those runs behaved as (when it is not ``default``): a run folder whose config
     lacks the field resumes only with that value (``legacy_values``).
+    ``within``: for a number (or a tuple of numbers), the ``Interval`` it must lie
+    in, e.g. ``"(0, 1]"``; every numeric setting declares one (tested), and
+    ``check_ranges`` refuses a value outside it before any work.
     """
     metadata = {"help": help_text}
+    if within is not None:
+        metadata["within"] = Interval(within)
     if before is not _UNCHANGED:
         metadata["before"] = before
     return dataclasses.field(default=default, metadata=metadata)
@@ -140,23 +201,20 @@ class TrainConfig:
     """Fields every method has. Subclasses change defaults and add their own."""
     model: Optional[str] = setting(None, "network name; None: the method's or data set's "
                                    "default")
-    batch_size: int = setting(128, "global batch size")
-    learning_rate: float = setting(0.1, "base learning rate")
-    weight_decay: float = setting(1e-4, "weight decay (its form is the method's)")
-    epochs: float = setting(200.0, "training length in passes over the training set")
-    train_steps: Optional[int] = setting(None, "training length in steps; overrides epochs")
-    eval_every: Optional[int] = setting(None, "steps between evaluations; None: one epoch")
+    batch_size: int = setting(128, "global batch size", within="[1, 65536]")
+    learning_rate: float = setting(0.1, "base learning rate", within="(0, inf)")
+    weight_decay: float = setting(1e-4, "weight decay (its form is the method's)",
+                                  within="[0, inf)")
+    epochs: float = setting(200.0, "training length in passes over the training set",
+                            within="(0, 1e6]")
+    train_steps: Optional[int] = setting(None, "training length in steps; overrides epochs",
+                                         within="[1, 1e12]")
+    eval_every: Optional[int] = setting(None, "steps between evaluations; None: one epoch",
+                                        within="[1, 1e12]")
 
     def __post_init__(self):
         check_finite(self)
-        check(self.batch_size > 0, "batch_size", f"must be > 0, got {self.batch_size}")
-        check(self.learning_rate > 0, "learning_rate", f"must be > 0, got {self.learning_rate}")
-        check(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
-        check(self.epochs > 0, "epochs", f"must be > 0, got {self.epochs}")
-        check(self.train_steps is None or self.train_steps > 0, "train_steps",
-              f"must be > 0, got {self.train_steps}")
-        check(self.eval_every is None or self.eval_every > 0, "eval_every",
-              f"must be > 0, got {self.eval_every}")
+        check_ranges(self)
 
     def to_dict(self):
         return {k: (list(v) if isinstance(v, tuple) else v)

@@ -47,36 +47,35 @@ from mixmatch_tf.methods.base import Method, Phase, TrainConfig, check, register
 @dataclasses.dataclass(frozen=True)
 class Config(TrainConfig):
     batch_size: int = setting(128, "examples per step; both networks see the same batch "
-                              "(official: 128)")
+                              "(official: 128)", within="[1, 65536]")
     learning_rate: float = setting(0.001, "Adam learning rate before its linear decay "
-                                   "(official: 0.001)")
-    weight_decay: float = setting(0.0, "coupled (L2) weight decay; the official code uses none")
+                                   "(official: 0.001)", within="(0, inf)")
+    weight_decay: float = setting(0.0, "coupled (L2) weight decay; the official code uses none",
+                                  within="[0, inf)")
     epochs: float = setting(200.0, "n_epoch of the official code, a whole number >= 2: epoch 0 "
-                            "only evaluates, so epochs - 1 passes are trained (official: 200)")
+                            "only evaluates, so epochs - 1 passes are trained (official: 200)",
+                            within="[2, 1e6]")
     train_steps: Optional[int] = setting(None, "stop after this many steps; the schedules stay "
-                                         "those of --epochs epochs; None: train all epochs")
+                                         "those of --epochs epochs; None: train all epochs",
+                                         within="[1, 1e12]")
     forget_rate: Optional[float] = setting(None, "final fraction of large-loss examples each "
-                                           "network drops, in [0, 1); None: the noise rate")
+                                           "network drops, in [0, 1); None: the noise rate",
+                                           within="[0, 1)")
     num_gradual: int = setting(10, "epochs over which the forget rate grows linearly from 0 "
-                               "(T_k of the paper; official: 10)")
+                               "(T_k of the paper; official: 10)", within="[0, 1e6]")
     exponent: float = setting(1.0, "c of the schedule, > 0: the linear growth ends at "
-                              "forget_rate ** c, then forget_rate (official: 1)")
+                              "forget_rate ** c, then forget_rate (official: 1)", within="(0, 1e6]")
     lr_decay_start: float = setting(0.4, "fraction of the epochs, in [0, 1), after which the "
                                     "learning rate decays linearly towards 0 and Adam's "
                                     "beta_1 drops to 0.1 (official epoch_decay_start: 80 of "
-                                    "200)")
+                                    "200)", within="[0, 1)")
     augment: bool = setting(False, "random crop (+ flip where valid); off as in the official "
                             "code, which trains on the raw images")
 
     def __post_init__(self):
         super().__post_init__()
-        check(self.forget_rate is None or 0 <= self.forget_rate < 1, "forget_rate",
-              f"must be in [0, 1), got {self.forget_rate}")
-        check(self.epochs == int(self.epochs) and self.epochs >= 2, "epochs",
+        check(self.epochs == int(self.epochs), "epochs",
               f"must be a whole number >= 2 (epoch 0 only evaluates), got {self.epochs}")
-        check(self.num_gradual >= 0, "num_gradual", "must be >= 0")
-        check(self.exponent > 0, "exponent", f"must be > 0, got {self.exponent}")
-        check(0 <= self.lr_decay_start < 1, "lr_decay_start", "must be in [0, 1)")
 
 
 # beta_1 of Adam before and after epoch_decay_start (main.py: mom1, mom2).

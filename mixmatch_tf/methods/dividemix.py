@@ -74,34 +74,41 @@ HIST_BINS = 20
 class Config(TrainConfig):
     """CIFAR-10 settings of the official code; per-setting values are in the presets."""
     batch_size: int = setting(64, "labeled examples per step, and as many unlabeled ones "
-                              "(official: 64)")
+                              "(official: 64)", within="[1, 65536]")
     warmup_batch_size: int = setting(128, "examples per warm-up step and network "
-                                     "(official: 128)")
+                                     "(official: 128)", within="[1, 65536]")
     learning_rate: float = setting(0.02, "SGD learning rate, times lr_decay_factor at each "
-                                   "lr_decay_at (official: 0.02)")
-    momentum: float = setting(0.9, "SGD momentum (official: 0.9)")
+                                   "lr_decay_at (official: 0.02)", within="(0, inf)")
+    momentum: float = setting(0.9, "SGD momentum (official: 0.9)", within="[0, 1)")
     weight_decay: float = setting(5e-4, "coupled (PyTorch-style L2) weight decay "
-                                  "(official: 5e-4)")
-    epochs: float = setting(300.0, "training length in epochs, warm-up included (official: 300)")
+                                  "(official: 5e-4)", within="[0, inf)")
+    epochs: float = setting(300.0, "training length in epochs, warm-up included (official: 300)",
+                            within="(0, 1e6]")
     train_steps: Optional[int] = setting(None, "not used: DivideMix trains by epochs, whose "
-                                         "steps depend on each division; use --epochs")
+                                         "steps depend on each division; use --epochs",
+                                         within="[1, 1e12]")
     warmup_epochs: float = setting(10.0, "epochs of cross-entropy warm-up on all noisy labels, "
-                                   "in [0, epochs) (paper: CIFAR-10 10, CIFAR-100 30)")
+                                   "in [0, epochs) (paper: CIFAR-10 10, CIFAR-100 30)",
+                                   within="[0, 1e6]")
     lr_decay_at: tuple = setting((0.5,), "fractions of the epochs, in (0, 1), at which the "
                                  "learning rate is multiplied by lr_decay_factor (official: "
-                                 "epoch 150 of 300)")
-    lr_decay_factor: float = setting(0.1, "learning-rate multiplier at each lr_decay_at")
+                                 "epoch 150 of 300)", within="(0, 1)")
+    lr_decay_factor: float = setting(0.1, "learning-rate multiplier at each lr_decay_at",
+                                     within="(0, 1]")
     lambda_u: float = setting(25.0, "weight of the unlabeled loss L_u after its ramp-up, >= 0 "
                               "(paper, CIFAR-10: 0 at sym 20% and asym 40%, 25 at sym 50-80%, "
-                              "50 at sym 90%; CIFAR-100: 25 at sym 20%, else 150)")
+                              "50 at sym 90%; CIFAR-100: 25 at sym 20%, else 150)",
+                              within="[0, inf)")
     rampup_epochs: float = setting(16.0, "epochs after warm-up over which lambda_u ramps "
-                                   "linearly from 0 (official: 16)")
+                                   "linearly from 0 (official: 16)", within="[0, 1e6]")
     p_threshold: float = setting(0.5, "tau, in (0, 1): clean probability above which an example "
-                                 "is labeled (paper: 0.5, 0.6 at 90% noise)")
-    sharpen_temperature: float = setting(0.5, "T of Sharpen, > 0 (paper: 0.5)")
+                                 "is labeled (paper: 0.5, 0.6 at 90% noise)", within="(0, 1)")
+    sharpen_temperature: float = setting(0.5, "T of Sharpen, > 0 (paper: 0.5)",
+                                         within="[1e-3, 1e3]")
     mixup_alpha: float = setting(4.0, "alpha of Beta(alpha, alpha), the mixing weight's "
-                                 "distribution, > 0 (paper: 4)")
-    lambda_prior: float = setting(1.0, "weight of the uniform-prior penalty L_reg (paper: 1)")
+                                 "distribution, > 0 (paper: 4)", within="(0, 1e6]")
+    lambda_prior: float = setting(1.0, "weight of the uniform-prior penalty L_reg (paper: 1)",
+                                  within="[0, inf)")
     confidence_penalty: Optional[bool] = setting(None, "add the negative-entropy confidence "
                                                  "penalty during warm-up; None: on for "
                                                  "asymmetric noise only (as the official code)")
@@ -111,9 +118,11 @@ class Config(TrainConfig):
                                   "on all examples: there the clean examples of a hard class "
                                   "look noisy and leave it with few labels)")
     loss_history: int = setting(1, "epochs over which each example's normalised loss is "
-                                "averaged before the GMM, >= 1 (paper: 5 at 90% noise, else 1)")
+                                "averaged before the GMM, >= 1 (paper: 5 at 90% noise, else 1)",
+                                within="[1, 1000]")
     min_steps_per_epoch: int = setting(20, "at least this many steps per network per epoch "
-                                       "(for small data sets; none in the official code)")
+                                       "(for small data sets; none in the official code)",
+                                       within="[1, 1e6]")
     augment: bool = setting(True, "random crop (+ flip where valid)")
 
     def __post_init__(self):
@@ -122,16 +131,6 @@ class Config(TrainConfig):
               "DivideMix trains by epochs (its epochs depend on the divisions); use --epochs")
         check(0 <= self.warmup_epochs < self.epochs, "warmup_epochs",
               f"must be in [0, epochs={self.epochs}), got {self.warmup_epochs}")
-        check(0.0 < self.p_threshold < 1.0, "p_threshold", f"must be in (0, 1), got {self.p_threshold}")
-        check(self.lambda_u >= 0, "lambda_u", f"must be >= 0, got {self.lambda_u}")
-        check(self.rampup_epochs >= 0, "rampup_epochs", "must be >= 0")
-        check(self.sharpen_temperature > 0, "sharpen_temperature", "must be > 0")
-        check(self.mixup_alpha > 0, "mixup_alpha", f"must be > 0, got {self.mixup_alpha}")
-        check(self.loss_history >= 1, "loss_history", "must be >= 1")
-        check(self.min_steps_per_epoch >= 1, "min_steps_per_epoch", "must be >= 1")
-        check(self.warmup_batch_size > 0, "warmup_batch_size", "must be > 0")
-        check(all(0 < f < 1 for f in self.lr_decay_at), "lr_decay_at",
-              f"must be fractions of training in (0, 1), got {self.lr_decay_at}")
 
 
 # The bundled digits: a small CNN, ~200 warm-up steps, 40 epochs of >= 20 steps per network.

@@ -31,58 +31,45 @@ import tensorflow as tf
 from mixmatch_tf import ops
 from mixmatch_tf.data.pipeline import Stream
 from mixmatch_tf.methods import common
-from mixmatch_tf.methods.base import Method, Phase, TrainConfig, check, register, setting
+from mixmatch_tf.methods.base import Method, Phase, TrainConfig, register, setting
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(TrainConfig):
     """Paper settings (PreAct ResNet-18 on CIFAR-10)."""
-    learning_rate: float = setting(0.1, "SGD learning rate, divided by 10 at each lr_decay_at")
-    momentum: float = setting(0.9, "SGD momentum, in [0, 1) (paper: 0.9)")
+    learning_rate: float = setting(0.1, "SGD learning rate, divided by 10 at each lr_decay_at",
+                                   within="(0, inf)")
+    momentum: float = setting(0.9, "SGD momentum, in [0, 1) (paper: 0.9)", within="[0, 1)")
     weight_decay: float = setting(1e-4, "coupled (L2 added to the gradient, PyTorch-style) "
-                                  "weight decay, >= 0 (paper: 1e-4; 5e-4 also reported)")
+                                  "weight decay, >= 0 (paper: 1e-4; 5e-4 also reported)",
+                                  within="[0, inf)")
     lr_decay_at: tuple = setting((0.5, 0.75), "fractions of training, in (0, 1), at which the "
                                  "learning rate is multiplied by lr_decay_factor (paper: "
-                                 "epochs 100 and 150 of 200)")
+                                 "epochs 100 and 150 of 200)", within="(0, 1)")
     lr_decay_factor: float = setting(0.1, "learning-rate multiplier at each lr_decay_at, in "
-                                     "(0, 1] (paper: 0.1)")
+                                     "(0, 1] (paper: 0.1)", within="(0, 1]")
     lr_decay_epochs: tuple = setting((), "epochs after which the learning rate is multiplied "
                                      "by lr_decay_factor, > 0; when given, replaces "
                                      "lr_decay_at (mixup paper, ImageNet: 30,60,80 of 90 or "
-                                     "60,120,180 of 200; WRN on CIFAR: 60,120,180)")
+                                     "60,120,180 of 200; WRN on CIFAR: 60,120,180)",
+                                     within="(0, 1e6]")
     lr_warmup_epochs: float = setting(0.0, "epochs of linear learning-rate warm-up from "
                                       "lr_warmup_from to learning_rate, >= 0 (Goyal et al. "
-                                      "on ImageNet: 5)")
+                                      "on ImageNet: 5)", within="[0, 1e6]")
     lr_warmup_from: float = setting(0.0, "learning rate at the start of the warm-up, >= 0 "
-                                    "(Goyal et al.: 0.1, rising to 0.4 for batch 1,024)")
+                                    "(Goyal et al.: 0.1, rising to 0.4 for batch 1,024)",
+                                    within="[0, inf)")
     weight_decay_bn: bool = setting(True, "decay batch norm's gamma and beta too (PyTorch's SGD "
                                     "in the official CIFAR code); false: Goyal et al.'s "
                                     "ImageNet recipe")
     augment: bool = setting(True, "random crop (+ flip where valid)")
     dropout: float = setting(0.0, "dropout rate before the classifier, in [0, 1) (the "
-                             "corrupted-label table's \"+ dropout\" rows)")
+                             "corrupted-label table's \"+ dropout\" rows)", within="[0, 1)")
     label_smoothing: float = setting(0.0, "eps, in [0, 1): targets (1 - eps) y + eps / C "
-                                     "(paper's ablation: 0.05, 0.1, 0.2, 0.4)")
+                                     "(paper's ablation: 0.05, 0.1, 0.2, 0.4)", within="[0, 1)")
     input_noise: float = setting(0.0, "std of the Gaussian noise added to the normalised inputs, "
-                                 ">= 0 (paper's ablation: 0.05, 0.1, 0.2)")
+                                 ">= 0 (paper's ablation: 0.05, 0.1, 0.2)", within="[0, inf)")
 
-    def __post_init__(self):
-        super().__post_init__()
-        check(0 <= self.dropout < 1, "dropout", f"must be in [0, 1), got {self.dropout}")
-        check(0 <= self.label_smoothing < 1, "label_smoothing",
-              f"must be in [0, 1), got {self.label_smoothing}")
-        check(self.input_noise >= 0, "input_noise", f"must be >= 0, got {self.input_noise}")
-        check(all(0 < f < 1 for f in self.lr_decay_at), "lr_decay_at",
-              f"must be fractions of training in (0, 1), got {self.lr_decay_at}")
-        check(0 < self.lr_decay_factor <= 1, "lr_decay_factor",
-              f"must be in (0, 1], got {self.lr_decay_factor}")
-        check(all(e > 0 for e in self.lr_decay_epochs), "lr_decay_epochs",
-              f"must be epochs > 0, got {self.lr_decay_epochs}")
-        check(self.lr_warmup_epochs >= 0, "lr_warmup_epochs",
-              f"must be >= 0, got {self.lr_warmup_epochs}")
-        check(self.lr_warmup_from >= 0, "lr_warmup_from",
-              f"must be >= 0, got {self.lr_warmup_from}")
-        check(0 <= self.momentum < 1, "momentum", f"must be in [0, 1), got {self.momentum}")
 
 
 # The bundled digits: a small CNN and 60 epochs of batch 64 (about 1,260 steps,

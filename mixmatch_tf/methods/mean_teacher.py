@@ -24,9 +24,10 @@ from mixmatch_tf.methods.base import check, register, setting
 @dataclasses.dataclass(frozen=True)
 class Config(semi.ConsistencyConfig):
     weight_decay: float = setting(0.2, "decoupled weight decay: conv/dense kernels *= 1 - "
-                                  "weight_decay * lr after each step (MixMatch tables: 0.2)")
+                                  "weight_decay * lr after each step (MixMatch tables: 0.2)",
+                                  within="[0, inf)")
     consistency_weight: float = setting(50.0, "weight of the consistency loss after its ramp-up "
-                                        "(MixMatch tables, CIFAR-10: 50)")
+                                        "(MixMatch tables, CIFAR-10: 50)", within="[0, inf)")
 
     def __post_init__(self):
         super().__post_init__()

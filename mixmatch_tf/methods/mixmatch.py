@@ -55,14 +55,17 @@ MIXUP_MODES = {  # which parts (0 = labeled, 1..K = unlabeled views) are mixed t
 class Config(semi.SemiConfig):
     """CIFAR-10 settings of the paper."""
     lambda_u: float = setting(75.0, "weight of the unlabeled loss L_u after its ramp-up, >= 0 "
-                              "(paper: CIFAR-10 75, SVHN 250, STL-10 50, CIFAR-100 150)")
+                              "(paper: CIFAR-10 75, SVHN 250, STL-10 50, CIFAR-100 150)",
+                              within="[0, inf)")
     rampup_steps: int = setting(16384, "steps over which lambda_u ramps linearly from 0 "
-                                "(official: 16384, 1024 kimg at batch 64)")
-    sharpen_temperature: float = setting(0.5, "T of Sharpen, > 0; 1: no sharpening (paper: 0.5)")
+                                "(official: 16384, 1024 kimg at batch 64)", within="[0, 1e12]")
+    sharpen_temperature: float = setting(0.5, "T of Sharpen, > 0; 1: no sharpening (paper: 0.5)",
+                                         within="[1e-3, 1e3]")
     num_augmentations: int = setting(2, "K, augmented views per unlabeled example, >= 1 "
-                                     "(paper: 2)")
+                                     "(paper: 2)", within="[1, 16]")
     mixup_alpha: float = setting(0.75, "alpha of Beta(alpha, alpha), the mixing weights' "
-                                 "distribution, > 0 (paper: 0.75; 0.25 for SVHN+extra)")
+                                 "distribution, > 0 (paper: 0.75; 0.25 for SVHN+extra)",
+                                 within="(0, 1e6]")
     mixup_mode: str = setting("all", "what is mixed: all | labeled | unlabeled | separate "
                               "(each part within itself) | none (the paper's ablation)")
     mixup_per_example: bool = setting(True, "one lambda per example (official code) instead of "
@@ -72,13 +75,6 @@ class Config(semi.SemiConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        check(self.lambda_u >= 0, "lambda_u", f"must be >= 0, got {self.lambda_u}")
-        check(self.rampup_steps >= 0, "rampup_steps", f"must be >= 0, got {self.rampup_steps}")
-        check(self.sharpen_temperature > 0, "sharpen_temperature",
-              f"must be > 0, got {self.sharpen_temperature}")
-        check(self.num_augmentations >= 1, "num_augmentations",
-              f"must be >= 1, got {self.num_augmentations}")
-        check(self.mixup_alpha > 0, "mixup_alpha", f"must be > 0, got {self.mixup_alpha}")
         check(self.mixup_mode in MIXUP_MODES, "mixup_mode",
               f"must be one of {', '.join(MIXUP_MODES)}, got {self.mixup_mode!r}")
         check(not self.interleave or self.unlabeled_batch_size in (None, self.batch_size),

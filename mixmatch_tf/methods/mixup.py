@@ -57,7 +57,8 @@ PAIRINGS = ("random", "knn")
 @dataclasses.dataclass(frozen=True)
 class Config(erm.Config):
     mixup_alpha: float = setting(1.0, "alpha of Beta(alpha, alpha), the mixing weight's "
-                                 "distribution, > 0 (paper: 1 on CIFAR, 0.1-0.4 on ImageNet)")
+                                 "distribution, > 0 (paper: 1 on CIFAR, 0.1-0.4 on ImageNet)",
+                                 within="(0, 1e6]")
     mixup_per_example: bool = setting(False, "one lambda per example instead of one per batch "
                                       "(the official code: per batch)")
     mix_targets: bool = setting(True, "mix the labels too; False: the paper's \"mix inputs "
@@ -66,20 +67,17 @@ class Config(erm.Config):
                            "(nearest neighbours in input space)")
     same_class: bool = setting(False, "partners from the same class only (the paper's SC "
                                "instead of AC)")
-    knn_k: int = setting(200, "neighbours of the knn pairing, >= 1 (paper: 200)")
+    knn_k: int = setting(200, "neighbours of the knn pairing, >= 1 (paper: 200)",
+                         within="[1, 100000]")
     num_mixed: int = setting(2, "examples per convex combination, >= 2; 3 or more: "
-                             "Dirichlet(alpha) weights")
+                             "Dirichlet(alpha) weights", within="[2, 64]")
     mix_layer: int = setting(0, "0: mix the inputs; k > 0: mix the output of stage k of the "
-                             "network (1 = stem; manifold mixup)")
+                             "network (1 = stem; manifold mixup)", within="[0, 64]")
 
     def __post_init__(self):
         super().__post_init__()
-        check(self.mixup_alpha > 0, "mixup_alpha", f"must be > 0, got {self.mixup_alpha}")
         check(self.pairing in PAIRINGS, "pairing",
               f"must be one of {', '.join(PAIRINGS)}, got {self.pairing!r}")
-        check(self.knn_k >= 1, "knn_k", f"must be >= 1, got {self.knn_k}")
-        check(self.num_mixed >= 2, "num_mixed", f"must be >= 2, got {self.num_mixed}")
-        check(self.mix_layer >= 0, "mix_layer", f"must be >= 0, got {self.mix_layer}")
         special = self.pairing != "random" or self.same_class
         check(not (special and self.num_mixed > 2), "num_mixed",
               "Dirichlet mixing of 3+ examples uses random partners (pairing=random, "

@@ -18,22 +18,18 @@ import tensorflow as tf
 
 from mixmatch_tf import ops
 from mixmatch_tf.methods import common, semi
-from mixmatch_tf.methods.base import check, register, setting
+from mixmatch_tf.methods.base import register, setting
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(semi.SemiConfig):
     mixup_alpha: float = setting(0.75, "alpha of Beta(alpha, alpha), the mixing weights' "
-                                 "distribution, > 0 (MixMatch tables: 0.75)")
+                                 "distribution, > 0 (MixMatch tables: 0.75)", within="(0, 1e6]")
     consistency_weight: float = setting(1.0, "weight of the unlabeled cross-entropy, >= 0, not "
-                                        "ramped (official code: 1)")
+                                        "ramped (official code: 1)", within="[0, inf)")
     mixup_per_example: bool = setting(True, "one lambda per example (official code) instead of "
                                       "one per batch")
 
-    def __post_init__(self):
-        super().__post_init__()
-        check(self.mixup_alpha > 0, "mixup_alpha", f"must be > 0, got {self.mixup_alpha}")
-        check(self.consistency_weight >= 0, "consistency_weight", "must be >= 0")
 
 
 @register("mixup_ssl")

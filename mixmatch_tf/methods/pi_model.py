@@ -24,7 +24,7 @@ from mixmatch_tf.methods.base import register, setting
 @dataclasses.dataclass(frozen=True)
 class Config(semi.ConsistencyConfig):
     consistency_weight: float = setting(20.0, "weight of the consistency loss after its ramp-up "
-                                        "(MixMatch tables, CIFAR-10: 20)")
+                                        "(MixMatch tables, CIFAR-10: 20)", within="[0, inf)")
 
 
 @register("pi_model")

@@ -16,19 +16,16 @@ import tensorflow as tf
 
 from mixmatch_tf import ops
 from mixmatch_tf.methods import common, semi
-from mixmatch_tf.methods.base import check, register, setting
+from mixmatch_tf.methods.base import register, setting
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(semi.ConsistencyConfig):
     consistency_weight: float = setting(1.0, "weight of the pseudo-label loss after its ramp-up "
-                                        "(MixMatch tables: 1)")
+                                        "(MixMatch tables: 1)", within="[0, inf)")
     threshold: float = setting(0.95, "top softmax probability, in [0, 1), above which a "
-                               "pseudo-label is used (MixMatch tables: 0.95)")
+                               "pseudo-label is used (MixMatch tables: 0.95)", within="[0, 1)")
 
-    def __post_init__(self):
-        super().__post_init__()
-        check(0 <= self.threshold < 1, "threshold", f"must be in [0, 1), got {self.threshold}")
 
 
 def pseudo_label_loss(logits, threshold):

@@ -34,16 +34,21 @@ from mixmatch_tf.methods.base import LabeledSplit, Method, Phase, TrainConfig, c
 
 @dataclasses.dataclass(frozen=True)
 class SemiConfig(TrainConfig):
-    batch_size: int = setting(64, "labeled examples per step (official: 64)")
+    batch_size: int = setting(64, "labeled examples per step (official: 64)", within="[1, 65536]")
     unlabeled_batch_size: Optional[int] = setting(None, "unlabeled examples per step; None: "
-                                                  "batch_size (official: 64)")
-    learning_rate: float = setting(0.002, "Adam learning rate, constant (official: 0.002)")
+                                                  "batch_size (official: 64)", within="[1, 65536]")
+    learning_rate: float = setting(0.002, "Adam learning rate, constant (official: 0.002)",
+                                   within="(0, inf)")
     weight_decay: float = setting(0.02, "decoupled weight decay: conv/dense kernels *= 1 - "
-                                  "weight_decay * lr after each step (official: 0.02)")
-    train_steps: Optional[int] = setting(1 << 20, "training length in steps (official: 2^20)")
-    eval_every: Optional[int] = setting(1024, "steps between evaluations (official: 1024)")
+                                  "weight_decay * lr after each step (official: 0.02)",
+                                  within="[0, inf)")
+    train_steps: Optional[int] = setting(1 << 20, "training length in steps (official: 2^20)",
+                                         within="[1, 1e12]")
+    eval_every: Optional[int] = setting(1024, "steps between evaluations (official: 1024)",
+                                        within="[1, 1e12]")
     ema_decay: float = setting(0.999, "decay of the moving average of the weights that is "
-                               "evaluated and exported, in [0, 1); 0: no EMA (official: 0.999)")
+                               "evaluated and exported, in [0, 1); 0: no EMA (official: 0.999)",
+                               within="[0, 1)")
     ema_warmup: bool = setting(True, "the EMA's decay is min(ema_decay, (1 + t) / (10 + t)) "
                                "after t steps, as tf.train.ExponentialMovingAverage with "
                                "num_updates: a short run's EMA forgets the random initial "
@@ -52,12 +57,12 @@ class SemiConfig(TrainConfig):
                                "official constant decay", before=False)
     ema_bn_examples: int = setting(4096, "training images over which the EMA network's "
                                    "batch-norm statistics are estimated before evaluation "
-                                   "and export")
+                                   "and export", within="[1, 10000000]")
     num_labeled: int = setting(4000, "labeled examples, class-balanced, drawn with the seed "
-                               "(paper: 250 to 4000 on CIFAR-10 and SVHN)")
+                               "(paper: 250 to 4000 on CIFAR-10 and SVHN)", within="[1, 1e9]")
     label_fold: Optional[int] = setting(None, "predefined labeled fold (STL-10, 1000 labels); "
                                         "None: fold number seed modulo the fold count; -1: a "
-                                        "random draw instead")
+                                        "random draw instead", within="[-1, 1e6]")
     label_folds_file: Optional[str] = setting(None, "STL-10's fold_indices.txt (its train_X.bin "
                                               "beside it)")
     unlabeled_includes_labeled: bool = setting(False, "the unlabeled set also holds the labeled "
@@ -66,31 +71,21 @@ class SemiConfig(TrainConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        check(self.unlabeled_batch_size is None or self.unlabeled_batch_size > 0,
-              "unlabeled_batch_size", f"must be > 0, got {self.unlabeled_batch_size}")
-        check(0.0 <= self.ema_decay < 1.0, "ema_decay", f"must be in [0, 1), got {self.ema_decay}")
-        check(self.num_labeled > 0, "num_labeled", f"must be > 0, got {self.num_labeled}")
-        check(self.ema_bn_examples > 0, "ema_bn_examples",
-              f"must be > 0, got {self.ema_bn_examples}")
-        check(self.label_fold is None or self.label_fold >= -1, "label_fold",
-              f"must be a fold number >= 0 or -1 (random draw), got {self.label_fold}")
+        decay = self.weight_decay * self.learning_rate
+        check(decay < 1, "weight_decay", f"weight_decay * learning_rate must be < 1 (each step "
+              f"multiplies the kernels by 1 - {decay:g}), got {self.weight_decay} * "
+              f"{self.learning_rate}")
 
 
 @dataclasses.dataclass(frozen=True)
 class ConsistencyConfig(SemiConfig):
     """The baselines' unlabeled-loss weight, ramped up linearly from 0 (official code)."""
     consistency_weight: float = setting(1.0, "weight of the unlabeled loss after its ramp-up, "
-                                        ">= 0")
+                                        ">= 0", within="[0, inf)")
     warmup_fraction: float = setting(0.4, "fraction of training, in (0, 1], over which the "
                                      "unlabeled-loss weight ramps up linearly from 0 "
-                                     "(official warmup_pos: 0.4)")
+                                     "(official warmup_pos: 0.4)", within="(0, 1]")
 
-    def __post_init__(self):
-        super().__post_init__()
-        check(self.consistency_weight >= 0, "consistency_weight",
-              f"must be >= 0, got {self.consistency_weight}")
-        check(0 < self.warmup_fraction <= 1, "warmup_fraction",
-              f"must be in (0, 1], got {self.warmup_fraction}")
 
 
 BN_BATCH = 256  # images per training-mode pass when estimating BN statistics

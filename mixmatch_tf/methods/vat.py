@@ -26,24 +26,20 @@ import tensorflow as tf
 
 from mixmatch_tf import ops
 from mixmatch_tf.methods import common, semi
-from mixmatch_tf.methods.base import check, register, setting
+from mixmatch_tf.methods.base import register, setting
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(semi.ConsistencyConfig):
     consistency_weight: float = setting(0.3, "weight of the VAT loss after its ramp-up "
-                                        "(MixMatch tables: 0.3)")
+                                        "(MixMatch tables: 0.3)", within="[0, inf)")
     vat_eps: float = setting(6.0, "length (L2) of the adversarial perturbation, in units of the "
-                             "normalised inputs (MixMatch tables: 6)")
-    vat_xi: float = setting(1e-6, "length of the probe of the power iteration (official: 1e-6)")
+                             "normalised inputs (MixMatch tables: 6)", within="(0, 1e3]")
+    vat_xi: float = setting(1e-6, "length of the probe of the power iteration (official: 1e-6)",
+                            within="[1e-12, 1e3]")
     entmin_weight: float = setting(0.06, "weight of entropy minimisation on unlabeled data "
-                                   "(MixMatch tables: 0.06)")
+                                   "(MixMatch tables: 0.06)", within="[0, inf)")
 
-    def __post_init__(self):
-        super().__post_init__()
-        check(self.vat_eps > 0, "vat_eps", f"must be > 0, got {self.vat_eps}")
-        check(self.vat_xi > 0, "vat_xi", f"must be > 0, got {self.vat_xi}")
-        check(self.entmin_weight >= 0, "entmin_weight", "must be >= 0")
 
 
 def normalize_direction(d):

@@ -17,6 +17,8 @@ import time
 from mixmatch_tf.training.results import read_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Seconds an interrupted suite waits for each run to stop before killing it.
+STOP_SECONDS = 60
 # First on every command line, so a later --precision (a preset's, --train_flags) wins.
 SUITE_PRECISION = "--precision=float32"
 
@@ -108,8 +110,17 @@ def run_suite(specs, output_dir, jobs=1, data_dir=None, python=sys.executable, s
                     progress.update(f"{spec.run_id}: FAILED (exit {proc.returncode}), see "
                                     f"{os.path.join(run_dir(output_dir, spec), 'log.txt')}")
     except KeyboardInterrupt:
+        # Ctrl-C reaches the children with the terminal's process group; a SIGTERM to
+        # this process (scripts/reproduce.py turns it into KeyboardInterrupt) does not:
+        # pass it on, and wait, so no train.py is left running orphaned.
         for proc in running:
-            proc.kill()
+            proc.terminate()
+        for proc in running:
+            try:
+                proc.wait(timeout=STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         print("interrupted: finished runs are kept, unfinished ones resume next time",
               file=stream)
         raise

@@ -2,7 +2,7 @@
 import dataclasses
 from typing import Optional
 
-from mixmatch_tf.methods.base import check, check_finite
+from mixmatch_tf.methods.base import bounded, check, check_finite, check_ranges
 from mixmatch_tf.training import precision as precision_lib
 
 PRECISIONS = (precision_lib.AUTO,) + precision_lib.PRECISIONS
@@ -37,29 +37,28 @@ class RunConfig:
     model_dir: str
     seed: int = 0
     noise_type: Optional[str] = None
-    noise_rate: float = 0.0
+    noise_rate: float = bounded(0.0, "[0, 1]")
     label_set: Optional[str] = None
     normalization: str = "per_channel"
-    steps_per_call: int = 50
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 3
-    eval_batch_size: int = 500
-    log_every_seconds: float = 5.0
+    steps_per_call: int = bounded(50, "[1, 1e6]")
+    checkpoint_every: int = bounded(1000, "[1, 1e12]")
+    keep_checkpoints: int = bounded(3, "[1, 1e6]")
+    eval_batch_size: int = bounded(500, "[1, 65536]")
+    log_every_seconds: float = bounded(5.0, "[0, inf)")
     sync_bn: bool = False
     precision: str = precision_lib.AUTO
     jit_compile: bool = False
     export_dir: Optional[str] = None
-    stop_at_step: Optional[int] = None
+    stop_at_step: Optional[int] = bounded(None, "[1, 1e12]")
 
     def __post_init__(self):
         check(bool(self.model_dir), "model_dir", "is required")
         check_finite(self)
         # NumPy's generators (noise, splits) take seeds in [0, 2**32).
         check(0 <= self.seed < 2 ** 32, "seed", f"must be in [0, 2**32 - 1], got {self.seed}")
+        check_ranges(self)
         check(self.noise_type in (None, "sym", "asym"), "noise_type",
               f"must be sym or asym, got {self.noise_type!r}")
-        check(0.0 <= self.noise_rate <= 1.0, "noise_rate",
-              f"must be in [0, 1], got {self.noise_rate}")
         check(self.noise_type is not None or self.noise_rate == 0.0, "noise_rate",
               f"is {self.noise_rate} but --noise_type is not set (sym or asym)")
         check(self.noise_type is None or self.label_set is None, "label_set",
@@ -67,9 +66,5 @@ class RunConfig:
               "each other")
         check(self.normalization in ("per_channel", "symmetric"), "normalization",
               f"must be per_channel or symmetric, got {self.normalization!r}")
-        for name in ("steps_per_call", "checkpoint_every", "keep_checkpoints", "eval_batch_size"):
-            check(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)}")
         check(self.precision in PRECISIONS, "precision",
               f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        check(self.stop_at_step is None or self.stop_at_step > 0, "stop_at_step",
-              f"must be > 0, got {self.stop_at_step}")

@@ -134,7 +134,7 @@ def _alive(holder):
         return False
     except PermissionError:
         return True
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # no such pid can exist: a stale lock
         return False
     if os.path.isdir("/proc"):
         start = _process_start(pid)
@@ -160,13 +160,16 @@ class RunLock:
                     "start": _process_start(os.getpid())}
 
     def holder(self):
+        """The lock file's holder: {} without a lock file, None when it is unreadable
+        or not a holder (a JSON object), as a lock left half-written would be."""
         try:
             with open(self.path, encoding="utf-8") as f:
-                return json.load(f)
+                holder = json.load(f)
         except FileNotFoundError:
             return {}
         except (OSError, ValueError):
             return None
+        return holder if isinstance(holder, dict) and holder else None
 
     def acquire(self):
         me = dict(self._me, since=time.time())
@@ -492,11 +495,17 @@ class RunDir:
         if self._staging is None:
             self._staging = tempfile.mkdtemp(prefix="mixmatch_tf_staging_")
         existing = self.path(filename)
+        copy = os.path.join(self._staging, filename)
         if os.path.exists(existing):
-            shutil.copyfile(existing, os.path.join(self._staging, filename))
+            shutil.copyfile(existing, copy)
         else:
             self._staged.append(filename)
-        return make(self._staging)
+        try:
+            return make(self._staging)
+        except ValueError as e:  # name the run folder's file, not the private copy
+            if copy in str(e) and e.args:
+                e.args = (str(e).replace(copy, existing),) + e.args[1:]
+            raise
 
     def commit(self, settings, saved):
         """Takes the lock, then writes run.json (a new run) and the staged run files."""
@@ -639,6 +648,11 @@ def saved_run(model_dir):
         raise FileNotFoundError(f"{model_dir} holds no run ({RUN_FILE} is missing); pass the "
                                 "--model_dir of a training run")
     method_cls = get_method(saved["method"])
+    unknown = sorted(set(saved["config"]) - set(legacy_values(method_cls.Config)))
+    if unknown:
+        raise RunFolderError(f"{os.path.join(model_dir, RUN_FILE)}: config holds "
+                             f"{', '.join(repr(k) for k in unknown)}, not a setting of method "
+                             f"{saved['method']!r}; restore the file, or retrain")
     values = dict(legacy_values(method_cls.Config), **saved["config"])
     config = method_cls.Config(**{k: tuple(v) if isinstance(v, list) else v
                                   for k, v in values.items()})
