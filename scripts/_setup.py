@@ -55,5 +55,8 @@ def _user_error(error):
 
 
 def _first_line(text):
-    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    """The first line of an error, without TensorFlow's graph-function and op tags."""
+    import re
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\]", "", str(text))
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[0] if lines else ""

@@ -568,8 +568,10 @@ def test_scripts_turn_every_user_caused_error_into_one_line():
         "runs/x/run.json holds a list"
     assert user_error(NonFiniteLossError("loss became nan at step 3 (phase 'train'); stopped "
                                          "without saving")).startswith("loss became nan at step 3")
-    full = tf.errors.ResourceExhaustedError(
-        None, None, "runs/x/ckpt/ckpt-4_temp/part-0; No space left on device\n\t [[{{node SaveV2}}]]")
+    full = tf.errors.ResourceExhaustedError(  # as a full disk raised it (tmpfs of 600 KB)
+        None, None, "{{function_node __wrapped__SaveV2_dtypes_44_device_/job:localhost/replica:0"
+        "/task:0/device:CPU:0}} runs/x/ckpt/ckpt-4_temp/part-0; No space left on device "
+        "[Op:SaveV2]\n\t [[{{node SaveV2}}]]")
     assert user_error(full) == ("out of memory or disk space: runs/x/ckpt/ckpt-4_temp/part-0; "
                                 "No space left on device")
     denied = tf.errors.PermissionDeniedError(None, None, "runs/x/ckpt; Read-only file system")
