@@ -106,7 +106,30 @@ def method_fields():
                 raise TypeError(f"config field {f.name!r} of method {name!r} has no help: "
                                 f"declare it as setting(default, help)")
             entry[1][name] = (help_text, f.default)
+            if f.metadata.get("words"):
+                entry.append(f.metadata["words"])
     return out
+
+
+class _NumberOrWords(flags.ArgumentParser):
+    """An integer flag that also takes the setting's words (``--num_labeled=all``)."""
+    syntactic_help = "an integer or a word"
+
+    def __init__(self, words):
+        self.words = tuple(words)
+        self.syntactic_help = f"an integer or {' / '.join(self.words)}"
+
+    def parse(self, argument):
+        if isinstance(argument, int) or argument in self.words:
+            return argument
+        try:
+            return int(argument)
+        except ValueError:
+            raise ValueError(f"must be an integer or {' or '.join(self.words)}, "
+                             f"got {argument!r}") from None
+
+    def flag_type(self):
+        return "int or word"
 
 
 def flag_help(per_method):
@@ -120,9 +143,11 @@ def flag_help(per_method):
 
 
 def define_method_flags():
-    for field, (typ, per_method) in sorted(method_fields().items()):
+    for field, (typ, per_method, *words) in sorted(method_fields().items()):
         text = flag_help(per_method)
-        if typ is bool:
+        if words:
+            flags.DEFINE(_NumberOrWords(words[0]), field, None, text)
+        elif typ is bool:
             flags.DEFINE_bool(field, None, text)
         elif typ is int:
             flags.DEFINE_integer(field, None, text)
@@ -153,7 +178,7 @@ def method_overrides():
     fields = {f.name: f for f in dataclasses.fields(method.Config)}
     hints = typing.get_type_hints(method.Config)
     out = {}
-    for name, (typ, per_method) in method_fields().items():
+    for name, (typ, per_method, *_) in method_fields().items():
         value = FLAGS[name].value
         if value is None:
             continue

@@ -145,15 +145,29 @@ def test_labeled_subset_is_balanced_seeded_and_checked(digits):
     assert np.bincount(digits.train_labels[idx]).tolist() == [4] * 10
     np.testing.assert_array_equal(idx, splits.labeled_subset(digits.train_labels, 40, 10, seed=3))
     assert not np.array_equal(idx, splits.labeled_subset(digits.train_labels, 40, 10, seed=4))
-    with pytest.raises(ValueError, match="multiple of the 10 classes"):
-        splits.labeled_subset(digits.train_labels, 45, 10, seed=0)
-    with pytest.raises(ValueError, match="but class 0 has only"):
+    with pytest.raises(ValueError, match="of class '0' but it has only"):
         splits.labeled_subset(digits.train_labels, 2000, 10, seed=0)
 
 
+def test_a_label_count_that_is_no_multiple_of_the_classes_is_as_balanced_as_it_can_be(digits):
+    """23 labels over 10 classes: 2 of each and one more of 3 classes (drawn with the seed,
+    apart from the draw of the examples, so 20 labels draw what they always drew)."""
+    counts = splits.per_class_counts(23, 10, seed=0)
+    assert sorted(counts.tolist()) == [2] * 7 + [3] * 3
+    idx = splits.labeled_subset(digits.train_labels, 23, 10, seed=0)
+    assert np.bincount(digits.train_labels[idx], minlength=10).tolist() == counts.tolist()
+    twenty = splits.labeled_subset(digits.train_labels, 20, 10, seed=0)
+    assert set(twenty) <= set(idx)  # the same permutations, one more of three classes
+    three = [str(c) for c in np.flatnonzero(counts == 3)]
+    assert splits.describe_counts(counts) == f"3 for classes {', '.join(three)}; 2 for the others"
+    assert splits.describe_counts(splits.per_class_counts(20, 10, 0)) == "2 per class"
+    assert not np.array_equal(counts, splits.per_class_counts(23, 10, seed=1))
+
+
 def test_bad_num_labeled_is_a_config_error(tmp_path, one_replica, digits):
-    with pytest.raises(ConfigError, match="num_labeled: must be a positive multiple"):
-        Trainer("mixmatch", digits, RunConfig(model_dir=str(tmp_path)), config={"num_labeled": 55},
+    with pytest.raises(ConfigError, match="num_labeled: must be at least the 10 classes \\(one "
+                                          "labeled example each\\), got 5"):
+        Trainer("mixmatch", digits, RunConfig(model_dir=str(tmp_path)), config={"num_labeled": 5},
                 strategy=one_replica)
 
 

@@ -77,6 +77,29 @@ class ImageData:
         """The loader's arguments that rebuild this data set (saved in run.json): in memory."""
         return {"stream": "false", "augmentation": self.augmentation}
 
+    @property
+    def num_unlabeled(self):
+        """Images without labels (the unlabeled pool); they follow the training images
+        in a run's training source."""
+        return 0 if self.unlabeled_images is None else int(len(self.unlabeled_images))
+
+    def sources(self, normalization, train_labels=None, padding="reflect"):
+        """(training source, test source) over the arrays, augmented by ``augmentation``.
+
+        ``train_labels``: the labels to train on, if not the data's (noisy labels);
+        with ``num_unlabeled`` more of them (-1), the unlabelled images join the
+        training source after the training images. ``padding``: the method's
+        ``crop_padding``.
+        """
+        from mixmatch_tf.data.pipeline import ArraySource
+        labels = self.train_labels if train_labels is None else train_labels
+        images = self.train_images
+        if len(labels) > self.num_train:
+            images = np.concatenate([images, self.unlabeled_images])
+        return (ArraySource(images, labels, normalization, augmentation=self.augmentation,
+                            padding=padding),
+                ArraySource(self.test_images, self.test_labels, normalization))
+
 
 def stratified_split(labels, num_test, seed):
     """A reproducible class-stratified split of ``range(len(labels))``.
@@ -362,7 +385,7 @@ def check_labels(labels, num_classes, where):
     return labels.astype(np.int64)
 
 
-NPZ_KEYS = ("x", "y", "x_test", "y_test", "class_names")
+NPZ_KEYS = ("x", "y", "x_test", "y_test", "x_unlabeled", "class_names")
 
 
 def check_class_names(names, where):
@@ -413,9 +436,10 @@ def load_npz(path, test_fraction=FOLDER_TEST_FRACTION, seed=0):
     """A user's ``.npz`` with ``x`` (uint8 images, or float features [N, D]) and ``y``.
 
     Optional keys: ``x_test`` and ``y_test``, together (else a stratified
-    ``test_fraction`` of the examples is held out), and ``class_names`` (else
-    classes are 0..max(y)). ``x_test`` follows the rules of ``x`` and has its
-    example shape. Any other key is refused, since it would be ignored.
+    ``test_fraction`` of the examples is held out), ``x_unlabeled`` (images without
+    labels: the unlabeled pool of semi-supervised methods) and ``class_names`` (else
+    classes are 0..max(y)); ``from_arrays`` checks them. Any other key is refused,
+    since it would be ignored.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"npz file {path!r} does not exist")
@@ -432,73 +456,139 @@ def load_npz(path, test_fraction=FOLDER_TEST_FRACTION, seed=0):
     if unknown:
         raise ValueError(f"{path}: unknown arrays {unknown} would be ignored; valid keys: "
                          f"{', '.join(NPZ_KEYS)}")
+    if "class_names" in arrays:
+        arrays["class_names"] = _npz_class_names(arrays, path)
+    return from_arrays(**arrays, name="npz:" + path, test_fraction=test_fraction, seed=seed,
+                       where=path)
+
+
+def from_arrays(x, y, x_test=None, y_test=None, x_unlabeled=None, class_names=None,
+                name="arrays", test_fraction=FOLDER_TEST_FRACTION, seed=0, where=None):
+    """A data set from arrays in memory, checked as every loader checks its input.
+
+    Args:
+      x: uint8 images [N, H, W] or [N, H, W, C] (C of 1, 3 or 4), or float
+        feature vectors [N, D] (tabular data: an MLP, no augmentation).
+      y: class ids 0..C-1 [N] (whole numbers, also as floats).
+      x_test, y_test: a test set, both or neither; without one a stratified
+        ``test_fraction`` of ``x`` is held out, drawn with ``seed``.
+      x_unlabeled: examples without labels, of ``x``'s shape: the unlabeled pool
+        of semi-supervised methods (``num_labeled="all"`` trains on every label of
+        ``y`` and these).
+      class_names: C names; default "0".."max label".
+      name: the data set's name in run.json and the export.
+      where: how messages name the input (the file of an ``npz:``).
+
+    Returns:
+      ``ImageData`` (augmented with ``pad_crop``, the npz default: pass
+      ``augmentation`` to ``dataclasses.replace`` or ``load_dataset`` for another).
+    """
+    where = where or name
+    arrays = {k: v for k, v in (("x", x), ("y", y), ("x_test", x_test), ("y_test", y_test),
+                                ("x_unlabeled", x_unlabeled)) if v is not None}
     if ("x_test" in arrays) != ("y_test" in arrays):
         have, lack = ("x_test", "y_test") if "x_test" in arrays else ("y_test", "x_test")
-        raise ValueError(f"{path}: has {have!r} but not {lack!r}; give both (a test set) or "
+        raise ValueError(f"{where}: has {have!r} but not {lack!r}; give both (a test set) or "
                          "neither (a stratified part of 'x' is held out)")
-    for key in ("x", "y", "x_test", "y_test"):
+    for key in ("x", "y", "x_test", "y_test", "x_unlabeled"):
         if key in arrays and (np.asarray(arrays[key]).ndim == 0 or len(arrays[key]) == 0):
-            raise ValueError(f"{path} [{key!r}]: holds no examples (shape "
+            raise ValueError(f"{where} [{key!r}]: holds no examples (shape "
                              f"{np.shape(arrays[key])}); it needs at least one")
     for key in ("y", "y_test"):
         y = np.asarray(arrays.get(key, np.zeros(1, np.int64)))
         if not np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.complexfloating):
-            raise ValueError(f"{path} [{key!r}]: labels must be integer class ids, got dtype "
+            raise ValueError(f"{where} [{key!r}]: labels must be integer class ids, got dtype "
                              f"{y.dtype}")
         bad = np.flatnonzero(~np.isfinite(y.ravel()) | (np.mod(y.ravel(), 1) != 0)) \
             if np.issubdtype(y.dtype, np.floating) else []
         if len(bad):
             i = int(bad[0])
-            raise ValueError(f"{path} [{key!r}]: label at index {i} is {y.ravel()[i]}; labels "
+            raise ValueError(f"{where} [{key!r}]: label at index {i} is {y.ravel()[i]}; labels "
                              "must be whole-number class ids")
-    if "class_names" in arrays:
-        class_names = _npz_class_names(arrays, path)
+    if class_names is not None:
+        class_names = check_class_names([str(n) for n in class_names],
+                                        f"{where} ['class_names']")
     else:
         y_all = np.concatenate([np.ravel(arrays["y"]), np.ravel(arrays.get("y_test", []))])
-        class_names = numbered_classes(y_all, f"{path} ['y', 'y_test'] (index into both)")
+        class_names = numbered_classes(y_all, f"{where} ['y', 'y_test'] (index into both)")
     c = len(class_names)
     x_rank = np.asarray(arrays["x"]).ndim
-    if "x_test" in arrays:
-        xt_rank = np.asarray(arrays["x_test"]).ndim
-        if xt_rank != x_rank and not {x_rank, xt_rank} <= {3, 4}:
-            raise ValueError(f"{path}: 'x_test' has shape {arrays['x_test'].shape} but 'x' "
-                             f"{arrays['x'].shape}; test examples must have the shape of "
-                             "the training examples")
+    for key in ("x_test", "x_unlabeled"):
+        if key in arrays:
+            rank = np.asarray(arrays[key]).ndim
+            if rank != x_rank and not {x_rank, rank} <= {3, 4}:
+                raise ValueError(f"{where}: {key!r} has shape {np.shape(arrays[key])} but 'x' "
+                                 f"{np.shape(arrays['x'])}; its examples must have the shape "
+                                 "of the training examples")
     if x_rank == 2:  # feature vectors: tabular data
-        return tabular_data("npz:" + path, arrays["x"], arrays["y"], class_names, test_fraction,
+        data = tabular_data(name, arrays["x"], arrays["y"], class_names, test_fraction,
                             seed, arrays.get("x_test"), arrays.get("y_test"))
-    x = _check_images(arrays["x"], f"{path} ['x']")
-    y = check_labels(arrays["y"], c, f"{path} ['y']")
+        if "x_unlabeled" in arrays:
+            pool = _check_features(arrays["x_unlabeled"], f"{where} ['x_unlabeled']")
+            if pool.shape[1] != data.train_images.shape[1]:
+                raise ValueError(f"{where}: 'x_unlabeled' rows have {pool.shape[1]} features "
+                                 f"but 'x' rows {data.train_images.shape[1]}")
+            data = dataclasses.replace(data, unlabeled_images=pool)
+        return data
+    x = _check_images(arrays["x"], f"{where} ['x']")
+    y = check_labels(arrays["y"], c, f"{where} ['y']")
     if len(x) != len(y):
-        raise ValueError(f"{path}: 'x' has {len(x)} images but 'y' has {len(y)} labels")
+        raise ValueError(f"{where}: 'x' has {len(x)} images but 'y' has {len(y)} labels")
+    extra = {}
+    for key in ("x_test", "x_unlabeled"):
+        if key in arrays:
+            extra[key] = _check_images(arrays[key], f"{where} [{key!r}]")
+            if extra[key].shape[1:] != x.shape[1:]:
+                raise ValueError(f"{where}: {key!r} images are {list(extra[key].shape[1:])} but "
+                                 f"'x' images are {list(x.shape[1:])}; they must have the size "
+                                 "and channels of the training images")
     if "x_test" in arrays:
-        xt = _check_images(arrays["x_test"], f"{path} ['x_test']")
-        yt = check_labels(arrays["y_test"], c, f"{path} ['y_test']")
-        if xt.shape[1:] != x.shape[1:]:
-            raise ValueError(f"{path}: 'x_test' images are {list(xt.shape[1:])} but 'x' images "
-                             f"are {list(x.shape[1:])}; test images must have the size and "
-                             "channels of the training images")
+        xt = extra["x_test"]
+        yt = check_labels(arrays["y_test"], c, f"{where} ['y_test']")
         if len(xt) != len(yt):
-            raise ValueError(f"{path}: 'x_test' has {len(xt)} images but 'y_test' has {len(yt)}")
+            raise ValueError(f"{where}: 'x_test' has {len(xt)} images but 'y_test' has {len(yt)}")
         train_x, train_y, test_x, test_y = x, y, xt, yt
     else:
-        train, test = _split_off_test(y, test_fraction, seed, path)
+        train, test = _split_off_test(y, test_fraction, seed, where)
         train_x, train_y, test_x, test_y = x[train], y[train], x[test], y[test]
-    name = "npz:" + path
     return ImageData(name=name, train_images=train_x, train_labels=train_y, test_images=test_x,
                      test_labels=test_y, num_classes=c, class_names=class_names,
-                     augmentation=augment.PAD_CROP)
+                     augmentation=augment.PAD_CROP, unlabeled_images=extra.get("x_unlabeled"))
 
 
-def _read_image_folder(root):
-    """Reads class sub-folders of ``root``: returns (images, labels, class_names).
+def _decode_images(paths):
+    """uint8 [N, H, W, C]: the images at ``paths``, decoded in parallel by tf.data.
 
-    The listing and its rules (class folders, image extensions, links) are the
-    streamed reader's (``streaming.list_image_folder``); this decodes every file.
+    Every image must have the first's size and channels (grey + alpha read as
+    grey); when one does not, or does not decode, ``_decode_one_by_one`` names it.
     """
     import tensorflow as tf
     from mixmatch_tf.data import streaming
-    paths, labels, classes = streaming.list_image_folder(root)
+    first = tf.io.decode_image(tf.io.read_file(paths[0]), expand_animations=False)
+    native = tuple(int(d) for d in first.shape)  # ensure_shape refuses any other
+    channels = streaming.folder_channels(native[-1])
+
+    def decode(path):
+        image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
+        return tf.ensure_shape(image, native)[..., :channels]
+    dataset = tf.data.Dataset.from_tensor_slices(np.asarray(paths, str)).map(
+        decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(256)
+    out = np.empty((len(paths),) + native[:2] + (channels,), np.uint8)
+    try:
+        done = 0
+        for batch in dataset.as_numpy_iterator():
+            out[done:done + len(batch)] = batch
+            done += len(batch)
+    except tf.errors.OpError:
+        return _decode_one_by_one(paths)  # names the file that does not decode or fit
+    return out
+
+
+def _decode_one_by_one(paths):
+    """``_decode_images`` one file at a time, naming the first that does not decode or
+    whose size or channels differ from the first's."""
+    import tensorflow as tf
+    from mixmatch_tf.data import streaming
     images, shapes = [], {}
     for path in paths:
         try:
@@ -514,7 +604,19 @@ def _read_image_folder(root):
                              "files (--stream=true), which crops every image to "
                              "--image_size")
         images.append(img)
-    return np.stack(images).astype(np.uint8), np.asarray(labels, np.int64), tuple(classes)
+    return np.stack(images).astype(np.uint8)
+
+
+def _read_image_folder(root, reserved=()):
+    """Reads class sub-folders of ``root``: returns (images, labels, class_names).
+
+    The listing and its rules (class folders, image extensions, links, the
+    ``reserved`` names) are the streamed reader's (``streaming.list_image_folder``);
+    this decodes every file (``_decode_images``).
+    """
+    from mixmatch_tf.data import streaming
+    paths, labels, classes = streaming.list_image_folder(root, reserved)
+    return _decode_images(paths), np.asarray(labels, np.int64), tuple(classes)
 
 
 def load_folder(path, test_fraction=FOLDER_TEST_FRACTION, seed=0):
@@ -522,24 +624,33 @@ def load_folder(path, test_fraction=FOLDER_TEST_FRACTION, seed=0):
 
     With ``path/train`` and ``path/test`` (or ``path/val``, the ImageNet layout)
     sub-folders, those are the splits; otherwise a stratified ``test_fraction`` of
-    ``path`` is held out for testing.
+    ``path`` is held out for testing. Images in ``path/unlabeled/`` (not a class)
+    are the unlabeled pool of semi-supervised methods.
     """
     from mixmatch_tf.data import streaming
     if not os.path.isdir(path):
         raise FileNotFoundError(f"image folder {path!r} does not exist")
     train_dir, test_dir = streaming.folder_splits(path)
+    pool = streaming.list_unlabeled(path)
     if test_dir is not None:
         x, y, names = _read_image_folder(train_dir)
         xt, yt, names_t = _read_image_folder(test_dir)
         if names_t != names:
             raise ValueError(f"{test_dir}: class folders {names_t} differ from {train_dir}: {names}")
     else:
-        x_all, y_all, names = _read_image_folder(path)
+        x_all, y_all, names = _read_image_folder(path, (streaming.UNLABELED_FOLDER,))
         train, test = _split_off_test(y_all, test_fraction, seed, path)
         x, y, xt, yt = x_all[train], y_all[train], x_all[test], y_all[test]
+    unlabeled = None
+    if len(pool):
+        unlabeled = _decode_images(pool)
+        if unlabeled.shape[1:] != x.shape[1:]:
+            raise ValueError(f"{os.path.join(path, streaming.UNLABELED_FOLDER)}: its images are "
+                             f"{list(unlabeled.shape[1:])} but the labeled ones "
+                             f"{list(x.shape[1:])}; give them one size")
     return ImageData(name="folder:" + path, train_images=x, train_labels=y, test_images=xt,
                      test_labels=yt, num_classes=len(names), class_names=names,
-                     augmentation=streaming.FOLDER_AUGMENTATION)
+                     augmentation=streaming.FOLDER_AUGMENTATION, unlabeled_images=unlabeled)
 
 
 def _check_features(x, where):
@@ -832,8 +943,9 @@ def _load(spec, data_dir, stream, image_size):
             raise FileNotFoundError(f"image folder {path!r} does not exist")
         listing = None
         if stream == "auto":
-            listing = streaming.list_image_folder(streaming.folder_splits(path)[0])
-            decide, why = streaming.should_stream(listing[0])
+            listing = streaming.list_training_folder(path)
+            decide, why = streaming.should_stream(np.concatenate(
+                [listing[0], streaming.list_unlabeled(path)]))
         else:
             decide, why = stream == "true", "--stream"
         from absl import logging

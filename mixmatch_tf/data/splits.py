@@ -14,26 +14,51 @@ from mixmatch_tf.data.run_files import load_or_make
 SPLIT_FILE = "labeled_indices.npz"
 
 
-def labeled_subset(labels, num_labeled, num_classes, seed):
-    """``num_labeled / num_classes`` examples of every class, drawn with ``seed``.
+def per_class_counts(num_labeled, num_classes, seed):
+    """How many labeled examples each class gets: ``num_labeled // num_classes``,
+    and one more for ``num_labeled % num_classes`` classes drawn with ``seed``
+    (from a stream of their own, so that a multiple of the class count draws what
+    it always drew)."""
+    counts = np.full(num_classes, num_labeled // num_classes, np.int64)
+    extra = num_labeled % num_classes
+    if extra:
+        counts[np.random.RandomState([seed, 1]).permutation(num_classes)[:extra]] += 1
+    return counts
+
+
+def describe_counts(counts, class_names=None):
+    """'3 for classes 0, 4, 7; 2 for the others' (or '5 per class')."""
+    names = class_names or [str(c) for c in range(len(counts))]
+    low = int(counts.min())
+    high = [names[c] for c in np.flatnonzero(counts > low)]
+    if not high:
+        return f"{low} per class"
+    return f"{low + 1} for class{'es' if len(high) > 1 else ''} {', '.join(high)}; {low} for the others"
+
+
+def labeled_subset(labels, num_labeled, num_classes, seed, class_names=None):
+    """A class-balanced labeled subset of ``num_labeled`` examples drawn with ``seed``:
+    ``per_class_counts`` of each class, as balanced as the count allows.
 
     Raises:
-      ValueError (about ``num_labeled``) when it is not a positive multiple of the
-      class count or asks for more examples than a class has.
+      ValueError (about ``num_labeled``) when some class would get no labeled
+      example, or a class has fewer examples than it is to give.
     """
     labels = np.asarray(labels)
-    if num_labeled <= 0 or num_labeled % num_classes:
-        raise ValueError(f"must be a positive multiple of the {num_classes} classes (e.g. "
-                         f"{num_classes * max(1, num_labeled // num_classes)})")
-    per_class = num_labeled // num_classes
+    names = list(class_names or [str(c) for c in range(num_classes)])
+    if num_labeled < num_classes:
+        raise ValueError(f"must be at least the {num_classes} classes (one labeled example "
+                         f"each), got {num_labeled}: class(es) "
+                         f"{', '.join(names[num_labeled:][:5])}... would have none")
+    counts = per_class_counts(num_labeled, num_classes, seed)
     rng = np.random.RandomState(seed)
     chosen = []
     for c in range(num_classes):
         idx = np.flatnonzero(labels == c)
-        if len(idx) < per_class:
-            raise ValueError(f"asks for {per_class} labeled examples per class but class {c} "
-                             f"has only {len(idx)}")
-        chosen.append(idx[rng.permutation(len(idx))[:per_class]])
+        if len(idx) < counts[c]:
+            raise ValueError(f"asks for {counts[c]} labeled examples of class {names[c]!r} but "
+                             f"it has only {len(idx)}")
+        chosen.append(idx[rng.permutation(len(idx))[:counts[c]]])
     return np.sort(np.concatenate(chosen)).astype(np.int64)
 
 
@@ -93,12 +118,15 @@ def labeled_fold(data, num_labeled, seed, label_fold=None, folds_file=None):
     return fold, np.sort(folds[fold])
 
 
-def labeled_split_for_run(labels, num_labeled, num_classes, seed, model_dir, fold=None):
+def labeled_split_for_run(labels, num_labeled, num_classes, seed, model_dir, fold=None,
+                          class_names=None):
     """The run's labeled indices, made once and reloaded from ``model_dir/labeled_indices.npz``.
 
     Args:
       fold: None for a class-balanced random draw with ``seed``, or (fold number,
         indices) from ``labeled_fold``.
+      class_names: for the messages (the counts per class are logged when the
+        count is not a multiple of the classes).
     """
     settings = {"num_labeled": int(num_labeled), "seed": int(seed), "num_train": int(len(labels))}
     if fold is not None:
@@ -107,7 +135,12 @@ def labeled_split_for_run(labels, num_labeled, num_classes, seed, model_dir, fol
     def make():
         if fold is not None:
             return {"indices": np.asarray(fold[1], np.int64)}
-        return {"indices": labeled_subset(labels, num_labeled, num_classes, seed)}
+        if num_labeled % num_classes:
+            from absl import logging
+            logging.info("%d labels over %d classes: %s", num_labeled, num_classes,
+                         describe_counts(per_class_counts(num_labeled, num_classes, seed),
+                                         class_names))
+        return {"indices": labeled_subset(labels, num_labeled, num_classes, seed, class_names)}
 
     def check(arrays):
         indices = arrays.get("indices")

@@ -91,6 +91,8 @@ MEMORY_FRACTION = 0.25
 SIZE_SAMPLE = 32
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 EVAL_SPLIT_NAMES = ("test", "val")
+# A folder data set's images without labels: PATH/unlabeled/*.png (not a class).
+UNLABELED_FOLDER = "unlabeled"
 # The policy of a folder whose images share one size, read into memory or streamed:
 # random crops and horizontal flips, the usual recipe for photos (--augmentation=
 # pad_crop for digits, letters or other images that a mirror changes).
@@ -129,6 +131,8 @@ class StreamedData:
       augmentation: the training augmentation policy (``augment.POLICIES``).
       frame: (H, W, C) of images that share one size (the network's input, as
         when they are read into memory); None for square ``image_size`` inputs.
+      unlabeled_files: images without labels (a folder's ``unlabeled/``): the
+        unlabeled pool, after the training files in a run's training source.
     """
     name: str
     num_classes: int
@@ -143,6 +147,7 @@ class StreamedData:
     tfds: Optional[TfdsSplits] = None
     augmentation: str = augment_lib.RESIZED_CROP_FLIP
     frame: Optional[tuple] = None
+    unlabeled_files: Optional[np.ndarray] = None
 
     streamed = True
     tabular = False
@@ -160,6 +165,10 @@ class StreamedData:
         if self.frame is not None:
             return tuple(self.frame)
         return (self.image_size, self.image_size, 3)
+
+    @property
+    def num_unlabeled(self):
+        return 0 if self.unlabeled_files is None else int(len(self.unlabeled_files))
 
     @property
     def resize(self):
@@ -193,8 +202,11 @@ class StreamedData:
                                augmentation=self.augmentation, padding=padding, **view),
                     TfdsSource(self.tfds, self.tfds.test_split, self.num_test, **view))
         labels = self.train_labels if train_labels is None else train_labels
-        return (FileSource(self.train_files, labels, augmentation=self.augmentation,
-                           padding=padding, **view),
+        files = self.train_files
+        if len(labels) > self.num_train:  # the unlabeled pool follows the training files
+            files = np.concatenate([files, self.unlabeled_files])
+        return (FileSource(files, labels, augmentation=self.augmentation, padding=padding,
+                           **view),
                 FileSource(self.test_files, self.test_labels, **view))
 
     def statistics_images(self):
@@ -218,48 +230,34 @@ def folder_channels(channels):
     return 1 if channels == 2 else channels
 
 
-def list_image_folder(root):
-    """Paths and labels of the images in the class sub-folders of ``root``, no pixels.
+def _image_files(folder, inside, outside, what):
+    """The image files of ``folder`` (sorted; hidden ones left out), checked: an entry
+    with an image extension that is a folder or a broken link is refused; links out
+    of ``inside`` are collected in ``outside``."""
+    # The directory entries tell folders and links apart without a stat per file
+    # (1.28 M of them on a network file system).
+    entries = sorted((e for e in os.scandir(folder) if not _hidden(e.name)
+                      and e.name.lower().endswith(IMAGE_EXTENSIONS)), key=lambda e: e.name)
+    if not entries:
+        raise ValueError(f"{folder}: {what} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+    paths = []
+    for entry in entries:
+        path = entry.path
+        if entry.is_symlink():
+            if not os.path.exists(path):
+                raise ValueError(f"{path}: is a broken symbolic link (to "
+                                 f"{os.readlink(path)!r})")
+            real = os.path.realpath(path)
+            if os.path.commonpath([inside, real]) != inside:
+                outside.append((path, real))
+        if entry.is_dir():
+            raise ValueError(f"{path}: is a folder, not an image; {what}s must hold image "
+                             "files only (move or rename it)")
+        paths.append(path)
+    return paths
 
-    Class ids follow the sorted sub-folder names, files are sorted within each;
-    hidden entries (names starting with a dot) are left out. Refused as in the
-    in-memory loader: no class folders, a class folder without
-    images, an entry with an image extension that is a folder or a broken link.
-    Links out of ``root`` are followed with one warning.
 
-    Returns:
-      (paths: str array [N], labels: int64 [N], class names tuple).
-    """
-    # Hidden entries (.thumbnails/, .ipynb_checkpoints/, macOS' ._x.png) are not
-    # classes or images: file managers and notebooks leave them in data folders.
-    classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not _hidden(e.name))
-    if not classes:
-        raise ValueError(f"{root}: no class sub-folders found; expected {root}/<class>/<image>")
-    paths, labels, outside = [], [], []
-    inside = os.path.realpath(root)
-    for c, name in enumerate(classes):
-        folder = os.path.join(root, name)
-        # The directory entries tell folders and links apart without a stat per file
-        # (1.28 M of them on a network file system).
-        entries = sorted((e for e in os.scandir(folder) if not _hidden(e.name)
-                          and e.name.lower().endswith(IMAGE_EXTENSIONS)), key=lambda e: e.name)
-        if not entries:
-            raise ValueError(f"{folder}: class folder holds no images "
-                             f"({', '.join(IMAGE_EXTENSIONS)})")
-        for entry in entries:
-            path = entry.path
-            if entry.is_symlink():
-                if not os.path.exists(path):
-                    raise ValueError(f"{path}: is a broken symbolic link (to "
-                                     f"{os.readlink(path)!r})")
-                real = os.path.realpath(path)
-                if os.path.commonpath([inside, real]) != inside:
-                    outside.append((path, real))
-            if entry.is_dir():
-                raise ValueError(f"{path}: is a folder, not an image; class folders must hold "
-                                 "image files only (move or rename it)")
-            paths.append(path)
-            labels.append(c)
+def _say_outside(root, outside):
     if outside:
         # Followed on purpose: a folder of links into a shared store is the usual way
         # to pick a subset of a shared data set without copying it. Said, since the
@@ -268,8 +266,55 @@ def list_image_folder(root):
         logging.warning("%s: %d image(s) are symbolic links to files outside the folder, "
                         "read from their targets (first: %s -> %s)", root, len(outside),
                         *outside[0])
+
+
+def list_image_folder(root, reserved=()):
+    """Paths and labels of the images in the class sub-folders of ``root``, no pixels.
+
+    Class ids follow the sorted sub-folder names, files are sorted within each;
+    hidden entries (names starting with a dot) and the ``reserved`` names (the
+    ``unlabeled/`` folder) are not classes. Refused as in the in-memory loader: no
+    class folders, a class folder without images, an entry with an image
+    extension that is a folder or a broken link. Links out of ``root`` are
+    followed with one warning.
+
+    Returns:
+      (paths: str array [N], labels: int64 [N], class names tuple).
+    """
+    # Hidden entries (.thumbnails/, .ipynb_checkpoints/, macOS' ._x.png) are not
+    # classes or images: file managers and notebooks leave them in data folders.
+    classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not _hidden(e.name)
+                     and e.name not in reserved)
+    if not classes:
+        raise ValueError(f"{root}: no class sub-folders found; expected {root}/<class>/<image>")
+    paths, labels, outside = [], [], []
+    inside = os.path.realpath(root)
+    for c, name in enumerate(classes):
+        files = _image_files(os.path.join(root, name), inside, outside, "class folder")
+        paths.extend(files)
+        labels.extend([c] * len(files))
+    _say_outside(root, outside)
     return np.asarray(paths, dtype=object).astype(str), np.asarray(labels, np.int64), \
         tuple(classes)
+
+
+def list_unlabeled(path):
+    """The images of ``path/unlabeled/`` (sorted, str array), none without that folder:
+    a folder data set's unlabeled pool for semi-supervised learning."""
+    folder = os.path.join(path, UNLABELED_FOLDER)
+    if not os.path.isdir(folder):
+        return np.zeros([0], str)
+    outside = []
+    files = _image_files(folder, os.path.realpath(path), outside, "unlabeled folder")
+    _say_outside(folder, outside)
+    return np.asarray(files, dtype=object).astype(str)
+
+
+def list_training_folder(path):
+    """``list_image_folder`` of a folder data set's training images (``path/train``, or
+    ``path`` itself, whose ``unlabeled/`` is then no class)."""
+    train_dir, test_dir = folder_splits(path)
+    return list_image_folder(train_dir, reserved=() if test_dir else (UNLABELED_FOLDER,))
 
 
 def folder_splits(path):
@@ -354,7 +399,7 @@ def load_streamed_folder(path, image_size=None, test_fraction=0.2, seed=0, listi
     if not os.path.isdir(path):
         raise FileNotFoundError(f"image folder {path!r} does not exist")
     train_dir, test_dir = folder_splits(path)
-    x, y, names = listing if listing is not None else list_image_folder(train_dir)
+    x, y, names = listing if listing is not None else list_training_folder(path)
     if test_dir is not None:
         xt, yt, names_t = list_image_folder(test_dir)
         if names_t != names:
@@ -375,7 +420,7 @@ def load_streamed_folder(path, image_size=None, test_fraction=0.2, seed=0, listi
                         image_size=None if frame else int(image_size or DEFAULT_IMAGE_SIZE),
                         num_train=len(x), num_test=len(xt), train_files=x, test_files=xt,
                         train_labels=y, test_labels=yt, augmentation=augmentation,
-                        frame=frame)
+                        frame=frame, unlabeled_files=list_unlabeled(path))
 
 
 # ------------------------------------------------------------------------------ TFDS

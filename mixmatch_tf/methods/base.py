@@ -31,7 +31,7 @@ package imports every module in its folder.
 """
 import dataclasses
 import math
-from typing import Any, Callable, ClassVar, Mapping, Optional
+from typing import Any, Callable, ClassVar, Mapping, Optional, Union
 
 import numpy as np
 
@@ -39,6 +39,8 @@ from mixmatch_tf.data.pipeline import Stream
 from mixmatch_tf.models.registry import ModelInputError, check_model_input
 
 _METHODS = {}
+# num_labeled: every label the data gives (the unlabelled images are the pool).
+ALL_LABELS = "all"
 
 
 class ConfigError(ValueError):
@@ -119,8 +121,12 @@ def check_ranges(config):
     for f in dataclasses.fields(config):
         within = f.metadata.get("within")
         value = getattr(config, f.name)
-        if within is None or value is None:
+        words = f.metadata.get("words", ())
+        if within is None or value is None or (isinstance(value, str) and value in words):
             continue
+        if isinstance(value, str):
+            valid = " or ".join(repr(w) for w in words) or "a number"
+            raise ConfigError(f.name, f"must be a number in {within} or {valid}, got {value!r}")
         for v in (value if isinstance(value, tuple) else (value,)):
             if v not in within:
                 shown = list(value) if isinstance(value, tuple) else value
@@ -172,7 +178,7 @@ def get_method(name):
 _UNCHANGED = object()
 
 
-def setting(default, help_text, before=_UNCHANGED, within=None):
+def setting(default, help_text, before=_UNCHANGED, within=None, words=()):
     """A Config field with its help text (the flag's help, per method).
 
     ``before``: for a setting added after runs were trained without it, the value
@@ -181,10 +187,14 @@ def setting(default, help_text, before=_UNCHANGED, within=None):
     ``within``: for a number (or a tuple of numbers), the ``Interval`` it must lie
     in, e.g. ``"(0, 1]"``; every numeric setting declares one (tested), and
     ``check_ranges`` refuses a value outside it before any work.
+    ``words``: values besides numbers the setting takes (``num_labeled="all"``);
+    its flag parses them too.
     """
     metadata = {"help": help_text}
     if within is not None:
         metadata["within"] = Interval(within)
+    if words:
+        metadata["words"] = tuple(words)
     if before is not _UNCHANGED:
         metadata["before"] = before
     return dataclasses.field(default=default, metadata=metadata)
@@ -230,7 +240,10 @@ class Context:
       train_labels: the training labels a method may use (noisy if noise was
         added; the clean ones are never given to methods).
       seed: the run seed.
-      model_fn: builds a fresh network mapping float images to logits.
+      model_fn: ``model_fn(index=0)`` builds a fresh network mapping float images
+        to logits; a method that trains networks independently of each other
+        (co-training) builds its k-th with ``index=k``, so that they never start
+        identical (``training.build.model_factory``).
       num_replicas: replicas in sync (for per-replica loss scaling).
       labeled_indices: training indices whose labels may be used (all of them
         for supervised and noisy-label learning; the labeled subset for SSL).
@@ -281,14 +294,16 @@ class LabeledSplit:
     """A class-balanced labeled subset of the training set, drawn with the run seed.
 
     Attributes:
-      num_labeled: its size (a multiple of the class count).
+      num_labeled: its size (as balanced over the classes as the count allows), or
+        ``ALL_LABELS``: every label the data gives, the data's unlabelled images
+        being the unlabeled pool.
       unlabeled_includes_labeled: whether the unlabeled pool holds the labeled
         examples too (else the rest of the training set).
       label_fold, label_folds_file: a predefined fold of the data set's
         distribution (STL-10's 1000 labels) instead of a random draw; see
         ``data.splits.labeled_fold``.
     """
-    num_labeled: int
+    num_labeled: Union[int, str]
     unlabeled_includes_labeled: bool = False
     label_fold: Optional[int] = None
     label_folds_file: Optional[str] = None

@@ -165,7 +165,7 @@ class CoTeaching(Method):
                     "keep": variable(self.config.batch_size)}
         state = {"schedule": schedule}
         for k in (1, 2):
-            net = self.ctx.model_fn()
+            net = self.ctx.model_fn(k - 1)  # independent networks: never start identical
             opt = common.build_optimizer(keras.optimizers.Adam(
                 learning_rate=self.config.learning_rate, beta_1=schedule["beta_1"]), net)
             state[f"net{k}"], state[f"opt{k}"] = net, opt

@@ -179,7 +179,7 @@ class DivideMix(Method):
               "them with its images (use --gmm_per_class=false)")
         state = {}
         for k in (1, 2):
-            net = self.ctx.model_fn()
+            net = self.ctx.model_fn(k - 1)  # independent networks: never start identical
             opt = common.build_optimizer(keras.optimizers.SGD(
                 learning_rate=self.config.learning_rate, momentum=self.config.momentum), net)
             state[f"net{k}"], state[f"opt{k}"] = net, opt

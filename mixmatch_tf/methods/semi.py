@@ -20,7 +20,7 @@ from the student's and borrowed -- or averaged -- statistics can make the EMA
 network predict one class for every image.
 """
 import dataclasses
-from typing import ClassVar, Optional
+from typing import ClassVar, Optional, Union
 
 import keras
 import numpy as np
@@ -29,7 +29,8 @@ import tensorflow as tf
 from mixmatch_tf import ops
 from mixmatch_tf.data.pipeline import Stream
 from mixmatch_tf.methods import common
-from mixmatch_tf.methods.base import LabeledSplit, Method, Phase, TrainConfig, check, setting
+from mixmatch_tf.methods.base import (ALL_LABELS, LabeledSplit, Method, Phase, TrainConfig,
+                                      check, setting)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,8 +59,11 @@ class SemiConfig(TrainConfig):
     ema_bn_examples: int = setting(4096, "training images over which the EMA network's "
                                    "batch-norm statistics are estimated before evaluation "
                                    "and export", within="[1, 10000000]")
-    num_labeled: int = setting(4000, "labeled examples, class-balanced, drawn with the seed "
-                               "(paper: 250 to 4000 on CIFAR-10 and SVHN)", within="[1, 1e9]")
+    num_labeled: Union[int, str] = setting(
+        4000, "labeled examples, as balanced over the classes as the count allows, drawn with "
+        "the seed (paper: 250 to 4000 on CIFAR-10 and SVHN); all: every label the data gives, "
+        "its unlabelled images (npz x_unlabeled, a folder's unlabeled/) the pool",
+        within="[1, 1e9]", words=(ALL_LABELS,))
     label_fold: Optional[int] = setting(None, "predefined labeled fold (STL-10, 1000 labels); "
                                         "None: fold number seed modulo the fold count; -1: a "
                                         "random draw instead", within="[-1, 1e6]")

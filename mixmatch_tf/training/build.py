@@ -1,12 +1,11 @@
-"""What the trainer builds around a method: its data sources, its networks'
-factory, the step counters and the checkpoint of everything."""
+"""What the trainer builds around a method: its context, its networks' factory,
+the step counters and the checkpoint of everything."""
 import dataclasses
 import re
 
 import keras
 import tensorflow as tf
 
-from mixmatch_tf.data.pipeline import ArraySource
 from mixmatch_tf.methods.base import Context, resolve_config
 from mixmatch_tf.models import build_model
 from mixmatch_tf.training import precision as precision_lib
@@ -36,19 +35,7 @@ def method_config(method_cls, data, config, model):
     return config
 
 
-def data_sources(data, images, labels, normalization, crop_padding):
-    """(training source, test source) of ``data``: files read as training consumes
-    them for streamed data, else the arrays (``images`` and ``labels`` to train on);
-    either way augmented by the data's policy, padded as the method's
-    ``crop_padding`` says."""
-    if data.streamed:
-        return data.sources(normalization, labels, padding=crop_padding)
-    return (ArraySource(images, labels, normalization, augmentation=data.augmentation,
-                        padding=crop_padding),
-            ArraySource(data.test_images, data.test_labels, normalization))
-
-
-def model_factory(model, name, image_shape, num_classes, kwargs, precision="float32"):
+def model_factory(model, name, image_shape, num_classes, kwargs, precision="float32", seed=0):
     """A function making fresh networks under the run's precision: from a name, a
     factory or a Keras model.
 
@@ -56,6 +43,15 @@ def model_factory(model, name, image_shape, num_classes, kwargs, precision="floa
     layers compute in the run's precision and Keras' global policy is left as
     the caller had it. A user's network gets float32 logits: where its output
     is a 16-bit type, it is wrapped with a float32 cast (``float32_logits``).
+
+    The returned ``build(index=0)`` makes the ``index``-th network that a method
+    trains independently of its others (DivideMix's and Co-teaching's two: 0 and
+    1). A name or a function gives every call its own initialisation; a model
+    instance is every network's starting point, and network ``index > 0`` gets its
+    classification head (the last layer with weights) drawn anew
+    (``reinitialize_head``), so co-trained networks never start identical -- as
+    the official DivideMix Clothing1M code gives each network its own head on one
+    pretrained backbone.
 
     Args:
       model: None (build ``name`` with ``kwargs``), a Keras model (cloned with
@@ -67,6 +63,7 @@ def model_factory(model, name, image_shape, num_classes, kwargs, precision="floa
       kwargs: keyword arguments of ``build_model`` (the method's
         ``model_kwargs`` and the run's ``sync_bn``).
       precision: the run's precision (a Keras dtype policy name).
+      seed: the run seed (the redrawn heads' initializers are seeded from it).
     """
     if model is None:
         def make():
@@ -86,7 +83,7 @@ def model_factory(model, name, image_shape, num_classes, kwargs, precision="floa
         raise TypeError(f"model must be a keras.Model or a function returning one, got "
                         f"{type(model).__name__}")
 
-    def build():
+    def build(index=0):
         with precision_lib.policy_scope(precision):
             net = make()
             if model is None:
@@ -94,8 +91,40 @@ def model_factory(model, name, image_shape, num_classes, kwargs, precision="floa
             if not isinstance(net, keras.Model):
                 raise TypeError(f"the model function returned a {type(net).__name__}, "
                                 "not a keras.Model")
+            if index and isinstance(model, keras.Model):
+                reinitialize_head(net, seed=seed * 1009 + index)
             return float32_logits(net, image_shape, num_classes)
     return build
+
+
+def _last_layer_with_weights(layer):
+    for sub in reversed(getattr(layer, "layers", [])):
+        if sub.weights:
+            return _last_layer_with_weights(sub)
+    return layer
+
+
+def reinitialize_head(net, seed):
+    """Draws the weights of ``net``'s last layer with weights (its classification
+    head) anew from that layer's own initializers (``kernel_initializer``,
+    ``bias_initializer``, ...) under ``seed`` (a Keras initializer without a seed
+    repeats its first draw); a TypeError saying to pass a function instead when the
+    layer names no initializer for a weight."""
+    head = _last_layer_with_weights(net)
+    for variable in head.weights:
+        name = variable.path.rsplit("/", 1)[-1]
+        initializer = getattr(head, f"{name}_initializer", None)
+        if initializer is None:
+            raise TypeError(
+                f"the two networks this method co-trains must not start identical, and the "
+                f"head {head.name!r} of the given model has no {name}_initializer to draw its "
+                f"{name!r} anew; pass a function returning a new model instead")
+        initializer = keras.initializers.get(initializer)
+        config = initializer.get_config()
+        if "seed" in config:
+            config["seed"] = seed
+        fresh = initializer.__class__.from_config(config)
+        variable.assign(fresh(variable.shape, variable.dtype))
 
 
 def _with_policy(precision):

@@ -32,7 +32,7 @@ from absl import logging
 from mixmatch_tf.data import noise as noise_lib
 from mixmatch_tf.data import splits
 from mixmatch_tf.data.preprocess import Normalization
-from mixmatch_tf.methods.base import ConfigError, get_method, legacy_values
+from mixmatch_tf.methods.base import ALL_LABELS, ConfigError, get_method, legacy_values
 from mixmatch_tf.training import results
 from mixmatch_tf.training.config import RunConfig
 
@@ -452,38 +452,55 @@ class RunDir:
         return data.train_labels
 
     def training_source(self, data, labels, split, seed):
-        """(images, labels, labeled indices, unlabeled indices) of the training source.
+        """(labels, labeled indices, unlabeled indices) of the training source.
 
         With a ``LabeledSplit`` the run trains on a class-balanced labeled subset
         saved in the run folder; the unlabeled pool is the rest of the training
-        set (or all of it), plus any extra unlabeled images (STL-10). Without one,
-        every training image is labeled and there is no unlabeled pool.
+        set (or all of it), plus the data's unlabelled images (STL-10's, an npz's
+        ``x_unlabeled``, a folder's ``unlabeled/``). With ``num_labeled="all"`` every
+        training label is used and the unlabelled images are the pool. Without a
+        split, every training image is labeled and there is no unlabeled pool.
+        Unlabelled images get the label -1, after the training labels; the data's
+        ``sources`` put their images there.
         """
         if split is None:
-            return data.train_images, labels, None, None
+            return labels, None, None
         if labels is None:
             raise ConfigError("num_labeled", f"{data.name} is streamed from TFDS records, "
                               "which hold each label with its image: a labeled subset needs "
                               "every label first (stream a folder of images, or "
                               "--stream=false)")
-        try:
-            fold = splits.labeled_fold(data, split.num_labeled, seed, split.label_fold,
-                                       split.label_folds_file)
-            labeled = self.staged(splits.SPLIT_FILE, lambda folder: (
-                splits.labeled_split_for_run(labels, split.num_labeled, data.num_classes,
-                                             seed, folder, fold=fold)))
-        except ValueError as e:
-            raise ConfigError(getattr(e, "field", "num_labeled"), str(e)) from None
+        extra = data.num_unlabeled
+        if split.num_labeled == ALL_LABELS:
+            labeled = np.arange(data.num_train, dtype=np.int64)
+            if not extra and not split.unlabeled_includes_labeled:
+                raise ConfigError("num_labeled", f"all: every label of {data.name} is used, so "
+                                  "the unlabeled pool is its unlabelled images, and it has "
+                                  "none; give some (an npz's x_unlabeled, a folder's "
+                                  "unlabeled/ sub-folder) or a number of labels")
+        else:
+            try:
+                fold = splits.labeled_fold(data, split.num_labeled, seed, split.label_fold,
+                                           split.label_folds_file)
+                labeled = self.staged(splits.SPLIT_FILE, lambda folder: (
+                    splits.labeled_split_for_run(labels, split.num_labeled, data.num_classes,
+                                                 seed, folder, fold=fold,
+                                                 class_names=list(data.class_names))))
+            except ValueError as e:
+                raise ConfigError(getattr(e, "field", "num_labeled"), str(e)) from None
+        missing = np.setdiff1d(np.arange(data.num_classes), labels[labeled])
+        if len(missing):
+            names = ", ".join(repr(data.class_names[c]) for c in missing[:5])
+            raise ConfigError("num_labeled", f"class {names} has no labeled example to learn "
+                              f"it from ({len(missing)} of {data.num_classes} classes); label "
+                              "at least one image of every class")
         pool = np.arange(data.num_train, dtype=np.int64)
         if not split.unlabeled_includes_labeled:
             pool = np.setdiff1d(pool, labeled)
-        images = data.train_images
-        if data.unlabeled_images is not None and len(data.unlabeled_images):
-            extra = len(data.unlabeled_images)
-            images = np.concatenate([images, data.unlabeled_images])
+        if extra:
             labels = np.concatenate([labels, np.full(extra, -1, np.int64)])
             pool = np.concatenate([pool, data.num_train + np.arange(extra, dtype=np.int64)])
-        return images, labels, labeled, pool
+        return labels, labeled, pool
 
     def staged(self, filename, make):
         """``make(folder)`` run against a private copy of ``model_dir/filename``.

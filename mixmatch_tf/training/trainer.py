@@ -21,7 +21,7 @@ from mixmatch_tf.data.sources import ImageData, load_dataset
 from mixmatch_tf.data.streaming import StreamedData
 from mixmatch_tf.methods.base import check_fits, get_method
 from mixmatch_tf.training import precision as precision_lib
-from mixmatch_tf.training.build import (Counters, data_sources, make_context, method_config,
+from mixmatch_tf.training.build import (Counters, make_context, method_config,
                                         model_factory, state_variables)
 from mixmatch_tf.training.config import RunConfig
 from mixmatch_tf.training.loop import (NonFiniteLossError, PhaseLoop, Progress, StateGuard,
@@ -89,17 +89,17 @@ class Trainer:
         keras.utils.set_random_seed(self.run.seed)
         data, run = self.data, self.run
         self.train_labels = self.run_dir.train_labels(data, run)
-        images, labels, labeled, unlabeled = self.run_dir.training_source(
+        labels, labeled, unlabeled = self.run_dir.training_source(
             data, self.train_labels, self.method_cls.labeled_split(self.config), run.seed)
-        self.source, self.test_source = data_sources(data, images, labels, self.normalization,
-                                                     self.method_cls.crop_padding)
+        self.source, self.test_source = data.sources(self.normalization, labels,
+                                                     padding=self.method_cls.crop_padding)
         self.passes = Passes(self.strategy, self.normalization, self.source, self.test_source,
                              data.num_train, run.eval_batch_size)
         kwargs = dict(self.method_cls.model_kwargs(self.config), sync_bn=run.sync_bn)
         self.context = make_context(
             data, run, self.train_labels, labeled, unlabeled, self.map_train_set,
             model_factory(model, self.config.model, data.image_shape, data.num_classes, kwargs,
-                          run.precision),
+                          run.precision, run.seed),
             self.strategy.num_replicas_in_sync, self.passes.fetch_images)
         self.method = self.method_cls(self.config, self.context)
         with self.strategy.scope():

@@ -1,0 +1,152 @@
+"""Your data, your model: arrays with an unlabelled pool, a folder with unlabeled/, every
+label (--num_labeled=all), label budgets that are no multiple of the classes, a class
+without labels, and co-trained networks from a user's model."""
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mixmatch_tf.data import sources, streaming
+from mixmatch_tf.methods import ConfigError
+from mixmatch_tf.training import RunConfig, Trainer
+
+NOISY = {"noise_type": "sym", "noise_rate": 0.5}
+
+
+def user_factory():
+    return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(8, 3, padding="same"),
+                             keras.layers.ReLU(), keras.layers.Flatten(), keras.layers.Dense(10)])
+
+
+def split_digits(digits, labeled=200):
+    """(x, y) of the first ``labeled`` training digits, the rest as unlabelled images."""
+    x, y = digits.train_images, digits.train_labels
+    return x[:labeled], y[:labeled], x[labeled:]
+
+
+# ----------------------------------------------------------------- arrays and npz
+def test_arrays_with_an_unlabelled_pool_train_on_every_label_and_the_pool(tmp_path, one_replica,
+                                                                         digits):
+    x, y, pool = split_digits(digits)
+    data = sources.from_arrays(x, y, x_test=digits.test_images, y_test=digits.test_labels,
+                               x_unlabeled=pool, name="my_digits")
+    assert data.num_unlabeled == len(pool) and data.num_train == 200
+    trainer = Trainer("mixmatch", data, RunConfig(model_dir=str(tmp_path), precision="float32"),
+                      config={"num_labeled": "all", "train_steps": 1}, strategy=one_replica)
+    ctx = trainer.context
+    np.testing.assert_array_equal(ctx.labeled_indices, np.arange(200))
+    np.testing.assert_array_equal(ctx.unlabeled_indices, 200 + np.arange(len(pool)))
+    # the pool's images follow the training images in the training source
+    fetched = trainer.source.fetch(tf.constant([0, 200], tf.int64), raw=True)["image"].numpy()
+    np.testing.assert_array_equal(fetched, np.stack([x[0], pool[0]]))
+
+
+def test_an_npz_with_x_unlabeled(tmp_path, digits):
+    x, y, pool = split_digits(digits)
+    np.savez(tmp_path / "d.npz", x=x, y=y, x_unlabeled=pool)
+    data = sources.load_dataset(f"npz:{tmp_path / 'd.npz'}")
+    assert data.num_unlabeled == len(pool) and data.num_train + len(data.test_labels) == 200
+    np.savez(tmp_path / "e.npz", x=x, y=y, x_unlabeled=pool[:, :4])
+    with pytest.raises(ValueError, match=r"'x_unlabeled' images are \[4, 8, 1\] but 'x' images "
+                                         r"are \[8, 8, 1\]"):
+        sources.load_dataset(f"npz:{tmp_path / 'e.npz'}")
+
+
+def test_every_label_needs_a_pool_and_every_class_a_label(tmp_path, one_replica, digits):
+    x, y, pool = split_digits(digits)
+    no_pool = sources.from_arrays(x, y)
+    with pytest.raises(ConfigError, match="num_labeled: all: every label of arrays is used, so "
+                                          "the unlabeled pool is its unlabelled images, and it "
+                                          "has none"):
+        Trainer("mixmatch", no_pool, RunConfig(model_dir=str(tmp_path / "a")),
+                config={"num_labeled": "all"}, strategy=one_replica)
+    # ten class names, labels of nine classes: class '9' is never labeled
+    keep = y != 9
+    names = [f"digit {c}" for c in range(10)]
+    nine = sources.from_arrays(x[keep], y[keep], x_unlabeled=pool, class_names=names)
+    with pytest.raises(ConfigError, match="num_labeled: class 'digit 9' has no labeled example "
+                                          "to learn it from"):
+        Trainer("mixmatch", nine, RunConfig(model_dir=str(tmp_path / "b")),
+                config={"num_labeled": "all"}, strategy=one_replica)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    with pytest.raises(ConfigError, match="num_labeled: must be a number in \\[1, 1e9\\] or "
+                                          "'all', got 'every'"):
+        Trainer("mixmatch", digits, RunConfig(model_dir=str(tmp_path / "c")),
+                config={"num_labeled": "every"}, strategy=one_replica)
+
+
+def test_23_labels_over_10_classes_are_as_balanced_as_they_can_be(tmp_path, one_replica, digits,
+                                                                  caplog):
+    import logging
+    with caplog.at_level(logging.INFO):
+        trainer = Trainer("mixmatch", digits, RunConfig(model_dir=str(tmp_path), seed=4),
+                          config={"num_labeled": 23, "train_steps": 1}, strategy=one_replica)
+    counts = np.bincount(digits.train_labels[trainer.context.labeled_indices], minlength=10)
+    assert sorted(counts.tolist()) == [2] * 7 + [3] * 3
+    assert "23 labels over 10 classes: 3 for classes" in caplog.text
+
+
+def test_the_flag_takes_all(tmp_path):
+    from test_flags import parse
+    _, config, _ = parse(["--method=mixmatch", "--num_labeled=all"])
+    assert config.num_labeled == "all"
+    _, config, _ = parse(["--method=mixmatch", "--num_labeled=23"])
+    assert config.num_labeled == 23
+    from absl import flags
+    with pytest.raises(flags.IllegalFlagValueError, match="must be an integer or all"):
+        parse(["--method=mixmatch", "--num_labeled=most"])
+
+
+# ------------------------------------------------------------- a folder's unlabeled/
+def make_folder_with_pool(root, digits, per_class=6, pool=10):
+    for c in range(10):
+        os.makedirs(os.path.join(root, f"c{c}"), exist_ok=True)
+        for i, image in enumerate(digits.train_images[digits.train_labels == c][:per_class]):
+            tf.io.write_file(os.path.join(root, f"c{c}", f"{i}.png"), tf.io.encode_png(image))
+    os.makedirs(os.path.join(root, "unlabeled"))
+    for i, image in enumerate(digits.test_images[:pool]):
+        tf.io.write_file(os.path.join(root, "unlabeled", f"u{i}.png"), tf.io.encode_png(image))
+    return str(root)
+
+
+@pytest.mark.parametrize("stream", ["false", "true"])
+def test_a_folders_unlabeled_subfolder_is_the_pool_not_a_class(tmp_path, one_replica, digits,
+                                                                stream):
+    folder = make_folder_with_pool(tmp_path / "f", digits)
+    data = sources.load_dataset(f"folder:{folder}", stream=stream)
+    assert data.class_names == tuple(f"c{c}" for c in range(10)) and data.num_unlabeled == 10
+    trainer = Trainer("mixmatch", data, RunConfig(model_dir=str(tmp_path / "run"),
+                                                  precision="float32"),
+                      config={"num_labeled": "all", "train_steps": 1, "batch_size": 8,
+                              "model": "small_cnn"}, strategy=one_replica)
+    assert len(trainer.context.unlabeled_indices) == 10
+    assert trainer.fit()["steps"] == 1
+    pool = streaming.list_unlabeled(folder)
+    assert [os.path.basename(p) for p in pool] == sorted(f"u{i}.png" for i in range(10))
+
+
+# ------------------------------------------------------------- a user's model
+@pytest.mark.parametrize("method", ["dividemix", "coteaching"])
+@pytest.mark.parametrize("kind", ["factory", "instance"])
+def test_co_trained_networks_never_start_identical(tmp_path, one_replica, digits, method, kind):
+    """A function gives each network its own initialisation; an instance is both networks'
+    starting point, the second with its classification head drawn anew (seeded)."""
+    given = user_factory()
+    model = {"factory": user_factory, "instance": given}[kind]
+
+    def networks(folder):
+        trainer = Trainer(method, digits, RunConfig(model_dir=str(folder), precision="float32",
+                                                    **NOISY),
+                          config={"batch_size": 16}, strategy=one_replica, model=model)
+        return [n.get_weights() for n in trainer.method.networks(trainer.state)]
+    net1, net2 = networks(tmp_path / "a")
+    differ = [not np.array_equal(a, b) for a, b in zip(net1, net2)]
+    assert any(differ)
+    if kind == "instance":
+        for a, b in zip(net1, given.get_weights()):
+            np.testing.assert_array_equal(a, b)  # the first: the given weights
+        # the second: the given weights but its head's kernel (the bias starts at zeros)
+        assert differ == [False] * (len(differ) - 2) + [True, False]
+        assert all(np.array_equal(a, b) for a, b in zip(networks(tmp_path / "b")[1], net2))
