@@ -12,7 +12,7 @@ import typing
 
 from absl import app, flags
 
-from mixmatch_tf.data import sources
+from mixmatch_tf.data import dataset_names, tfds
 from mixmatch_tf.methods import ConfigError, get_method, method_names
 from mixmatch_tf.models import model_names
 from mixmatch_tf.training import strategy as strategy_lib
@@ -23,7 +23,7 @@ MAX_CPU_REPLICAS = 64
 def define_run_flags():
     flags.DEFINE_string("method", "mixup", f"Method: {', '.join(method_names())}.")
     flags.DEFINE_string("dataset", "digits",
-                        f"Data set: {', '.join(sources.dataset_names())}.")
+                        f"Data set: {', '.join(dataset_names())}.")
     flags.DEFINE_string("data_dir", None, "TFDS data folder (for TFDS data sets).")
     flags.DEFINE_enum("stream", "auto", ["auto", "true", "false"],
                       "folder: and TFDS image data: true reads the images from their files as "
@@ -199,10 +199,10 @@ def validate_names():
     if FLAGS.method not in method_names():
         usage_error("method", f"unknown method; valid: {', '.join(method_names())}")
     ds = FLAGS.dataset
-    known = (("digits",) + tuple(sources.TFDS_DATASETS) + tuple(sources.STREAMED_TFDS)
-             + sources.SKLEARN_TABULAR)
-    if ds not in known and not ds.startswith(("folder:", "npz:", "csv:")):
-        usage_error("dataset", f"unknown dataset; valid: {', '.join(sources.dataset_names())}")
+    from mixmatch_tf.data.arrays import SKLEARN_TABULAR
+    if ds not in ("digits",) + SKLEARN_TABULAR and not ds.startswith(
+            ("folder:", "npz:", "csv:")) and not tfds.is_tfds_name(ds):
+        usage_error("dataset", f"unknown dataset; valid: {', '.join(dataset_names())}")
     if ds.startswith("folder:") and not os.path.isdir(ds[len("folder:"):]):
         usage_error("dataset", f"folder {ds[len('folder:'):]!r} does not exist")
     for prefix in ("npz:", "csv:"):

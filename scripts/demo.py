@@ -13,7 +13,6 @@ summaries and metrics.json). One to three minutes on 2 CPU cores, by CPU kind.
 """
 import _setup  # noqa: F401
 import os
-import sys
 import tempfile
 import time
 
@@ -35,39 +34,6 @@ RUNS = [
 ]
 
 
-class LiveProgress:
-    """Shows a run's progress (steps, rate, ETA): one line redrawn in place on a
-    terminal, a line every 15 s otherwise (logs, pipes)."""
-
-    def __init__(self, label, stream=sys.stdout):
-        self.label, self.stream = label, stream
-        self.tty = stream.isatty()
-        self.last = 0.0
-        self.width = 0
-
-    def __call__(self, info):
-        now = time.time()
-        if now - self.last < (0.25 if self.tty else 15.0):
-            return
-        self.last = now
-        total = f"/{info['total']}" if info["total"] else ""
-        eta = info["eta_seconds"]
-        eta = "" if eta is None else f", ETA {int(eta // 60)}:{int(eta % 60):02d}"
-        text = (f"  {self.label:<22} step {info['step']}{total}, "
-                f"{info['rate']:.1f} steps/s{eta}")
-        if self.tty:
-            self.stream.write("\r" + text.ljust(self.width))
-            self.width = len(text)
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def clear(self):
-        if self.tty and self.width:
-            self.stream.write("\r" + " " * self.width + "\r")
-            self.stream.flush()
-
-
 def main(argv):
     del argv
     from mixmatch_tf.data import load_digits
@@ -82,10 +48,8 @@ def main(argv):
         model_dir = os.path.join(out_dir, f"{method}-seed{FLAGS.seed}")
         run = RunConfig(model_dir=model_dir, seed=FLAGS.seed, **run_settings)
         t0 = time.time()
-        progress = LiveProgress(label)
-        metrics = Trainer(method, data, run, config=config, strategy=strategy).fit(
-            on_progress=progress)
-        progress.clear()
+        print(f"{label}:", flush=True)
+        metrics = Trainer(method, data, run, config=config, strategy=strategy).fit()
         rows.append((section, label, metrics, time.time() - t0))
         print(f"  {label:<22} test error {metrics['test_error']:5.1f}%  "
               f"({metrics['steps']} steps, {time.time() - t0:.0f} s)", flush=True)

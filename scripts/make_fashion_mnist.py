@@ -22,7 +22,7 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mixmatch_tf.data.sources import stratified_split  # noqa: E402
+from mixmatch_tf.data.dataset import stratified_split  # noqa: E402
 
 SOURCE = "/usr/share/datasets/fashion-mnist"
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",

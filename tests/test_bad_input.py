@@ -18,7 +18,7 @@ from absl import app
 
 from conftest import run_script
 from flags import common as cli
-from mixmatch_tf.data import sources
+from mixmatch_tf.data import arrays, folders
 from mixmatch_tf.methods import ConfigError
 from mixmatch_tf.serving.export import PNG_END
 from mixmatch_tf.training import RunConfig, Trainer
@@ -134,91 +134,91 @@ CASES = [
         ["--method=mixmatch", "--weight_decay=600"]), app.UsageError,
      "--weight_decay=600.0: weight_decay * learning_rate must be < 1"),
     # ------------------------------------------------ CSV
-    ("csv_fractional_label", lambda e: sources.load_csv(e.write("d.csv", "1,2,0\n3,4,1.5\n5,6,1\n")),
+    ("csv_fractional_label", lambda e: arrays.load_csv(e.write("d.csv", "1,2,0\n3,4,1.5\n5,6,1\n")),
      ValueError, "d.csv, line 2: label '1.5' is not a class id; class ids are whole numbers"),
-    ("csv_empty_label", lambda e: sources.load_csv(e.write("d.csv", "1,2,0\n3,4,\n5,6,1\n")),
+    ("csv_empty_label", lambda e: arrays.load_csv(e.write("d.csv", "1,2,0\n3,4,\n5,6,1\n")),
      ValueError, "d.csv, line 2: the label (last column) is empty"),
-    ("csv_negative_label", lambda e: sources.load_csv(e.write("d.csv", "1,2,0\n3,4,-1\n5,6,1\n")),
+    ("csv_negative_label", lambda e: arrays.load_csv(e.write("d.csv", "1,2,0\n3,4,-1\n5,6,1\n")),
      ValueError, "d.csv, line 2: label '-1' is not a class id"),
-    ("csv_mixed_labels", lambda e: sources.load_csv(e.write("d.csv", "1,2,0\n3,4,cat\n5,6,1\n")),
+    ("csv_mixed_labels", lambda e: arrays.load_csv(e.write("d.csv", "1,2,0\n3,4,cat\n5,6,1\n")),
      ValueError, "d.csv, line 2: label 'cat', but the other labels are class ids"),
-    ("csv_nan_feature", lambda e: sources.load_csv(e.write("d.csv", "1,2,0\n3,nan,1\n5,6,1\n")),
+    ("csv_nan_feature", lambda e: arrays.load_csv(e.write("d.csv", "1,2,0\n3,nan,1\n5,6,1\n")),
      ValueError, "d.csv, line 2: feature 2 is 'nan'; features must be finite numbers"),
-    ("csv_ragged_row", lambda e: sources.load_csv(e.write("d.csv", "1,2,0\n3,4,1\n5,6,7,1\n")),
+    ("csv_ragged_row", lambda e: arrays.load_csv(e.write("d.csv", "1,2,0\n3,4,1\n5,6,7,1\n")),
      ValueError, "d.csv, line 3: 4 cells, but line 2 has 3"),
-    ("csv_text_feature", lambda e: sources.load_csv(e.write("d.csv", "1,2,0\n3,4,1\n5,x,1\n")),
+    ("csv_text_feature", lambda e: arrays.load_csv(e.write("d.csv", "1,2,0\n3,4,1\n5,x,1\n")),
      ValueError, "d.csv, line 3, column 2: 'x' is not a number"),
-    ("csv_one_column", lambda e: sources.load_csv(e.write("d.csv", "0\n1\n0\n")),
+    ("csv_one_column", lambda e: arrays.load_csv(e.write("d.csv", "0\n1\n0\n")),
      ValueError, "cannot tell the delimiter (none of comma, semicolon, tab"),
-    ("csv_one_row", lambda e: sources.load_csv(e.write("d.csv", "f1,f2,label\n1,2,0\n")),
+    ("csv_one_row", lambda e: arrays.load_csv(e.write("d.csv", "f1,f2,label\n1,2,0\n")),
      ValueError, "d.csv: needs at least two data rows, found 1"),
-    ("csv_not_utf8", lambda e: sources.load_csv(e.write("d.csv", "1,2,\xe9\n3,4,1\n", "latin-1")),
+    ("csv_not_utf8", lambda e: arrays.load_csv(e.write("d.csv", "1,2,\xe9\n3,4,1\n", "latin-1")),
      ValueError, "d.csv: not UTF-8 text"),
-    ("csv_label_of_a_billion", lambda e: sources.load_csv(e.write(
+    ("csv_label_of_a_billion", lambda e: arrays.load_csv(e.write(
         "d.csv", "1,2,0\n3,4,1000000000\n5,6,1\n")),
      ValueError, "d.csv, line 2: label 1000000000 (at 1) would make 1000000001 classes; at most "
                  "100000"),
     # ------------------------------------------------ npz
-    ("npz_nan_pixels", lambda e: sources.load_npz(e.npz(
+    ("npz_nan_pixels", lambda e: arrays.load_npz(e.npz(
         x=np.where(np.arange(360).reshape(10, 6, 6) == 200, np.nan, 0.5), y=np.arange(10) % 2)),
      ValueError, "['x']: image 5 has a pixel that is nan; images must be uint8 pixels 0-255"),
-    ("npz_label_of_a_billion", lambda e: sources.load_npz(e.npz(
+    ("npz_label_of_a_billion", lambda e: arrays.load_npz(e.npz(
         x=_images(), y=np.array([0, 1, 10 ** 9] + [0] * 7))),
      ValueError, "label 1000000000 (at 2) would make 1000000001 classes"),
-    ("npz_x_test_other_size", lambda e: sources.load_npz(e.npz(
+    ("npz_x_test_other_size", lambda e: arrays.load_npz(e.npz(
         x=_images(), y=np.arange(10) % 2, x_test=_images(4, size=5), y_test=np.zeros(4, int))),
      ValueError, "'x_test' images are [5, 5, 1] but 'x' images are [6, 6, 1]"),
-    ("npz_x_test_other_channels", lambda e: sources.load_npz(e.npz(
+    ("npz_x_test_other_channels", lambda e: arrays.load_npz(e.npz(
         x=_images(), y=np.arange(10) % 2, x_test=_images(4, channels=3), y_test=np.zeros(4, int))),
      ValueError, "'x_test' images are [6, 6, 3] but 'x' images are [6, 6, 1]"),
-    ("npz_x_test_float", lambda e: sources.load_npz(e.npz(
+    ("npz_x_test_float", lambda e: arrays.load_npz(e.npz(
         x=_images(), y=np.arange(10) % 2, x_test=_images(4) / 255.0, y_test=np.zeros(4, int))),
      ValueError, "['x_test']: images must be uint8 pixels 0-255"),
-    ("npz_empty_test_set", lambda e: sources.load_npz(e.npz(
+    ("npz_empty_test_set", lambda e: arrays.load_npz(e.npz(
         x=_images(), y=np.arange(10) % 2, x_test=_images(0), y_test=np.zeros(0, int))),
      ValueError, "['x_test']: holds no examples (shape (0, 6, 6, 1)); it needs at least one"),
-    ("npz_x_test_without_y_test", lambda e: sources.load_npz(e.npz(
+    ("npz_x_test_without_y_test", lambda e: arrays.load_npz(e.npz(
         x=_images(), y=np.arange(10) % 2, x_test=_images(4))),
      ValueError, "has 'x_test' but not 'y_test'; give both"),
-    ("npz_y_test_without_x_test", lambda e: sources.load_npz(e.npz(
+    ("npz_y_test_without_x_test", lambda e: arrays.load_npz(e.npz(
         x=_images(), y=np.arange(10) % 2, y_test=np.zeros(4, int))),
      ValueError, "has 'y_test' but not 'x_test'; give both"),
-    ("npz_nan_label", lambda e: sources.load_npz(e.npz(
+    ("npz_nan_label", lambda e: arrays.load_npz(e.npz(
         x=_images(), y=np.array([0, 1, np.nan] + [0] * 7))),
      ValueError, "d.npz ['y']: label at index 2 is nan; labels must be whole-number class ids"),
-    ("npz_nan_test_label", lambda e: sources.load_npz(e.npz(
+    ("npz_nan_test_label", lambda e: arrays.load_npz(e.npz(
         x=_images(), y=np.arange(10) % 2, x_test=_images(2), y_test=np.array([0.0, np.nan]))),
      ValueError, "d.npz ['y_test']: label at index 1 is nan"),
-    ("npz_empty_arrays", lambda e: sources.load_npz(e.npz(x=np.zeros((0, 6, 6), np.uint8),
+    ("npz_empty_arrays", lambda e: arrays.load_npz(e.npz(x=np.zeros((0, 6, 6), np.uint8),
                                                           y=np.zeros(0, int))),
      ValueError, "d.npz ['x']: holds no examples (shape (0, 6, 6)); it needs at least one"),
-    ("npz_single_example", lambda e: sources.load_npz(e.npz(x=_images(1), y=np.zeros(1, int))),
+    ("npz_single_example", lambda e: arrays.load_npz(e.npz(x=_images(1), y=np.zeros(1, int))),
      ValueError, "1 example(s); at least two are needed"),
-    ("npz_unknown_key", lambda e: sources.load_npz(e.npz(
+    ("npz_unknown_key", lambda e: arrays.load_npz(e.npz(
         x=_images(), y=np.arange(10) % 2, x_val=_images(2))),
      ValueError, "unknown arrays ['x_val'] would be ignored; valid keys: x, y, x_test, y_test"),
-    ("npz_duplicate_class_names", lambda e: sources.load_npz(e.npz(
+    ("npz_duplicate_class_names", lambda e: arrays.load_npz(e.npz(
         x=_images(), y=np.arange(10) % 2, class_names=np.array(["cat", "cat"]))),
      ValueError, "class names 0 and 1 are both 'cat'; class names must be distinct"),
-    ("npz_empty_class_name", lambda e: sources.load_npz(e.npz(
+    ("npz_empty_class_name", lambda e: arrays.load_npz(e.npz(
         x=_images(), y=np.arange(10) % 2, class_names=np.array(["cat", " "]))),
      ValueError, "class name 1 is ' '; class names must be non-empty text"),
-    ("npz_tabular_test_width", lambda e: sources.load_npz(e.npz(
+    ("npz_tabular_test_width", lambda e: arrays.load_npz(e.npz(
         x=np.ones((10, 3)), y=np.arange(10) % 2, x_test=np.ones((2, 4)), y_test=np.zeros(2))),
      ValueError, "test features have shape [2, 4] but the training features [10, 3]"),
     # ------------------------------------------------ folder
     ("folder_directory_named_png", lambda e: (_folder(e), os.makedirs(e.path("data/a/x.png")),
-                                              sources.load_folder(e.path("data"))),
+                                              folders.load_folder(e.path("data"))),
      ValueError, "data/a/x.png: is a folder, not an image"),
     ("folder_broken_symlink", lambda e: (_folder(e), os.symlink(e.path("gone.png"),
                                                                 e.path("data/a/z.png")),
-                                         sources.load_folder(e.path("data"))),
+                                         folders.load_folder(e.path("data"))),
      ValueError, "data/a/z.png: is a broken symbolic link"),
     ("folder_one_image", lambda e: (_png(e.path("data/a/0.png")),
-                                    sources.load_folder(e.path("data"))),
+                                    folders.load_folder(e.path("data"))),
      ValueError, "1 example(s); at least two are needed"),
     # ------------------------------------------------ model vs data, batch vs replicas
-    ("small_cnn_on_tabular", lambda e: e.trainer(sources.load_sklearn_tabular("wine"),
+    ("small_cnn_on_tabular", lambda e: e.trainer(arrays.load_sklearn_tabular("wine"),
                                                  model="small_cnn"),
      ConfigError, "model: 'small_cnn' takes images [H, W, C], but the data's examples have "
                   "shape [13]; models that fit: mlp"),
@@ -226,7 +226,7 @@ CASES = [
      ConfigError, "model: 'mlp' takes feature vectors [D], but the data's examples have shape "
                   "[8, 8, 1]; models that fit: densenet_bc_190, preact_resnet18, small_cnn, "
                   "wrn28_10, wrn28_2, wrn28_large"),
-    ("image_below_minimum_size", lambda e: e.trainer(sources.load_npz(e.npz(
+    ("image_below_minimum_size", lambda e: e.trainer(arrays.load_npz(e.npz(
         x=_images(size=1), y=np.arange(10) % 2)), model="small_cnn"),
      ConfigError, "'small_cnn' needs images of at least 2x2 pixels"),
     ("batch_not_divisible_by_replicas", lambda e: e.trainer("digits", strategy="two_replicas",
@@ -248,7 +248,7 @@ def test_malformed_input_gets_its_one_line_error(fn, error, message, tmp_path, r
 def test_csv_with_bom_keeps_its_first_row(tmp_path):
     path = tmp_path / "d.csv"
     path.write_bytes(b"\xef\xbb\xbf" + CSV_OK.encode())
-    d = sources.load_csv(str(path), test_fraction=0.2)
+    d = arrays.load_csv(str(path), test_fraction=0.2)
     assert d.num_train + len(d.test_labels) == 5
     rows = np.concatenate([d.train_images, d.test_images])
     assert [1.0, 2.0] in rows.tolist()
@@ -259,7 +259,7 @@ def test_csv_delimiter_and_a_numeric_header_are_detected_by_the_data(tmp_path, d
     text = "0,1,label\n" + CSV_OK  # header: its first column is named "0"
     path = tmp_path / "d.csv"
     path.write_text(text.replace(",", delimiter))
-    d = sources.load_csv(str(path))
+    d = arrays.load_csv(str(path))
     rows = np.concatenate([d.train_images, d.test_images]).tolist()
     assert sorted(rows) == [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10]]
     assert d.class_names == ("0", "1")
@@ -268,7 +268,7 @@ def test_csv_delimiter_and_a_numeric_header_are_detected_by_the_data(tmp_path, d
 def test_csv_quoted_fields_and_class_names(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text('f1,f2,label\n1,2,"cat, big"\n3,4,dog\n5,6,"cat, big"\n7,8,dog\n')
-    d = sources.load_csv(str(path))
+    d = arrays.load_csv(str(path))
     assert d.class_names == ("cat, big", "dog")
     labels = dict(zip(np.concatenate([d.train_images, d.test_images])[:, 0].tolist(),
                       np.concatenate([d.train_labels, d.test_labels]).tolist()))
@@ -279,7 +279,7 @@ def test_npz_bytes_class_names_are_text(tmp_path):
     path = str(tmp_path / "d.npz")
     np.savez(path, x=_images(), y=np.arange(10) % 2,
              class_names=np.array(["chat".encode(), "猫".encode()]))
-    assert sources.load_npz(path).class_names == ("chat", "猫")
+    assert arrays.load_npz(path).class_names == ("chat", "猫")
 
 
 def test_folder_symlinks_out_of_the_folder_are_followed_and_said(tmp_path, caplog):
@@ -287,7 +287,7 @@ def test_folder_symlinks_out_of_the_folder_are_followed_and_said(tmp_path, caplo
     _png(str(tmp_path / "shared" / "s.png"), value=200)
     os.symlink(tmp_path / "shared" / "s.png", tmp_path / "data" / "a" / "s.png")
     with caplog.at_level("WARNING"):
-        d = sources.load_folder(root)
+        d = folders.load_folder(root)
     assert d.num_train + len(d.test_labels) == 7
     assert "1 image(s) are symbolic links to files outside the folder" in caplog.text
     assert str(tmp_path / "shared" / "s.png") in caplog.text
@@ -305,7 +305,7 @@ def test_export_serves_class_names_with_newlines_tabs_and_non_ascii_exactly(tmp_
     x = _images(24)
     path = str(tmp_path / "d.npz")
     np.savez(path, x=x, y=np.arange(24) % 6, class_names=np.array(NAMES))
-    data = sources.load_npz(path)
+    data = arrays.load_npz(path)
     assert data.class_names == tuple(NAMES)
     trainer = Trainer("erm", data, RunConfig(model_dir=str(tmp_path / "run")),
                       config={"model": "small_cnn"}, strategy=one_replica)

@@ -116,7 +116,7 @@ def test_dividemix_guessing_passes_update_statistics_as_the_official_code(digits
     from mixmatch_tf.methods import dividemix
     from mixmatch_tf.methods.base import Context
 
-    def model_fn():
+    def model_fn(index=0):
         return keras.Sequential([keras.Input((8, 8, 1)), _CountTrainingCalls(),
                                  keras.layers.Flatten(), keras.layers.Dense(10)])
     n = 64

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mixmatch_tf.data import augment, noise, pipeline, sources
+from mixmatch_tf.data import arrays, augment, dataset, folders, load, noise, pipeline
+from mixmatch_tf.data import tfds as tfds_data
 from mixmatch_tf.data.preprocess import Normalization, normalize
 
 
@@ -18,14 +19,14 @@ def test_digits_split_is_fixed_stratified_and_real(digits):
     counts = np.bincount(digits.test_labels, minlength=10)
     totals = counts + np.bincount(digits.train_labels, minlength=10)
     assert np.all(np.abs(counts - 500 * totals / totals.sum()) < 1)
-    again = sources.load_digits()
+    again = arrays.load_digits()
     np.testing.assert_array_equal(again.test_labels, digits.test_labels)
     np.testing.assert_array_equal(again.train_images, digits.train_images)
 
 
 def test_stratified_split_hand_values():
     labels = np.array([0] * 6 + [1] * 4)
-    train, test = sources.stratified_split(labels, 5, seed=0)
+    train, test = dataset.stratified_split(labels, 5, seed=0)
     assert len(test) == 5 and len(train) == 5
     assert np.sum(labels[test] == 0) == 3 and np.sum(labels[test] == 1) == 2
     assert set(train) | set(test) == set(range(10))
@@ -36,20 +37,20 @@ def test_npz_out_of_range_label_names_index_and_value(tmp_path):
     path = str(tmp_path / "d.npz")
     np.savez(path, x=x, y=np.array([0, 1, 2, 1, 7, 0]), class_names=np.array(["a", "b", "c"]))
     with pytest.raises(ValueError, match=r"label at index 4 is 7, outside \[0, 3\)"):
-        sources.load_npz(path)
+        arrays.load_npz(path)
     np.savez(path, x=x, y=np.array([0, 1, -1, 1, 0, 0]))
     with pytest.raises(ValueError, match="label at index 2 is -1"):
-        sources.load_npz(path)
+        arrays.load_npz(path)
 
 
 def test_npz_rejects_float_pixels_and_missing_keys(tmp_path):
     path = str(tmp_path / "d.npz")
     np.savez(path, x=np.random.rand(4, 4, 4).astype(np.float32), y=np.zeros(4, int))
     with pytest.raises(ValueError, match="uint8 pixels"):
-        sources.load_npz(path)
+        arrays.load_npz(path)
     np.savez(path, images=np.zeros((4, 4, 4), np.uint8))
     with pytest.raises(ValueError, match="missing array 'x'"):
-        sources.load_npz(path)
+        arrays.load_npz(path)
 
 
 def test_npz_loads_with_and_without_test_split(tmp_path):
@@ -58,11 +59,11 @@ def test_npz_loads_with_and_without_test_split(tmp_path):
     y = np.arange(50) % 5
     path = str(tmp_path / "d.npz")
     np.savez(path, x=x, y=y)
-    d = sources.load_npz(path)
+    d = arrays.load_npz(path)
     assert d.train_images.shape == (40, 6, 6, 1) and d.test_images.shape == (10, 6, 6, 1)
     assert d.num_classes == 5 and np.bincount(d.test_labels).tolist() == [2] * 5
     np.savez(path, x=x, y=y, x_test=x[:7], y_test=y[:7])
-    d = sources.load_npz(path)
+    d = arrays.load_npz(path)
     assert d.num_train == 50 and len(d.test_labels) == 7
 
 
@@ -77,11 +78,11 @@ def test_folder_reads_classes_and_reports_corrupt_image(tmp_path):
         os.makedirs(tmp_path / c)
         for i in range(5):
             _write_png(tmp_path / c / f"{i}.png", 10 * i)
-    d = sources.load_folder(str(tmp_path))
+    d = folders.load_folder(str(tmp_path))
     assert d.class_names == ("cat", "dog") and d.num_train == 8 and len(d.test_labels) == 2
     (tmp_path / "dog" / "broken.png").write_bytes(b"not an image")
     with pytest.raises(ValueError, match="broken.png: cannot decode image"):
-        sources.load_folder(str(tmp_path))
+        folders.load_folder(str(tmp_path))
 
 
 def test_folder_with_train_and_test_subfolders(tmp_path):
@@ -90,29 +91,51 @@ def test_folder_with_train_and_test_subfolders(tmp_path):
             os.makedirs(tmp_path / split / c)
             for i in range(n):
                 _write_png(tmp_path / split / c / f"{i}.png", i, shape=(4, 4, 1))
-    d = sources.load_folder(str(tmp_path))
+    d = folders.load_folder(str(tmp_path))
     assert d.num_train == 6 and len(d.test_labels) == 4 and d.image_shape == (4, 4, 1)
 
 
 def test_tfds_through_mock_data_and_clear_error_when_missing(tmp_path):
     import tensorflow_datasets as tfds
     with tfds.testing.mock_data(num_examples=12):
-        d = sources.load_dataset("cifar100", data_dir=str(tmp_path))
+        d = load.load_dataset("cifar100", data_dir=str(tmp_path))
     assert d.train_images.shape == (12, 32, 32, 3) and d.num_classes == 100
     assert d.coarse_labels is not None and d.augmentation == "pad_crop_flip"
     assert augment.pad_for(32) == 4
     with tfds.testing.mock_data(num_examples=6):
-        d = sources.load_dataset("cifar10_n", data_dir=str(tmp_path))
+        d = load.load_dataset("cifar10_n", data_dir=str(tmp_path))
     assert set(d.label_sets) >= {"aggre_label", "worse_label"}
-    with pytest.raises(sources.DataNotPreparedError) as e:
-        sources.load_dataset("svhn_cropped", data_dir=str(tmp_path))
+    with pytest.raises(dataset.DataNotPreparedError) as e:
+        load.load_dataset("svhn_cropped", data_dir=str(tmp_path))
     msg = str(e.value)
     assert "svhn_cropped" in msg and str(tmp_path) in msg and "download_and_prepare" in msg
 
 
 def test_unknown_dataset_lists_known():
-    with pytest.raises(ValueError, match="valid: digits, cifar10"):
-        sources.load_dataset("mnist")
+    with pytest.raises(ValueError, match="valid: digits, cifar10.*any TFDS image-classification"):
+        load.load_dataset("no_such_data")
+
+
+def test_any_tfds_image_classification_data_set_by_name(tmp_path):
+    """Not only the papers' data sets: any TFDS data set with an image and a class label,
+    its splits, classes and shape read off the builder's info."""
+    import tensorflow_datasets as tfds
+    with tfds.testing.mock_data(num_examples=8):
+        mnist = load.load_dataset("mnist", data_dir=str(tmp_path))
+        colour = load.load_dataset("eurosat", data_dir=str(tmp_path))  # no test split
+        sizes = load.load_dataset("cats_vs_dogs", data_dir=str(tmp_path))
+        # a data set with a train split only (once prepared TFDS lists its splits):
+        # a stratified fifth of it is held out to test on
+        train_only = tfds_data.load_tfds("eurosat", str(tmp_path),
+                                         tfds_data.Layout(test=None, shape=(64, 64, 3)))
+    assert isinstance(mnist, dataset.ImageData) and mnist.image_shape == (28, 28, 1)
+    assert mnist.num_classes == 10 and mnist.augmentation == "pad_crop"  # grey: no flips
+    assert colour.image_shape == (64, 64, 3) and colour.augmentation == "pad_crop_flip"
+    assert train_only.num_train == 6 and len(train_only.test_labels) == 2
+    assert isinstance(sizes, dataset.StreamedData) and sizes.augmentation == "resized_crop_flip"
+    with pytest.raises(ValueError, match="imdb_reviews: a TFDS data set with an 'image' and a "
+                                         "'label' \\(class\\) feature is needed"):
+        load.load_dataset("imdb_reviews", data_dir=str(tmp_path))
 
 
 # ------------------------------------------------------------------------------- noise

@@ -282,7 +282,7 @@ def _coteaching(**config):
     from mixmatch_tf.methods import base
     ctx = base.Context(num_classes=3, image_shape=(2, 2, 1),
                        train_labels=np.arange(100) % 3, seed=0, noise_type="sym", noise_rate=0.5,
-                       model_fn=lambda: keras.Sequential([keras.Input((2, 2, 1)),
+                       model_fn=lambda index=0: keras.Sequential([keras.Input((2, 2, 1)),
                                                           keras.layers.Flatten(),
                                                           keras.layers.Dense(3)]))
     method = coteaching.CoTeaching(coteaching.Config(batch_size=16, **config), ctx)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mixmatch_tf.data import sources, splits
+from mixmatch_tf.data import load, splits
 from mixmatch_tf.methods import ConfigError
 from mixmatch_tf.training import RunConfig, Trainer
 
@@ -17,7 +17,7 @@ FOLDS = [[k + 4 * i for i in range(5)] for k in range(4)]
 def stl10(tmp_path_factory):
     import tensorflow_datasets as tfds
     with tfds.testing.mock_data(num_examples=N):
-        data = sources.load_dataset("stl10", data_dir=str(tmp_path_factory.mktemp("tfds")))
+        data = load.load_dataset("stl10", data_dir=str(tmp_path_factory.mktemp("tfds")))
     assert data.train_images.shape == (N, 96, 96, 3)
     assert len({im.tobytes() for im in data.train_images}) == N
     return data
@@ -34,12 +34,12 @@ def _distribution(folder, data, folds=FOLDS):
 
 @pytest.fixture
 def five_per_fold(monkeypatch):
-    monkeypatch.setitem(sources.PREDEFINED_FOLDS, "stl10", sources.LabelFolds(
+    monkeypatch.setitem(splits.PREDEFINED_FOLDS, "stl10", splits.LabelFolds(
         count=4, size=5, file="fold_indices.txt", images="train_X.bin", url="URL"))
 
 
 def test_folds_are_mapped_to_the_tfds_order_by_image(tmp_path, stl10):
-    folds = sources.read_label_folds(stl10, _distribution(tmp_path, stl10))
+    folds = splits.read_label_folds(stl10, _distribution(tmp_path, stl10))
     # binary positions 1, 5, 9, 13, 17 hold TFDS images 18, 14, 10, 6, 2
     np.testing.assert_array_equal(folds[1], [18, 14, 10, 6, 2])
     binary = stl10.train_images[BINARY_TO_TFDS]
@@ -56,27 +56,27 @@ def test_fold_choice_follows_the_official_split(tmp_path, stl10, five_per_fold):
     assert splits.labeled_fold(stl10, 5, seed=2, label_fold=0, folds_file=path)[0] == 0
     assert splits.labeled_fold(stl10, 5, seed=2, label_fold=-1, folds_file=path) is None
     assert splits.labeled_fold(stl10, 10, seed=2, folds_file=path) is None   # not the fold size
-    with pytest.raises(sources.LabelFoldsError, match=r"must be in \[0, 4\)") as e:
+    with pytest.raises(splits.LabelFoldsError, match=r"must be in \[0, 4\)") as e:
         splits.labeled_fold(stl10, 5, seed=2, label_fold=4, folds_file=path)
     assert e.value.field == "label_fold"
-    with pytest.raises(sources.LabelFoldsError, match="no fold to use"):
+    with pytest.raises(splits.LabelFoldsError, match="no fold to use"):
         splits.labeled_fold(stl10, 10, seed=2, label_fold=1, folds_file=path)
 
 
 def test_missing_files_say_what_is_missing_and_where_to_get_it(tmp_path, stl10, five_per_fold):
-    with pytest.raises(sources.LabelFoldsError, match="--label_folds_file=.*fold_indices.txt"
+    with pytest.raises(splits.LabelFoldsError, match="--label_folds_file=.*fold_indices.txt"
                        ".*URL.*--label_fold=-1") as e:
         splits.labeled_fold(stl10, 5, seed=1)
     assert e.value.field == "label_folds_file"
     path = _distribution(tmp_path, stl10)
     (tmp_path / "train_X.bin").unlink()
-    with pytest.raises(sources.LabelFoldsError, match="train_X.bin is missing"):
+    with pytest.raises(splits.LabelFoldsError, match="train_X.bin is missing"):
         splits.labeled_fold(stl10, 5, seed=1, folds_file=path)
     other = tmp_path / "other"
     other.mkdir()
     np.zeros((N, 3, 96, 96), np.uint8).tofile(str(other / "train_X.bin"))
     (other / "fold_indices.txt").write_text("0 1 2 3 4\n")
-    with pytest.raises(sources.LabelFoldsError, match="image 0 of .* is not among"):
+    with pytest.raises(splits.LabelFoldsError, match="image 0 of .* is not among"):
         splits.labeled_fold(stl10, 5, seed=0, folds_file=str(other / "fold_indices.txt"))
 
 
@@ -105,4 +105,4 @@ def test_fold_flags(monkeypatch):
     _, config, _ = parse(["--flagfile=flags/presets/mixmatch_stl10_1000.cfg",
                           "--label_folds_file=/d/stl10_binary/fold_indices.txt", "--label_fold=3"])
     assert config.label_folds_file == "/d/stl10_binary/fold_indices.txt" and config.label_fold == 3
-    assert os.path.basename(config.label_folds_file) == sources.PREDEFINED_FOLDS["stl10"].file
+    assert os.path.basename(config.label_folds_file) == splits.PREDEFINED_FOLDS["stl10"].file

@@ -195,3 +195,67 @@ def test_training_reads_no_method_config_field_by_name():
                         and not (isinstance(owner.value, ast.Name) and owner.value.id == "tf")):
                     read.add(node.attr)
     assert read and read <= allowed, read - allowed
+
+
+def _data_imports(path):
+    """(module-level, function-level) imports of mixmatch_tf.data modules in ``path``."""
+    tree = ast.parse(open(path, encoding="utf-8").read())
+    top, inner = set(), set()
+
+    def names(node):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == "mixmatch_tf.data":
+                return {f"mixmatch_tf.data.{a.name}" for a in node.names}
+            if node.module.startswith("mixmatch_tf.data."):
+                return {node.module}
+        if isinstance(node, ast.Import):
+            return {a.name for a in node.names if a.name.startswith("mixmatch_tf.data.")}
+        return set()
+    for node in tree.body:
+        top |= names(node)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for inner_node in ast.walk(node):
+                inner |= names(inner_node)
+    return top, inner
+
+
+def test_data_modules_import_each_other_without_a_circle():
+    """data/ is organised by format (arrays, folders, tfds, the readers, splits) on one
+    protocol (dataset.py): its modules import each other at the top, never inside a
+    function to dodge a circle, and the graph has no circle."""
+    folder = os.path.join(os.path.dirname(mixmatch_tf.__file__), "data")
+    modules = {m.name for m in pkgutil.iter_modules([folder])}
+    graph = {}
+    for name in modules:
+        top, inner = _data_imports(os.path.join(folder, name + ".py"))
+        inner = {m for m in inner if m.rsplit(".", 1)[1] in modules}
+        assert not inner, f"data/{name}.py imports {sorted(inner)} inside a function"
+        graph[name] = {m.rsplit(".", 1)[1] for m in top if m.rsplit(".", 1)[1] in modules}
+    done, visiting = set(), []
+
+    def visit(name):
+        assert name not in visiting, f"import circle: {' -> '.join(visiting + [name])}"
+        if name in done:
+            return
+        visiting.append(name)
+        for other in graph[name]:
+            visit(other)
+        visiting.pop()
+        done.add(name)
+    for name in sorted(graph):
+        visit(name)
+    assert {"dataset", "arrays", "folders", "tfds", "streaming", "splits"} <= modules
+
+
+def test_training_never_asks_which_kind_of_data_it_has():
+    """training/ reads the data-set protocol only: no ``streamed`` test anywhere."""
+    folder = os.path.join(os.path.dirname(mixmatch_tf.__file__), "training")
+    for name in os.listdir(folder):
+        if name.endswith(".py"):
+            tree = ast.parse(open(os.path.join(folder, name), encoding="utf-8").read())
+            reads = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute)
+                     and n.attr == "streamed"]
+            strings = [n for n in ast.walk(tree) if isinstance(n, ast.Constant)
+                       and n.value == "streamed"]
+            assert not reads and not strings, f"training/{name} tests 'streamed'"

@@ -13,7 +13,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import ROOT, checkpoint_weights, run_script
-from mixmatch_tf.data import augment, sources, streaming
+from mixmatch_tf.data import augment, dataset, folders, load, streaming
+from mixmatch_tf.data import tfds as tfds_data
 from mixmatch_tf.data.pipeline import ArraySource, Stream, eval_dataset, train_dataset
 from mixmatch_tf.data.preprocess import Normalization
 
@@ -113,8 +114,8 @@ def test_jpeg_crops_decode_only_the_crop_and_equal_decoding_everything():
 
 # ----------------------------------------------------------------------- the source
 def test_a_streamed_folder_holds_file_paths_not_pixels(imagenet_folder):
-    data = sources.load_dataset(f"folder:{imagenet_folder}", stream="true", image_size=16)
-    assert isinstance(data, streaming.StreamedData)
+    data = load.load_dataset(f"folder:{imagenet_folder}", stream="true", image_size=16)
+    assert isinstance(data, dataset.StreamedData)
     assert data.train_images is None and data.test_images is None
     assert (data.num_train, data.num_test, data.image_shape) == (18, 6, (16, 16, 3))
     assert data.train_files[0].endswith("train/n00000000/n00000000_0.JPEG")
@@ -135,32 +136,32 @@ def test_the_listing_refuses_what_the_in_memory_loader_refuses(tmp_path):
     make_imagenet_folder(tmp_path, classes=1, train=2, val=1)
     os.makedirs(tmp_path / "train" / "n00000000" / "folder.JPEG")
     with pytest.raises(ValueError, match="folder.JPEG: is a folder, not an image"):
-        streaming.list_image_folder(str(tmp_path / "train"))
+        folders.list_image_folder(str(tmp_path / "train"))
     os.rmdir(tmp_path / "train" / "n00000000" / "folder.JPEG")
     os.symlink(tmp_path / "gone.JPEG", tmp_path / "train" / "n00000000" / "link.JPEG")
     with pytest.raises(ValueError, match="link.JPEG: is a broken symbolic link"):
-        sources.load_dataset(f"folder:{tmp_path}", stream="true")
+        load.load_dataset(f"folder:{tmp_path}", stream="true")
     os.makedirs(tmp_path / "empty" / "a")
     with pytest.raises(ValueError, match="class folder holds no images"):
-        streaming.list_image_folder(str(tmp_path / "empty"))
+        folders.list_image_folder(str(tmp_path / "empty"))
 
 
 def test_auto_streams_images_of_several_sizes_or_over_the_memory_budget(tmp_path,
                                                                         imagenet_folder):
-    auto = sources.load_dataset(f"folder:{imagenet_folder}")  # sizes differ
-    assert isinstance(auto, streaming.StreamedData) and auto.image_size == 224
+    auto = load.load_dataset(f"folder:{imagenet_folder}")  # sizes differ
+    assert isinstance(auto, dataset.StreamedData) and auto.image_size == 224
     same = make_imagenet_folder(tmp_path / "same", classes=2, train=3, val=1, sizes=(12, 13))
-    data = sources.load_dataset(f"folder:{same}")
-    assert isinstance(data, sources.ImageData) and data.train_images.shape == (6, 12, 12, 3)
+    data = load.load_dataset(f"folder:{same}")
+    assert isinstance(data, dataset.ImageData) and data.train_images.shape == (6, 12, 12, 3)
     assert data.num_train == 6 and len(data.test_labels) == 2  # train/ and val/ are the splits
-    paths, _, _ = streaming.list_image_folder(os.path.join(same, "train"))
-    assert streaming.should_stream(paths, budget=6 * 12 * 12 * 3)[0] is False
-    stream, why = streaming.should_stream(paths, budget=6 * 12 * 12 * 3 - 1)
+    paths, _, _ = folders.list_image_folder(os.path.join(same, "train"))
+    assert folders.should_stream(paths, budget=6 * 12 * 12 * 3)[0] is False
+    stream, why = folders.should_stream(paths, budget=6 * 12 * 12 * 3 - 1)
     assert stream and "over the" in why
     with pytest.raises(ValueError, match="--image_size=32 sets the crop size of streamed data"):
-        sources.load_dataset(f"folder:{same}", image_size=32)
+        load.load_dataset(f"folder:{same}", image_size=32)
     with pytest.raises(ValueError, match="images differ in shape.*--stream=true"):
-        sources.load_dataset(f"folder:{imagenet_folder}", stream="false")
+        load.load_dataset(f"folder:{imagenet_folder}", stream="false")
 
 
 def make_folder(root, classes=3, per_class=6, shape=(12, 10, 3), seed=0):
@@ -176,26 +177,26 @@ def make_folder(root, classes=3, per_class=6, shape=(12, 10, 3), seed=0):
 
 def test_a_folder_of_one_size_is_the_same_data_in_memory_and_streamed(tmp_path):
     folder = make_folder(tmp_path / "f")
-    memory = sources.load_dataset(f"folder:{folder}", stream="false")
-    streamed = sources.load_dataset(f"folder:{folder}", stream="true")
-    assert isinstance(memory, sources.ImageData)
-    assert isinstance(streamed, streaming.StreamedData)
+    memory = load.load_dataset(f"folder:{folder}", stream="false")
+    streamed = load.load_dataset(f"folder:{folder}", stream="true")
+    assert isinstance(memory, dataset.ImageData)
+    assert isinstance(streamed, dataset.StreamedData)
     # the network's input and the policy: the images' own, wherever they are kept
     assert memory.image_shape == streamed.image_shape == (12, 10, 3)
-    assert memory.augmentation == streamed.augmentation == streaming.FOLDER_AUGMENTATION
+    assert memory.augmentation == streamed.augmentation == folders.FOLDER_AUGMENTATION
     assert memory.resize == streamed.resize == augment.RESIZE_STRETCH
     assert streamed.options()["augmentation"] == "pad_crop_flip"
     assert streamed.train_labels.tolist() == memory.train_labels.tolist()
     # --image_size (or images of several sizes) gives square inputs and ImageNet's policy
-    square = sources.load_dataset(f"folder:{folder}", stream="true", image_size=8)
+    square = load.load_dataset(f"folder:{folder}", stream="true", image_size=8)
     assert square.image_shape == (8, 8, 3) and square.augmentation == "resized_crop_flip"
     # a flag chooses another policy for either path
-    flipless = sources.load_dataset(f"folder:{folder}", stream="true", augmentation="pad_crop")
+    flipless = load.load_dataset(f"folder:{folder}", stream="true", augmentation="pad_crop")
     assert flipless.augmentation == "pad_crop"
     with pytest.raises(ValueError, match="--augmentation='crop': must be one of pad_crop"):
-        sources.load_dataset(f"folder:{folder}", augmentation="crop")
+        load.load_dataset(f"folder:{folder}", augmentation="crop")
     with pytest.raises(ValueError, match="--augmentation=pad_crop: wine holds feature vectors"):
-        sources.load_dataset("wine", augmentation="pad_crop")
+        load.load_dataset("wine", augmentation="pad_crop")
 
 
 @pytest.mark.parametrize("policy", augment.POLICIES)
@@ -203,8 +204,8 @@ def test_in_memory_and_streamed_reading_augment_a_folder_alike(tmp_path, policy)
     """Row r, view v of step s: the same crop and flip whether the folder is in memory or
     streamed, for every policy (so --stream=auto's choice by memory changes nothing)."""
     folder = make_folder(tmp_path / "f")
-    memory = sources.load_dataset(f"folder:{folder}", stream="false", augmentation=policy)
-    streamed = sources.load_dataset(f"folder:{folder}", stream="true", augmentation=policy)
+    memory = load.load_dataset(f"folder:{folder}", stream="false", augmentation=policy)
+    streamed = load.load_dataset(f"folder:{folder}", stream="true", augmentation=policy)
     a = ArraySource(memory.train_images, memory.train_labels, IDENTITY, augmentation=policy,
                     padding="zeros")
     b = streamed.sources(IDENTITY, padding="zeros")[0]
@@ -231,7 +232,7 @@ def test_a_folder_trains_to_the_same_weights_in_memory_and_streamed(tmp_path, on
     folder = make_folder(tmp_path / "f", per_class=8)
     weights = []
     for stream in ("false", "true"):
-        data = sources.load_dataset(f"folder:{folder}", stream=stream)
+        data = load.load_dataset(f"folder:{folder}", stream=stream)
         run = RunConfig(model_dir=str(tmp_path / stream), precision="float32", steps_per_call=1)
         Trainer("mixup", data, run, strategy=one_replica,
                 config={"model": "small_cnn", "batch_size": 6, "train_steps": 4,
@@ -250,7 +251,7 @@ def test_hidden_entries_are_neither_classes_nor_images(tmp_path):
     (tmp_path / "f" / "c0" / "._0.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
     os.makedirs(tmp_path / "f" / "c1" / ".ipynb_checkpoints.png")
     for stream in ("false", "true"):
-        data = sources.load_dataset(f"folder:{folder}", stream=stream)
+        data = load.load_dataset(f"folder:{folder}", stream=stream)
         assert data.class_names == ("c0", "c1")
         assert data.num_train + len(data.test_labels) == 6
 
@@ -262,8 +263,8 @@ def test_grey_and_alpha_images_are_read_as_grey_either_way(tmp_path):
         for i in range(4):
             image = rng.randint(0, 256, (6, 5, 2)).astype(np.uint8)  # grey + alpha
             tf.io.write_file(str(tmp_path / "f" / f"c{c}" / f"{i}.png"), tf.io.encode_png(image))
-    memory = sources.load_dataset(f"folder:{tmp_path / 'f'}", stream="false")
-    streamed = sources.load_dataset(f"folder:{tmp_path / 'f'}", stream="true")
+    memory = load.load_dataset(f"folder:{tmp_path / 'f'}", stream="false")
+    streamed = load.load_dataset(f"folder:{tmp_path / 'f'}", stream="true")
     assert memory.image_shape == streamed.image_shape == (6, 5, 1)
     identity = Normalization(mean=(0.0,), std=(1.0,))
     pixels = np.concatenate([b["image"].numpy() for b in eval_dataset(
@@ -272,7 +273,7 @@ def test_grey_and_alpha_images_are_read_as_grey_either_way(tmp_path):
     # what npz arrays and the served model's bytes signature take: 1, 3 or 4 channels
     np.savez(tmp_path / "two.npz", x=np.zeros((4, 6, 5, 2), np.uint8), y=[0, 1, 0, 1])
     with pytest.raises(ValueError, match="C in 1, 3, 4"):
-        sources.load_dataset(f"npz:{tmp_path / 'two.npz'}")
+        load.load_dataset(f"npz:{tmp_path / 'two.npz'}")
 
 
 def test_the_policy_is_part_of_the_runs_identity(tmp_path, one_replica):
@@ -281,7 +282,7 @@ def test_the_policy_is_part_of_the_runs_identity(tmp_path, one_replica):
     folder = make_folder(tmp_path / "f")
 
     def trainer(stop, **options):
-        data = sources.load_dataset(f"folder:{folder}", stream="false", **options)
+        data = load.load_dataset(f"folder:{folder}", stream="false", **options)
         run = RunConfig(model_dir=str(tmp_path / "run"), precision="float32", stop_at_step=stop,
                         steps_per_call=1)
         return Trainer("erm", data, run, strategy=one_replica,
@@ -307,7 +308,7 @@ def _batches(source, start_step, count, context=None, batch_size=6):
 
 
 def test_the_stream_is_a_function_of_seed_and_step_and_of_nothing_else(imagenet_folder):
-    data = sources.load_dataset(f"folder:{imagenet_folder}", stream="true", image_size=16)
+    data = load.load_dataset(f"folder:{imagenet_folder}", stream="true", image_size=16)
     source = data.sources(IDENTITY)[0]
     run = _batches(source, 0, 5)
     resumed = _batches(source, 3, 2)  # a resume at step 3 (an epoch is 3 steps of 6)
@@ -335,7 +336,7 @@ def test_the_stream_is_a_function_of_seed_and_step_and_of_nothing_else(imagenet_
 
 def test_several_views_unlabeled_streams_and_extras(imagenet_folder):
     """What the SSL methods ask of a stream: K augmented views, no labels, extras by index."""
-    data = sources.load_dataset(f"folder:{imagenet_folder}", stream="true", image_size=8)
+    data = load.load_dataset(f"folder:{imagenet_folder}", stream="true", image_size=8)
     source = data.sources(IDENTITY)[0]
     extra = np.arange(18, dtype=np.float32) * 10
     streams = {"x": Stream(indices=np.arange(0, 18, 2), batch_size=4),
@@ -358,7 +359,7 @@ def test_an_unreadable_file_is_named_replaced_and_counted(tmp_path, capfd):
     truncated = os.path.join(root, "val", "n00000000", "n00000000_1.JPEG")
     with open(truncated, "r+b") as f:
         f.truncate(40)
-    data = sources.load_dataset(f"folder:{root}", stream="true", image_size=16)
+    data = load.load_dataset(f"folder:{root}", stream="true", image_size=16)
     source, test = data.sources(IDENTITY)
     batches = _batches(source, 0, 4, batch_size=4)  # two epochs of the 8 files
     bad_index = data.train_files.tolist().index(bad)
@@ -381,16 +382,16 @@ def test_an_unreadable_file_is_named_replaced_and_counted(tmp_path, capfd):
 # ----------------------------------------------------------------------------- TFDS
 def test_imagenet2012_streams_through_tfds_and_says_how_to_build_it(tmp_path):
     import tensorflow_datasets as tfds
-    with pytest.raises(sources.DataNotPreparedError) as e:
-        sources.load_dataset("imagenet2012", data_dir=str(tmp_path))
+    with pytest.raises(dataset.DataNotPreparedError) as e:
+        load.load_dataset("imagenet2012", data_dir=str(tmp_path))
     message = str(e.value)
     for part in ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar", "--manual_dir",
                  "tfds build imagenet2012", str(tmp_path), "--dataset=folder:DIR"):
         assert part in message
     tf.random.set_seed(0)  # as the trainer's seed 0 does: the stream must not mind
     with tfds.testing.mock_data(num_examples=10):
-        data = sources.load_dataset("imagenet2012", data_dir=str(tmp_path), image_size=16)
-        assert isinstance(data, streaming.StreamedData) and data.train_labels is None
+        data = load.load_dataset("imagenet2012", data_dir=str(tmp_path), image_size=16)
+        assert isinstance(data, dataset.StreamedData) and data.train_labels is None
         assert (data.num_train, data.num_test, data.num_classes) == (10, 10, 1000)
         source, test = data.sources(IDENTITY)
         run = _batches(source, 0, 4, batch_size=4)
@@ -415,19 +416,19 @@ def test_imagenet2012_streams_through_tfds_and_says_how_to_build_it(tmp_path):
 def test_auto_streams_a_large_tfds_set_unless_it_has_splits_only_memory_reads(tmp_path,
                                                                               monkeypatch):
     import tensorflow_datasets as tfds
-    monkeypatch.setattr(sources, "_tfds_should_stream", lambda *a: (True, "large"))
+    monkeypatch.setattr(tfds_data, "should_stream", lambda *a: (True, "large"))
     with tfds.testing.mock_data(num_examples=4):
-        cifar = sources.load_dataset("cifar10", data_dir=str(tmp_path), image_size=8)
-        stl = sources.load_dataset("stl10", data_dir=str(tmp_path))  # + unlabelled split
+        cifar = load.load_dataset("cifar10", data_dir=str(tmp_path), image_size=8)
+        stl = load.load_dataset("stl10", data_dir=str(tmp_path))  # + unlabelled split
         with pytest.raises(ValueError, match="only the in-memory path reads"):
-            sources.load_dataset("stl10", data_dir=str(tmp_path), stream="true")
-    assert isinstance(cifar, streaming.StreamedData) and cifar.num_train == 4
+            load.load_dataset("stl10", data_dir=str(tmp_path), stream="true")
+    assert isinstance(cifar, dataset.StreamedData) and cifar.num_train == 4
     assert cifar.image_shape == (8, 8, 3) and cifar.augmentation == "pad_crop_flip"
-    assert isinstance(stl, sources.ImageData) and stl.unlabeled_images is not None
+    assert isinstance(stl, dataset.ImageData) and stl.unlabeled_images is not None
     # Streamed for its size, CIFAR stays CIFAR: its own 32 x 32 images, its own policy.
     with tfds.testing.mock_data(num_examples=4):
-        cifar = sources.load_dataset("cifar10", data_dir=str(tmp_path))
-    assert isinstance(cifar, streaming.StreamedData) and cifar.resize == "stretch"
+        cifar = load.load_dataset("cifar10", data_dir=str(tmp_path))
+    assert isinstance(cifar, dataset.StreamedData) and cifar.resize == "stretch"
     assert cifar.image_shape == (32, 32, 3) and cifar.augmentation == "pad_crop_flip"
 
 
@@ -500,7 +501,7 @@ def test_training_goes_on_past_an_unreadable_file_and_counts_it(tmp_path, one_re
         f.write(b"GIF89a this is no image")
     with open(os.path.join(root, "val", "n00000001", "n00000001_0.JPEG"), "wb") as f:
         f.write(b"")
-    data = sources.load_dataset(f"folder:{root}", stream="true", image_size=8)
+    data = load.load_dataset(f"folder:{root}", stream="true", image_size=8)
     run = RunConfig(model_dir=str(tmp_path / "run"), eval_batch_size=4, steps_per_call=2)
     trainer = Trainer("erm", data, run, strategy=one_replica,
                       config={"model": "small_cnn", "batch_size": 4, "train_steps": 6,
@@ -544,7 +545,7 @@ def test_the_export_of_a_streamed_run_serves_a_jpeg_as_evaluation_sees_it(tmp_pa
     side to round(16 * 256 / 224) = 18, central 16 x 16), not stretches, and says so."""
     from mixmatch_tf.serving.export import decode_images, read_resize
     from mixmatch_tf.training import RunConfig, Trainer
-    data = sources.load_dataset(f"folder:{imagenet_folder}", stream="true", image_size=16)
+    data = load.load_dataset(f"folder:{imagenet_folder}", stream="true", image_size=16)
     trainer = Trainer("erm", data, RunConfig(model_dir=str(tmp_path / "run"), precision="float32"),
                       strategy=one_replica, config={"model": "small_cnn", "batch_size": 6})
     path = trainer.export(str(tmp_path / "exports"))

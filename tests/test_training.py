@@ -207,3 +207,29 @@ def test_fit_reports_progress_with_steps_rate_and_eta(erm_run):
     assert all(i["total"] == 6 and i["rate"] > 0 for i in seen)
     assert seen[0]["eta_seconds"] > 0 and seen[-1]["eta_seconds"] == 0
     assert "steps/s" in seen[-1]["line"] and "ETA" in seen[-1]["line"]
+
+
+def test_fit_says_its_plan_and_its_progress_as_keras_does(tmp_path, one_replica, digits, capsys):
+    """verbose=1: the plan, then a keras Progbar (steps, the losses, the last test error);
+    verbose=2: the plan, then lines; verbose=0: nothing."""
+    from mixmatch_tf.training.progress import resolve_verbose
+    for verbose in (1, 2, 0):
+        run = RunConfig(model_dir=str(tmp_path / str(verbose)), steps_per_call=2,
+                        log_every_seconds=0.0, precision="float32")
+        Trainer("erm", digits, run, config={"train_steps": 6, "eval_every": 3},
+                strategy=one_replica).fit(verbose=verbose)
+        out = capsys.readouterr().out
+        if verbose == 0:
+            assert out == ""
+            continue
+        assert out.startswith("plan: erm on digits: 1,297 labeled examples of 8x8x1, 10 "
+                              "classes; small_cnn (")
+        assert "6 steps of batch 64" in out and "float32, 1 replica(s)" in out
+        assert "expected: " in out and "steps left at" in out
+        if verbose == 1:
+            assert "6/6" in out and "loss:" in out and "test_error:" in out
+        else:
+            assert out.count("step ") >= 3 and "test error" in out
+    assert resolve_verbose("auto") == 2  # pytest's captured stdout is no terminal
+    with pytest.raises(ValueError, match="verbose must be one of 'auto', 0, 1, 2, got 3"):
+        resolve_verbose(3)

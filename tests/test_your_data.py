@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mixmatch_tf.data import sources, streaming
+from mixmatch_tf.data import arrays, folders, load
 from mixmatch_tf.methods import ConfigError
 from mixmatch_tf.training import RunConfig, Trainer
 
@@ -30,7 +30,7 @@ def split_digits(digits, labeled=200):
 def test_arrays_with_an_unlabelled_pool_train_on_every_label_and_the_pool(tmp_path, one_replica,
                                                                          digits):
     x, y, pool = split_digits(digits)
-    data = sources.from_arrays(x, y, x_test=digits.test_images, y_test=digits.test_labels,
+    data = arrays.from_arrays(x, y, x_test=digits.test_images, y_test=digits.test_labels,
                                x_unlabeled=pool, name="my_digits")
     assert data.num_unlabeled == len(pool) and data.num_train == 200
     trainer = Trainer("mixmatch", data, RunConfig(model_dir=str(tmp_path), precision="float32"),
@@ -46,17 +46,17 @@ def test_arrays_with_an_unlabelled_pool_train_on_every_label_and_the_pool(tmp_pa
 def test_an_npz_with_x_unlabeled(tmp_path, digits):
     x, y, pool = split_digits(digits)
     np.savez(tmp_path / "d.npz", x=x, y=y, x_unlabeled=pool)
-    data = sources.load_dataset(f"npz:{tmp_path / 'd.npz'}")
+    data = load.load_dataset(f"npz:{tmp_path / 'd.npz'}")
     assert data.num_unlabeled == len(pool) and data.num_train + len(data.test_labels) == 200
     np.savez(tmp_path / "e.npz", x=x, y=y, x_unlabeled=pool[:, :4])
     with pytest.raises(ValueError, match=r"'x_unlabeled' images are \[4, 8, 1\] but 'x' images "
                                          r"are \[8, 8, 1\]"):
-        sources.load_dataset(f"npz:{tmp_path / 'e.npz'}")
+        load.load_dataset(f"npz:{tmp_path / 'e.npz'}")
 
 
 def test_every_label_needs_a_pool_and_every_class_a_label(tmp_path, one_replica, digits):
     x, y, pool = split_digits(digits)
-    no_pool = sources.from_arrays(x, y)
+    no_pool = arrays.from_arrays(x, y)
     with pytest.raises(ConfigError, match="num_labeled: all: every label of arrays is used, so "
                                           "the unlabeled pool is its unlabelled images, and it "
                                           "has none"):
@@ -65,7 +65,7 @@ def test_every_label_needs_a_pool_and_every_class_a_label(tmp_path, one_replica,
     # ten class names, labels of nine classes: class '9' is never labeled
     keep = y != 9
     names = [f"digit {c}" for c in range(10)]
-    nine = sources.from_arrays(x[keep], y[keep], x_unlabeled=pool, class_names=names)
+    nine = arrays.from_arrays(x[keep], y[keep], x_unlabeled=pool, class_names=names)
     with pytest.raises(ConfigError, match="num_labeled: class 'digit 9' has no labeled example "
                                           "to learn it from"):
         Trainer("mixmatch", nine, RunConfig(model_dir=str(tmp_path / "b")),
@@ -80,7 +80,7 @@ def test_every_label_needs_a_pool_and_every_class_a_label(tmp_path, one_replica,
 def test_23_labels_over_10_classes_are_as_balanced_as_they_can_be(tmp_path, one_replica, digits,
                                                                   caplog):
     import logging
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="absl"):
         trainer = Trainer("mixmatch", digits, RunConfig(model_dir=str(tmp_path), seed=4),
                           config={"num_labeled": 23, "train_steps": 1}, strategy=one_replica)
     counts = np.bincount(digits.train_labels[trainer.context.labeled_indices], minlength=10)
@@ -115,7 +115,7 @@ def make_folder_with_pool(root, digits, per_class=6, pool=10):
 def test_a_folders_unlabeled_subfolder_is_the_pool_not_a_class(tmp_path, one_replica, digits,
                                                                 stream):
     folder = make_folder_with_pool(tmp_path / "f", digits)
-    data = sources.load_dataset(f"folder:{folder}", stream=stream)
+    data = load.load_dataset(f"folder:{folder}", stream=stream)
     assert data.class_names == tuple(f"c{c}" for c in range(10)) and data.num_unlabeled == 10
     trainer = Trainer("mixmatch", data, RunConfig(model_dir=str(tmp_path / "run"),
                                                   precision="float32"),
@@ -123,7 +123,7 @@ def test_a_folders_unlabeled_subfolder_is_the_pool_not_a_class(tmp_path, one_rep
                               "model": "small_cnn"}, strategy=one_replica)
     assert len(trainer.context.unlabeled_indices) == 10
     assert trainer.fit()["steps"] == 1
-    pool = streaming.list_unlabeled(folder)
+    pool = folders.list_unlabeled(folder)
     assert [os.path.basename(p) for p in pool] == sorted(f"u{i}.png" for i in range(10))
 
 
@@ -150,3 +150,41 @@ def test_co_trained_networks_never_start_identical(tmp_path, one_replica, digits
         # the second: the given weights but its head's kernel (the bias starts at zeros)
         assert differ == [False] * (len(differ) - 2) + [True, False]
         assert all(np.array_equal(a, b) for a, b in zip(networks(tmp_path / "b")[1], net2))
+
+
+# ------------------------------------------------------------- what the Trainer takes
+def test_the_trainer_takes_arrays_a_dict_and_a_tf_data_dataset(tmp_path, one_replica, digits):
+    x, y, pool = split_digits(digits)
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    for i, data in enumerate([(x, y), (x, y, pool), {"x": x, "y": y, "x_unlabeled": pool},
+                              ds, ds.batch(32),
+                              ds.map(lambda a, b: {"image": a, "label": b})]):
+        trainer = Trainer("erm", data, RunConfig(model_dir=str(tmp_path / str(i))),
+                          config={"train_steps": 1}, strategy=one_replica)
+        assert trainer.data.num_classes == 10
+        assert trainer.data.num_train + len(trainer.data.test_labels) == 200
+    with pytest.raises(TypeError, match="data must be a data set name, an ImageData, arrays"):
+        Trainer("erm", 3, RunConfig(model_dir=str(tmp_path / "x")), strategy=one_replica)
+
+
+def test_a_tf_data_dataset_with_test_and_unlabelled_sets(digits):
+    from mixmatch_tf.data import from_tf_dataset
+    x, y, pool = split_digits(digits)
+    train = tf.data.Dataset.from_tensor_slices((x, y)).batch(50)
+    test = tf.data.Dataset.from_tensor_slices({"image": digits.test_images,
+                                               "label": digits.test_labels})
+    unlabeled = tf.data.Dataset.from_tensor_slices(pool).batch(64)
+    data = from_tf_dataset(train, test=test, unlabeled=unlabeled, name="my_tf_data")
+    np.testing.assert_array_equal(data.train_images, x)
+    np.testing.assert_array_equal(data.test_labels, digits.test_labels)
+    np.testing.assert_array_equal(data.unlabeled_images, pool)
+    with pytest.raises(ValueError, match="my_tf_data: the dataset repeats forever"):
+        from_tf_dataset(train.repeat(), name="my_tf_data")
+    with pytest.raises(ValueError, match="more than 0.0 GiB of images, too many to hold in "
+                                         "memory: write them as a folder of images"):
+        from_tf_dataset(train, max_bytes=1000)
+    with pytest.raises(ValueError, match="elements must be \\(image, label\\) pairs"):
+        from_tf_dataset(tf.data.Dataset.from_tensor_slices(x))
+    floats = tf.data.Dataset.from_tensor_slices((x / 255.0, y))
+    with pytest.raises(ValueError, match="images must be uint8 pixels 0-255"):
+        from_tf_dataset(floats)

@@ -62,6 +62,8 @@ class ArraySource:
         method's ``crop_padding``); applied to the uint8 pixels, before normalisation.
     """
 
+    in_memory = True  # its pixels are held in host memory (passes over it can be kept)
+
     def __init__(self, images, labels, normalization, augmentation=augment_lib.NO_AUGMENTATION,
                  padding="reflect"):
         augment_lib.check_padding(padding)
@@ -105,7 +107,7 @@ class ArraySource:
         return out
 
 
-def _index_batches(indices, batch_size, seed, start_step):
+def index_batches(indices, batch_size, seed, start_step):
     """Global batches of indices: positions [s*B, (s+1)*B) of endless epoch permutations.
 
     ``seed`` is a stateless seed [2]; epoch e is shuffled with seed folded with e.
@@ -170,7 +172,7 @@ def train_dataset(source, streams: Mapping[str, Stream], *, seed: int, salt: int
     Returns:
       A tf.data.Dataset of per-replica batches (global ones without a context).
     """
-    if getattr(source, "streamed", False):  # read from files: streaming.StreamSource
+    if not source.in_memory:  # read from files: streaming.StreamSource
         return source.train_dataset(streams, seed=seed, salt=salt, start_step=start_step,
                                     transform=transform, input_context=input_context)
     names = sorted(streams)
@@ -179,7 +181,7 @@ def train_dataset(source, streams: Mapping[str, Stream], *, seed: int, salt: int
         s = streams[name]
         if input_context is not None:
             check_batch_divisible(s.batch_size, input_context.num_replicas_in_sync)
-        index_sets.append(_index_batches(s.indices, s.batch_size, make_seed(seed, salt, j),
+        index_sets.append(index_batches(s.indices, s.batch_size, make_seed(seed, salt, j),
                                          start_step))
     steps = tf.data.Dataset.range(start_step, np.iinfo(np.int64).max)
     ds = tf.data.Dataset.zip((steps, tuple(index_sets)))
@@ -216,7 +218,7 @@ def eval_dataset(source, batch_size: int, indices=None, extras=None,
       indices: optional subset of the source, in the order to visit it.
       raw: yield uint8 pixels (to be normalised by the consumer).
     """
-    if getattr(source, "streamed", False):  # read from files: streaming.StreamSource
+    if not source.in_memory:  # read from files: streaming.StreamSource
         return source.eval_dataset(batch_size, indices=indices, extras=extras,
                                    input_context=input_context, raw=raw)
     indices = np.arange(source.size, dtype=np.int64) if indices is None else np.asarray(indices, np.int64)

@@ -1,16 +1,17 @@
-"""Data sets streamed from files: a folder of class sub-folders and TFDS data sets.
+"""The tf.data readers of streamed data: files of a folder, records of a TFDS split.
 
-The in-memory path (``sources.ImageData``, ``pipeline.ArraySource``) holds every
+The in-memory path (``dataset.ImageData``, ``pipeline.ArraySource``) holds every
 pixel in host memory; ImageNet's 1.28 M images (about 150 GB decoded at their
-sizes) cannot be held so. A streamed data set holds what names the examples --
-file paths and labels (a folder), or a TFDS split -- and its sources read,
-decode and augment each example inside tf.data as training consumes it.
+sizes) cannot be held so. A streamed data set (``dataset.StreamedData``) holds
+what names the examples -- file paths and labels (a folder), or a TFDS split --
+and its sources here read, decode and augment each example inside tf.data as
+training consumes it.
 
 Guarantees, as for the in-memory path:
 
 * **The same stream after a resume.** Batch ``s`` of a folder stream holds
   positions ``[s B, (s + 1) B)`` of an endless sequence of epoch permutations of
-  the file list (``pipeline._index_batches``: stateless, seeded by (run seed,
+  the file list (``pipeline.index_batches``: stateless, seeded by (run seed,
   phase, stream, epoch)), and the example at row ``i`` of batch ``s`` is cropped
   and flipped with a stateless seed of (run seed, phase, stream, step, i). A run
   resumed at step ``s`` rebuilds the same batches, exactly, when the folder holds
@@ -64,390 +65,27 @@ differ slightly; it is the faster path, and the stream stays a function of the
 seed and the step.
 """
 import dataclasses
-import hashlib
-import os
 import sys
-from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
 from mixmatch_tf.data import augment as augment_lib
+from mixmatch_tf.data.pipeline import check_batch_divisible, index_batches
 from mixmatch_tf.data.preprocess import normalize
 from mixmatch_tf.ops.random import make_seed
 
 AUTOTUNE = tf.data.AUTOTUNE
-STREAM_CHOICES = ("auto", "true", "false")
-DEFAULT_IMAGE_SIZE = 224
+
+
+
+
 # A TFDS stream permutes blocks of this many consecutive records per epoch, in encoded
 # examples (about 1.1 GB of ImageNet JPEGs): the usual ImageNet shuffle buffer's size.
 TFDS_SHUFFLE_BUFFER = 10_000
-# Training images decoded to estimate per-channel normalisation statistics.
-STATISTICS_SAMPLE = 256
-# --stream=auto streams a folder when its decoded images would take more than this
-# share of the machine's memory.
-MEMORY_FRACTION = 0.25
-# Files whose sizes --stream=auto looks at (their headers only).
-SIZE_SAMPLE = 32
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-EVAL_SPLIT_NAMES = ("test", "val")
-# A folder data set's images without labels: PATH/unlabeled/*.png (not a class).
-UNLABELED_FOLDER = "unlabeled"
-# The policy of a folder whose images share one size, read into memory or streamed:
-# random crops and horizontal flips, the usual recipe for photos (--augmentation=
-# pad_crop for digits, letters or other images that a mirror changes).
-FOLDER_AUGMENTATION = augment_lib.PAD_CROP_FLIP
 
 
-# ------------------------------------------------------------------------ the data
-@dataclasses.dataclass
-class TfdsSplits:
-    """Where a streamed TFDS data set is: name, data folder, splits."""
-    name: str
-    data_dir: Optional[str]
-    train_split: str
-    test_split: str
-
-
-@dataclasses.dataclass
-class StreamedData:
-    """An image classification data set read from files while training consumes it.
-
-    It has the attributes of ``sources.ImageData`` that describe the data (name,
-    classes, shape, labels) but never pixels: ``train_images`` and ``test_images``
-    are None. Exactly one of ``train_files`` (a folder) and ``tfds`` is set.
-
-    Attributes:
-      name: the data set's name as given on the command line.
-      num_classes, class_names: the classes.
-      image_size: the side of the square inputs of images of several sizes
-        (training crops and evaluation's central crop); None where every image
-        has the size ``frame``.
-      num_train, num_test: examples of each split.
-      train_files, test_files: file paths (str arrays) of a folder's images.
-      train_labels, test_labels: int64 labels of a folder's images; None for
-        TFDS (read with each example, never all at once).
-      tfds: the TFDS data set, for a TFDS stream.
-      augmentation: the training augmentation policy (``augment.POLICIES``).
-      frame: (H, W, C) of images that share one size (the network's input, as
-        when they are read into memory); None for square ``image_size`` inputs.
-      unlabeled_files: images without labels (a folder's ``unlabeled/``): the
-        unlabeled pool, after the training files in a run's training source.
-    """
-    name: str
-    num_classes: int
-    class_names: tuple
-    image_size: Optional[int]
-    num_train: int
-    num_test: int
-    train_files: Optional[np.ndarray] = None
-    test_files: Optional[np.ndarray] = None
-    train_labels: Optional[np.ndarray] = None
-    test_labels: Optional[np.ndarray] = None
-    tfds: Optional[TfdsSplits] = None
-    augmentation: str = augment_lib.RESIZED_CROP_FLIP
-    frame: Optional[tuple] = None
-    unlabeled_files: Optional[np.ndarray] = None
-
-    streamed = True
-    tabular = False
-    train_images = None
-    test_images = None
-    unlabeled_images = None
-    coarse_labels = None
-
-    @property
-    def label_sets(self):
-        return {}
-
-    @property
-    def image_shape(self):
-        if self.frame is not None:
-            return tuple(self.frame)
-        return (self.image_size, self.image_size, 3)
-
-    @property
-    def num_unlabeled(self):
-        return 0 if self.unlabeled_files is None else int(len(self.unlabeled_files))
-
-    @property
-    def resize(self):
-        """How evaluation (and the served model) brings an image to ``image_shape``."""
-        return augment_lib.RESIZE_STRETCH if self.frame else augment_lib.RESIZE_CENTRAL_CROP
-
-    def options(self):
-        """The loader's arguments that rebuild this data set (saved in run.json)."""
-        return {"stream": "true", "image_size": self.image_size,
-                "augmentation": self.augmentation}
-
-    def fingerprint(self):
-        """A fingerprint of what the stream reads: the file list, or the TFDS split."""
-        if self.train_files is not None:
-            text = "\n".join(self.train_files.tolist())
-        else:
-            text = f"{self.tfds.name}:{self.tfds.train_split}:{self.num_train}"
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-    def sources(self, normalization, train_labels=None, padding="reflect"):
-        """(training source, test source) streaming this data set.
-
-        ``train_labels``: the labels to train on, if not the data's (noisy labels);
-        a folder only (a TFDS stream reads each label with its image).
-        ``padding``: the method's ``crop_padding`` (pad-and-crop policies).
-        """
-        view = dict(normalization=normalization, image_shape=self.image_shape,
-                    resize=self.resize)
-        if self.tfds is not None:
-            return (TfdsSource(self.tfds, self.tfds.train_split, self.num_train,
-                               augmentation=self.augmentation, padding=padding, **view),
-                    TfdsSource(self.tfds, self.tfds.test_split, self.num_test, **view))
-        labels = self.train_labels if train_labels is None else train_labels
-        files = self.train_files
-        if len(labels) > self.num_train:  # the unlabeled pool follows the training files
-            files = np.concatenate([files, self.unlabeled_files])
-        return (FileSource(files, labels, augmentation=self.augmentation, padding=padding,
-                           **view),
-                FileSource(self.test_files, self.test_labels, **view))
-
-    def statistics_images(self):
-        """uint8 [n, H, W, C]: a fixed sample of training images (evaluation transform),
-        from which per-channel normalisation statistics are estimated."""
-        from mixmatch_tf.data.preprocess import Normalization
-        channels = self.image_shape[-1]
-        identity = Normalization(mean=(0.0,) * channels, std=(1.0,) * channels)
-        source = self.sources(identity)[0]
-        return source.sample_images(STATISTICS_SAMPLE)
-
-
-# --------------------------------------------------------------------------- folders
-def _hidden(name):
-    return name.startswith(".")
-
-
-def folder_channels(channels):
-    """The channels a folder's images are read with: grey + alpha (2) as grey; grey, RGB
-    and RGBA as they are (what ``npz:`` arrays and the served model's bytes take)."""
-    return 1 if channels == 2 else channels
-
-
-def _image_files(folder, inside, outside, what):
-    """The image files of ``folder`` (sorted; hidden ones left out), checked: an entry
-    with an image extension that is a folder or a broken link is refused; links out
-    of ``inside`` are collected in ``outside``."""
-    # The directory entries tell folders and links apart without a stat per file
-    # (1.28 M of them on a network file system).
-    entries = sorted((e for e in os.scandir(folder) if not _hidden(e.name)
-                      and e.name.lower().endswith(IMAGE_EXTENSIONS)), key=lambda e: e.name)
-    if not entries:
-        raise ValueError(f"{folder}: {what} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-    paths = []
-    for entry in entries:
-        path = entry.path
-        if entry.is_symlink():
-            if not os.path.exists(path):
-                raise ValueError(f"{path}: is a broken symbolic link (to "
-                                 f"{os.readlink(path)!r})")
-            real = os.path.realpath(path)
-            if os.path.commonpath([inside, real]) != inside:
-                outside.append((path, real))
-        if entry.is_dir():
-            raise ValueError(f"{path}: is a folder, not an image; {what}s must hold image "
-                             "files only (move or rename it)")
-        paths.append(path)
-    return paths
-
-
-def _say_outside(root, outside):
-    if outside:
-        # Followed on purpose: a folder of links into a shared store is the usual way
-        # to pick a subset of a shared data set without copying it. Said, since the
-        # images read then are not the files under the folder.
-        from absl import logging
-        logging.warning("%s: %d image(s) are symbolic links to files outside the folder, "
-                        "read from their targets (first: %s -> %s)", root, len(outside),
-                        *outside[0])
-
-
-def list_image_folder(root, reserved=()):
-    """Paths and labels of the images in the class sub-folders of ``root``, no pixels.
-
-    Class ids follow the sorted sub-folder names, files are sorted within each;
-    hidden entries (names starting with a dot) and the ``reserved`` names (the
-    ``unlabeled/`` folder) are not classes. Refused as in the in-memory loader: no
-    class folders, a class folder without images, an entry with an image
-    extension that is a folder or a broken link. Links out of ``root`` are
-    followed with one warning.
-
-    Returns:
-      (paths: str array [N], labels: int64 [N], class names tuple).
-    """
-    # Hidden entries (.thumbnails/, .ipynb_checkpoints/, macOS' ._x.png) are not
-    # classes or images: file managers and notebooks leave them in data folders.
-    classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not _hidden(e.name)
-                     and e.name not in reserved)
-    if not classes:
-        raise ValueError(f"{root}: no class sub-folders found; expected {root}/<class>/<image>")
-    paths, labels, outside = [], [], []
-    inside = os.path.realpath(root)
-    for c, name in enumerate(classes):
-        files = _image_files(os.path.join(root, name), inside, outside, "class folder")
-        paths.extend(files)
-        labels.extend([c] * len(files))
-    _say_outside(root, outside)
-    return np.asarray(paths, dtype=object).astype(str), np.asarray(labels, np.int64), \
-        tuple(classes)
-
-
-def list_unlabeled(path):
-    """The images of ``path/unlabeled/`` (sorted, str array), none without that folder:
-    a folder data set's unlabeled pool for semi-supervised learning."""
-    folder = os.path.join(path, UNLABELED_FOLDER)
-    if not os.path.isdir(folder):
-        return np.zeros([0], str)
-    outside = []
-    files = _image_files(folder, os.path.realpath(path), outside, "unlabeled folder")
-    _say_outside(folder, outside)
-    return np.asarray(files, dtype=object).astype(str)
-
-
-def list_training_folder(path):
-    """``list_image_folder`` of a folder data set's training images (``path/train``, or
-    ``path`` itself, whose ``unlabeled/`` is then no class)."""
-    train_dir, test_dir = folder_splits(path)
-    return list_image_folder(train_dir, reserved=() if test_dir else (UNLABELED_FOLDER,))
-
-
-def folder_splits(path):
-    """(train folder, test folder or None): ``path/train`` with ``path/test`` or
-    ``path/val`` (the ImageNet layout), else (path, None)."""
-    train = os.path.join(path, "train")
-    for name in EVAL_SPLIT_NAMES:
-        test = os.path.join(path, name)
-        if os.path.isdir(train) and os.path.isdir(test):
-            return train, test
-    return path, None
-
-
-def image_size_of(path):
-    """(height, width, channels) from the file's header (JPEG) or by decoding it;
-    None when it cannot be read."""
-    try:
-        contents = tf.io.read_file(path)
-        if bool(tf.io.is_jpeg(contents)):
-            return tuple(int(v) for v in tf.io.extract_jpeg_shape(contents))
-        return tuple(int(v) for v in tf.shape(
-            tf.io.decode_image(contents, expand_animations=False)))
-    except (tf.errors.OpError, ValueError):
-        return None
-
-
-def memory_budget():
-    """Bytes --stream=auto lets a folder's decoded images take: MEMORY_FRACTION of RAM."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        total = 16 << 30
-    return int(MEMORY_FRACTION * total)
-
-
-def sampled_sizes(paths):
-    """The distinct (height, width, channels) of up to SIZE_SAMPLE files spread
-    evenly over ``paths`` (headers only for JPEGs); unreadable files left out."""
-    picks = np.unique(np.linspace(0, len(paths) - 1, min(SIZE_SAMPLE, len(paths))).astype(int))
-    return {s for s in (image_size_of(paths[i]) for i in picks) if s is not None}
-
-
-def should_stream(paths, budget=None):
-    """--stream=auto for a folder: (stream?, why).
-
-    Looks at the sizes of up to SIZE_SAMPLE files spread evenly over the listing
-    (``sampled_sizes``). Streams when they differ (the in-memory path needs
-    one size) or when all images at the sampled size, decoded, would take more
-    than ``budget`` bytes (MEMORY_FRACTION of the machine's memory).
-    """
-    budget = memory_budget() if budget is None else budget
-    sizes = sampled_sizes(paths)
-    if len(sizes) > 1:
-        return True, f"its images differ in size (e.g. {sorted(sizes)[:2]})"
-    if not sizes:
-        return True, "none of the sampled images could be read"
-    h, w, c = sizes.pop()
-    decoded = len(paths) * h * w * c
-    if decoded > budget:
-        return True, (f"{len(paths)} images of {h}x{w}x{c} take {decoded / 2**30:.1f} GiB decoded, "
-                      f"over the {budget / 2**30:.1f} GiB budget")
-    return False, (f"{len(paths)} images of {h}x{w}x{c} take {decoded / 2**20:.1f} MiB decoded, "
-                   f"within the {budget / 2**30:.1f} GiB budget")
-
-
-def load_streamed_folder(path, image_size=None, test_fraction=0.2, seed=0, listing=None,
-                         augmentation=None):
-    """A folder of class sub-folders as a ``StreamedData`` (paths and labels only).
-
-    ``path/train`` with ``path/val`` (ImageNet) or ``path/test`` are the splits;
-    otherwise a stratified ``test_fraction`` of ``path`` is held out, as the
-    in-memory loader does. ``listing``: ``list_image_folder`` of the training
-    folder, if the caller has it already.
-
-    Without ``image_size``, a folder whose sampled images share one size is
-    streamed at that size with their channels (what the in-memory loader would
-    give the network) and ``FOLDER_AUGMENTATION``; images of several sizes, or
-    an ``image_size``, give square inputs of that side (default 224) and
-    ImageNet's ``resized_crop_flip``. ``augmentation`` overrides the policy.
-    """
-    from mixmatch_tf.data.sources import _split_off_test as split_off_test
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"image folder {path!r} does not exist")
-    train_dir, test_dir = folder_splits(path)
-    x, y, names = listing if listing is not None else list_training_folder(path)
-    if test_dir is not None:
-        xt, yt, names_t = list_image_folder(test_dir)
-        if names_t != names:
-            raise ValueError(f"{test_dir}: class folders {names_t[:5]}... differ from "
-                             f"{train_dir}: {names[:5]}...")
-    else:
-        train, test = split_off_test(y, test_fraction, seed, path)
-        x, y, xt, yt = x[train], y[train], x[test], y[test]
-    frame = None
-    if image_size is None:
-        sizes = sampled_sizes(x)
-        if len(sizes) == 1:
-            h, w, c = sizes.pop()
-            frame = (h, w, folder_channels(c))
-    if augmentation is None:
-        augmentation = FOLDER_AUGMENTATION if frame else augment_lib.RESIZED_CROP_FLIP
-    return StreamedData(name="folder:" + path, num_classes=len(names), class_names=names,
-                        image_size=None if frame else int(image_size or DEFAULT_IMAGE_SIZE),
-                        num_train=len(x), num_test=len(xt), train_files=x, test_files=xt,
-                        train_labels=y, test_labels=yt, augmentation=augmentation,
-                        frame=frame, unlabeled_files=list_unlabeled(path))
-
-
-# ------------------------------------------------------------------------------ TFDS
-MANUAL_DOWNLOADS = {
-    "imagenet2012": (
-        "imagenet2012 is built from your own download of ILSVRC2012_img_train.tar and "
-        "ILSVRC2012_img_val.tar (register at https://image-net.org/download-images). Put both "
-        "tar files in a folder MANUAL and run\n"
-        "  tfds build imagenet2012 --manual_dir=MANUAL --data_dir=DIR\n"
-        "(about 150 GB written into DIR, hours of work), then pass --data_dir=DIR. Or extract "
-        "the tar files into DIR/train/<wnid>/*.JPEG and DIR/val/<wnid>/*.JPEG and train with "
-        "--dataset=folder:DIR, which streams the JPEGs without building anything."),
-}
-
-
-def not_prepared_message(name, data_dir):
-    folder = data_dir or "~/tensorflow_datasets"
-    if name in MANUAL_DOWNLOADS:
-        return (f"Data set {name!r} is not prepared in {folder!r} (--data_dir). "
-                + MANUAL_DOWNLOADS[name])
-    return (f"Data set {name!r} is not prepared in {folder!r} (--data_dir). This machine "
-            f"cannot download it. On a machine with internet run\n"
-            f"  tfds build {name} --data_dir=DIR\n"
-            f"then copy DIR here and pass --data_dir=DIR.")
-
-
-def _tfds_records(splits, split):
+def tfds_records(splits, split):
     """The split in its stored order as (encoded image, label), images not decoded."""
     import tensorflow_datasets as tfds
     builder = tfds.builder(splits.name, data_dir=splits.data_dir)
@@ -457,44 +95,11 @@ def _tfds_records(splits, split):
     return ds.map(lambda ex: (ex["image"], ex["label"]))
 
 
-def _count(ds):
+def count_records(ds):
     n = int(ds.cardinality())
     if n >= 0:
         return n
     return int(ds.reduce(tf.constant(0, tf.int64), lambda c, _: c + 1))
-
-
-def load_streamed_tfds(name, data_dir, train_split, test_split, image_size=None,
-                       augmentation=augment_lib.RESIZED_CROP_FLIP):
-    """A TFDS image data set as a ``StreamedData`` (nothing read but its metadata).
-
-    A data set whose images have one size (its ``image`` feature's shape) is
-    streamed at that size, as it would be read into memory; one of several sizes
-    (imagenet2012), or an ``image_size``, in square ``image_size`` inputs.
-
-    Raises:
-      sources.DataNotPreparedError: the data set is not in ``data_dir``; for
-        imagenet2012 the message says how to build it from the manual download.
-    """
-    import tensorflow_datasets as tfds
-    from mixmatch_tf.data.sources import DataNotPreparedError
-    splits = TfdsSplits(name, data_dir, train_split, test_split)
-    builder = tfds.builder(name, data_dir=data_dir)
-    try:
-        num_train = _count(_tfds_records(splits, train_split))
-        num_test = _count(_tfds_records(splits, test_split))
-    except AssertionError as e:
-        if "could not find data" not in str(e).lower():
-            raise
-        raise DataNotPreparedError(not_prepared_message(name, data_dir)) from None
-    label = builder.info.features["label"]
-    shape = tuple(builder.info.features["image"].shape)
-    frame = shape if image_size is None and None not in shape else None
-    return StreamedData(name=name, num_classes=int(label.num_classes),
-                        class_names=tuple(label.names),
-                        image_size=None if frame else int(image_size or DEFAULT_IMAGE_SIZE),
-                        num_train=num_train, num_test=num_test, tfds=splits,
-                        augmentation=augmentation, frame=frame)
 
 
 # ------------------------------------------------------------------------- decoding
@@ -647,7 +252,7 @@ class StreamSource:
       augmentation: the training policy (``augment.POLICIES``).
       padding: how a pad-and-crop policy pads (the method's ``crop_padding``).
     """
-    streamed = True
+    in_memory = False  # read from files as training consumes them
 
     def __init__(self, normalization, image_shape, resize=augment_lib.RESIZE_CENTRAL_CROP,
                  augmentation=augment_lib.NO_AUGMENTATION, padding="reflect"):
@@ -668,7 +273,6 @@ class StreamSource:
         replica order, step after step. Every slice carries ``unreadable``, the
         number of its rows that took another row's example.
         """
-        from mixmatch_tf.data.pipeline import check_batch_divisible
         replicas, per, first = _layout(input_context)
         names = sorted(streams)
         per_stream = []
@@ -827,8 +431,7 @@ class FileSource(StreamSource):
         return (indices, tf.gather(self._paths, indices), tf.gather(self._labels, indices))
 
     def _train_keys(self, stream, stream_seed, start_step):
-        from mixmatch_tf.data.pipeline import _index_batches
-        batches = _index_batches(stream.indices, stream.batch_size, stream_seed, start_step)
+        batches = index_batches(stream.indices, stream.batch_size, stream_seed, start_step)
         return batches.map(self._rows)
 
     def _eval_keys(self, indices):
@@ -858,7 +461,7 @@ class TfdsSource(StreamSource):
 
     def _records(self):
         """(index, encoded image, label) in stored order."""
-        return _tfds_records(self.splits, self.split).enumerate().map(
+        return tfds_records(self.splits, self.split).enumerate().map(
             lambda i, x: (i, x[0], x[1]))
 
     def _train_keys(self, stream, stream_seed, start_step):

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from mixmatch_tf.data.sources import tabular_data
+from mixmatch_tf.data.arrays import tabular_data
 from mixmatch_tf.training import RunConfig, Trainer, make_strategy
 
 GRID = 120

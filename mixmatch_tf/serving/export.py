@@ -736,5 +736,5 @@ def export_run(method, state, normalization, data, export_base, model_name=None,
         method, state, normalization, data.image_shape, data.class_names, export_base,
         model_name=model_name or model_name_for_dataset(data.name),
         sample_images=data.test_images,
-        input_dtype="uint8" if data.streamed else data.train_images.dtype.name,
+        input_dtype=data.input_dtype,
         resize=data.resize, **options)

@@ -185,7 +185,7 @@ def state_variables(state):
 class Counters:
     """The run's host-side counters: global step, phase index, step within the
     phase, training seconds (updated between replica steps), and the training
-    rows whose image could not be read (streamed data)."""
+    rows whose image could not be read (always 0 for data held in memory)."""
 
     def __init__(self):
         with tf.device("/cpu:0"):
@@ -195,15 +195,15 @@ class Counters:
             self.elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed")
             self.unreadable = tf.Variable(0, dtype=tf.int64, trainable=False, name="unreadable")
 
-    def checkpoint(self, method, state, streamed=False):
+    def checkpoint(self, method, state, unreadable=True):
         """A tf.train.Checkpoint of the counters, the state and the networks' RNG states.
 
-        The unreadable-image count is saved for streamed data only, so that run
-        folders of in-memory data keep the checkpoint layout they always had.
+        ``unreadable``: with the unreadable-image count (False to restore a
+        checkpoint written before every run saved it: ``checkpoint_holds``).
         """
         rng = [layer.seed_generator.state for net in method.networks(state)
                for layer in net._flatten_layers() if hasattr(layer, "seed_generator")]
-        extra = {"unreadable": self.unreadable} if streamed else {}
+        extra = {"unreadable": self.unreadable} if unreadable else {}
         return tf.train.Checkpoint(
             step=self.step, phase_index=self.phase_index, phase_step=self.phase_step,
             elapsed=self.elapsed, rng=rng, **extra, **{f"state_{k}": v for k, v in state.items()})

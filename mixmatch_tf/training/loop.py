@@ -13,7 +13,6 @@ import functools
 import time
 
 import tensorflow as tf
-from absl import logging
 
 from mixmatch_tf.data.pipeline import train_dataset
 
@@ -188,57 +187,3 @@ class StateGuard:
             raise NonFiniteLossError(
                 f"a weight became NaN or Inf at step {step} (phase {phase_name!r}); "
                 f"stopped without saving. Last good checkpoint: {last_good}")
-
-
-class Progress:
-    """Steps per second over the last calls, and the progress line with its ETA.
-
-    Args:
-      total: the run's total steps, or None if unknown.
-      on_progress: optional ``fn(info)`` called after every compiled call
-        (``report``) with ``step``, ``total``, ``rate`` (steps/s), ``eta_seconds``
-        (None if unknown) and the progress ``line``.
-      log_every_seconds: the line is logged at most this often.
-    """
-
-    def __init__(self, total, window=20, on_progress=None, log_every_seconds=0.0):
-        self.total = total
-        self._window = []
-        self._size = window
-        self._on_progress = on_progress
-        self._log_every = log_every_seconds
-        self._last_log = None
-
-    def report(self, steps, seconds, step, phase, phase_step, metrics):
-        """Counts a call of ``steps`` steps, then tells ``on_progress`` and the log."""
-        self.add(steps, seconds)
-        line = self.line(step, phase.name, phase_step, phase.steps, metrics)
-        if self._on_progress is not None:
-            self._on_progress({"step": step, "total": self.total, "rate": self.rate,
-                               "eta_seconds": self.eta_seconds(step), "line": line})
-        if self._last_log is None or time.time() - self._last_log >= self._log_every:
-            self._last_log = time.time()
-            logging.info(line)
-
-    def add(self, steps, seconds):
-        self._window = (self._window + [(steps, seconds)])[-self._size:]
-
-    @property
-    def rate(self):
-        steps = sum(n for n, _ in self._window)
-        secs = sum(t for _, t in self._window)
-        return steps / secs if secs > 0 else float("nan")
-
-    def eta_seconds(self, step):
-        rate = self.rate
-        if not self.total or not rate == rate or rate <= 0:
-            return None
-        return max(0, self.total - step) / rate
-
-    def line(self, step, phase_name, phase_step, phase_steps, metrics):
-        eta = self.eta_seconds(step)
-        eta = "" if eta is None else f" | ETA {int(eta // 60)}:{int(eta % 60):02d}"
-        of = f"/{self.total}" if self.total else ""
-        shown = " ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items()))
-        return (f"step {step}{of} [{phase_name} {phase_step}/{phase_steps}] | {shown} "
-                f"| {self.rate:.1f} steps/s{eta}")

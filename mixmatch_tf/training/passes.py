@@ -1,8 +1,8 @@
 """Distributed passes over fixed data: test error, and per-example outputs on the training set.
 
 The distributed uint8 batches of in-memory data are made once and kept: building
-a distributed iterator costs more than a pass over a small data set. Streamed
-data (``streaming.StreamSource``) is read again at every pass instead.
+a distributed iterator costs more than a pass over a small data set. Sources of
+files (``streaming.StreamSource``: not ``in_memory``) are read again at every pass.
 
 The test error is top-1; with more than ``TOP5_MIN_CLASSES`` classes the top-5
 error is computed beside it (ImageNet's second number; with few classes it says
@@ -50,8 +50,8 @@ class Passes:
         batches = self.strategy.distribute_datasets_from_function(
             lambda ctx: eval_dataset(source, self.batch_size, indices=indices,
                                      input_context=ctx, raw=True))
-        # A streamed source is read anew at every pass (its images never all in memory).
-        return batches if getattr(source, "streamed", False) else list(batches)
+        # A source of files is read anew at every pass (its images never all in memory).
+        return list(batches) if source.in_memory else batches
 
     def map_train_set(self, fn):
         """Runs ``fn(batch) -> [b, ...]`` per replica over the un-augmented training set.

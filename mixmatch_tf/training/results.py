@@ -32,19 +32,18 @@ def _jsonable(v):
 
 
 def run_record(method_name, data, run, config, steps, wall_seconds, num_replicas,
-               unreadable=None):
+               unreadable=0):
     """What metrics.json says about the run itself (before the method's own entries).
 
-    ``unreadable`` (streamed data): training rows whose file could not be read or
-    decoded, each replaced by another example of its batch (counted every time it
-    is drawn).
+    ``unreadable``: training rows whose file could not be read or decoded, each
+    replaced by another example of its batch (counted every time it is drawn; 0
+    for data held in memory).
     """
     out = {"method": method_name, "dataset": data.name, "seed": run.seed, "steps": steps,
            "wall_seconds": wall_seconds, "noise_type": run.noise_type,
            "noise_rate": run.noise_rate, "model": config.model, "config": config.to_dict(),
-           "num_replicas": num_replicas, "precision": run.precision}
-    if unreadable is not None:
-        out["unreadable_images"] = unreadable
+           "num_replicas": num_replicas, "precision": run.precision,
+           "unreadable_images": unreadable}
     return out
 
 

@@ -231,6 +231,11 @@ def _checkpoint_problem(prefix):
     return None
 
 
+def checkpoint_holds(prefix, name):
+    """Whether the checkpoint ``prefix`` holds the variable saved as ``name``."""
+    return tf.train.load_checkpoint(prefix).has_tensor(f"{name}/.ATTRIBUTES/VARIABLE_VALUE")
+
+
 def checkpoint_numbers(ckpt_dir):
     """The numbers of the checkpoints whose files are in ``ckpt_dir`` (intact or not)."""
     if not os.path.isdir(ckpt_dir):
@@ -425,7 +430,7 @@ class RunDir:
                                    if data.train_labels is not None else None),
             # What a streamed data set reads (its sorted file list): a resume reads
             # the same files at the same positions of the stream.
-            "files_fingerprint": data.fingerprint() if data.streamed else None,
+            "files_fingerprint": data.fingerprint(),
             # How the training images are cropped and flipped (augment.POLICIES).
             "augmentation": data.augmentation,
             "data_options": data.options(),
@@ -488,7 +493,10 @@ class RunDir:
                                                  class_names=list(data.class_names))))
             except ValueError as e:
                 raise ConfigError(getattr(e, "field", "num_labeled"), str(e)) from None
-        missing = np.setdiff1d(np.arange(data.num_classes), labels[labeled])
+        # Every label given (a random draw has one of each class by construction, a
+        # distributor's fold is taken as it is): a class without one cannot be learned.
+        missing = (np.setdiff1d(np.arange(data.num_classes), labels[labeled])
+                   if split.num_labeled == ALL_LABELS else [])
         if len(missing):
             names = ", ".join(repr(data.class_names[c]) for c in missing[:5])
             raise ConfigError("num_labeled", f"class {names} has no labeled example to learn "
@@ -636,12 +644,12 @@ class Records:
         if "warning" in record:
             logging.warning("step %d: %s", step, record["warning"])
 
-    def add_train_metrics(self, step, metrics, unreadable=None):
-        """The last call's mean training metrics; ``unreadable`` (streamed data): the
-        training rows whose image could not be read so far, as a scalar of its own."""
+    def add_train_metrics(self, step, metrics, unreadable=0):
+        """The last call's mean training metrics; ``unreadable``: the training rows
+        whose image could not be read so far, a scalar of its own once there is one."""
         self.train_metrics = dict(metrics, step=step)
         self.scalars("train", step, metrics)
-        if unreadable is not None:
+        if unreadable:
             self.scalars("train", step, {"unreadable_images": float(unreadable)})
 
     def before_checkpoint(self):

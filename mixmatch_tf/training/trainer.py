@@ -17,18 +17,18 @@ import keras
 from absl import logging
 
 from mixmatch_tf.data.preprocess import normalize
-from mixmatch_tf.data.sources import ImageData, load_dataset
-from mixmatch_tf.data.streaming import StreamedData
+from mixmatch_tf.data import as_data
 from mixmatch_tf.methods.base import check_fits, get_method
 from mixmatch_tf.training import precision as precision_lib
 from mixmatch_tf.training.build import (Counters, make_context, method_config,
                                         model_factory, state_variables)
 from mixmatch_tf.training.config import RunConfig
-from mixmatch_tf.training.loop import (NonFiniteLossError, PhaseLoop, Progress, StateGuard,
-                                       call_size, phase_iterator)
+from mixmatch_tf.training.loop import (NonFiniteLossError, PhaseLoop, StateGuard, call_size,
+                                       phase_iterator)
 from mixmatch_tf.training.passes import Passes
+from mixmatch_tf.training.progress import Progress, plan, resolve_verbose
 from mixmatch_tf.training.results import run_record
-from mixmatch_tf.training.run_dir import Records, RunDir, saved_run
+from mixmatch_tf.training.run_dir import Records, RunDir, checkpoint_holds, saved_run
 from mixmatch_tf.training.strategy import is_chief, make_strategy
 
 __all__ = ["NonFiniteLossError", "RunConfig", "Trainer", "load_run"]
@@ -43,8 +43,10 @@ class Trainer:
 
     Args:
       method: registered method name or Method subclass.
-      data: an ``ImageData``, a ``streaming.StreamedData`` or a data set name for
-        ``load_dataset``.
+      data: what the run trains on (``data.as_data``): a data set (``ImageData``,
+        ``StreamedData``), a data set name for ``load_dataset``, arrays ``(x, y)``
+        or ``(x, y, x_unlabeled)`` (``data.from_arrays``), or a finite
+        ``tf.data.Dataset`` of ``(image, label)`` (``data.from_tf_dataset``).
       run: a ``RunConfig``.
       config: method settings overriding the defaults (dict), or a ready Config.
       strategy: a tf.distribute strategy; ``make_strategy()`` when None.
@@ -60,8 +62,7 @@ class Trainer:
     def __init__(self, method, data, run: RunConfig, config=None, strategy=None, model=None,
                  data_dir=None, read_only=False, data_options=None):
         self.method_cls = get_method(method) if isinstance(method, str) else method
-        self.data = (data if isinstance(data, (ImageData, StreamedData))
-                     else load_dataset(data, data_dir, **(data_options or {})))
+        self.data = as_data(data, data_dir, data_options)
         self.run, self.data_dir, self.read_only = run, data_dir, read_only
         self.config = method_config(self.method_cls, self.data, config, model)
         self.strategy = strategy or make_strategy()
@@ -86,6 +87,7 @@ class Trainer:
         self._restore()
 
     def _build(self, model):
+        self._model_given = model is not None
         keras.utils.set_random_seed(self.run.seed)
         data, run = self.data, self.run
         self.train_labels = self.run_dir.train_labels(data, run)
@@ -108,10 +110,8 @@ class Trainer:
             self._record_computed_precision()
         self.counters = c = Counters()
         self.step = c.step
-        self.checkpoint = c.checkpoint(self.method, self.state, data.streamed)
         self.loop = PhaseLoop(self.strategy, self.state, c.step, c.phase_step, run.jit_compile,
-                              unreadable=c.unreadable if data.streamed else None,
-                              last_good=self.run_dir.last_good)
+                              unreadable=c.unreadable, last_good=self.run_dir.last_good)
         self.guard = StateGuard(self.checkpoint_variables())
 
     def _record_computed_precision(self):
@@ -130,6 +130,11 @@ class Trainer:
 
     def _restore(self):
         self.restored_from = self.run_dir.latest_checkpoint()
+        # Checkpoints of in-memory runs from before every run counted unreadable images
+        # lack the count: restored without it (it stays 0).
+        self.checkpoint = self.counters.checkpoint(
+            self.method, self.state, unreadable=not self.restored_from
+            or checkpoint_holds(self.restored_from, "unreadable"))
         if self.restored_from:
             self.checkpoint.restore(self.restored_from).assert_existing_objects_matched()
             logging.info("Resumed from %s at step %d", self.restored_from, int(self.step))
@@ -143,12 +148,17 @@ class Trainer:
         return state_variables(self.state)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, on_progress=None):
+    def fit(self, on_progress=None, verbose="auto"):
         """Trains to the end (or resumes and finishes) and writes metrics.json.
 
+        Says its plan first (``progress.plan``), then its progress as Keras' ``fit``
+        does (``progress.Progress``).
+
         Args:
-          on_progress: optional ``fn(info)`` called after every compiled call, e.g.
-            for a live display (``loop.Progress`` lists what ``info`` holds).
+          on_progress: optional ``fn(info)`` called after every compiled call
+            (``progress.Progress`` lists what ``info`` holds).
+          verbose: 1 a progress bar, 2 a line every ``log_every_seconds``, 0
+            silent; ``"auto"``: 1 on a terminal or in a notebook, else 2.
 
         Returns:
           The metrics; with ``stop_at_step`` reached first, only
@@ -159,14 +169,22 @@ class Trainer:
         if self.run_dir.writer:
             self.run_dir.lock.acquire()
         self._started, self._base_elapsed = time.time(), float(self.counters.elapsed.numpy())
+        verbose = resolve_verbose(verbose)
         try:
-            return self._fit(on_progress)
+            return self._fit(on_progress, verbose)
         finally:
             self.run_dir.release()
 
-    def _fit(self, on_progress):
-        progress = Progress(self.method.total_steps(), on_progress=on_progress,
-                            log_every_seconds=self.run.log_every_seconds)
+    def _fit(self, on_progress, verbose):
+        total, start = self.method.total_steps(), int(self.step)
+        line = plan(self.method_cls.name, self.data, self.config, self.context, self.run,
+                    self.method.networks(self.state), self._model_given, total,
+                    self.strategy.num_replicas_in_sync, start)
+        logging.info(line)
+        if verbose:
+            print(line, flush=True)
+        self.progress = progress = Progress(total, start, verbose, on_progress,
+                                            self.run.log_every_seconds)
         stop_at = self.run.stop_at_step
         while stop_at is None or int(self.step) < stop_at:
             index, done = int(self.counters.phase_index), int(self.counters.phase_step)
@@ -204,8 +222,7 @@ class Trainer:
                 return False  # at stop_at_step
             metrics, seconds = self.loop.run(phase, iterator, n)
             step = int(self.step)
-            self.records.add_train_metrics(step, metrics, self.counters.unreadable.numpy()
-                                           if self.data.streamed else None)
+            self.records.add_train_metrics(step, metrics, int(self.counters.unreadable.numpy()))
             progress.report(n, seconds, step, phase, int(self.counters.phase_step), metrics)
             if eval_every and step % eval_every == 0:
                 self._record_eval(phase.name)
@@ -216,6 +233,8 @@ class Trainer:
     def _record_eval(self, phase_name):
         record = self.evaluate(details=True)
         self.records.add_eval(int(self.step), phase_name, record)
+        if getattr(self, "progress", None) is not None:
+            self.progress.evaluated(record["test_error"])
         return record["test_error"]
 
     def _save(self, phase_name):
@@ -228,7 +247,7 @@ class Trainer:
     def write_metrics(self):
         out = run_record(self.method_cls.name, self.data, self.run, self.config, int(self.step),
                          float(self.counters.elapsed.numpy()), self.strategy.num_replicas_in_sync,
-                         int(self.counters.unreadable.numpy()) if self.data.streamed else None)
+                         int(self.counters.unreadable.numpy()))
         out.update(self.method.train_errors(self.state))
         out.update(self.method.diagnostics(self.state))
         return self.records.write_metrics(out)
