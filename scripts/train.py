@@ -22,7 +22,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     cli.validate_names()
-    method, config, run = cli.resolve(FLAGS.dataset)
+    method, _, run = cli.resolve(FLAGS.dataset)  # the flags checked before any data is read
     from mixmatch_tf.data import load_dataset
     from mixmatch_tf.methods import ConfigError
     from mixmatch_tf.training import RunFolderError, Trainer, make_strategy
@@ -30,7 +30,8 @@ def main(argv):
     data = load_dataset(FLAGS.dataset, FLAGS.data_dir, stream=FLAGS.stream,
                         image_size=FLAGS.image_size, augmentation=FLAGS.augmentation)
     try:
-        trainer = Trainer(method, data, run, config=config, strategy=strategy,
+        # The flags override the data set's defaults (sized to a user's data set).
+        trainer = Trainer(method, data, run, config=cli.method_overrides(), strategy=strategy,
                           data_dir=FLAGS.data_dir)
     except ConfigError as e:
         cli.usage_error(e.field, e.message)

@@ -188,3 +188,44 @@ def test_a_tf_data_dataset_with_test_and_unlabelled_sets(digits):
     floats = tf.data.Dataset.from_tensor_slices((x / 255.0, y))
     with pytest.raises(ValueError, match="images must be uint8 pixels 0-255"):
         from_tf_dataset(floats)
+
+
+# ------------------------------------------------------------- defaults for your data
+def test_defaults_are_sized_to_a_users_data_and_the_papers_stay_the_papers(tmp_path, digits):
+    """A data set of no paper's table gets the digits' small-data settings, a network by
+    its image size and counts from its size; the papers' data sets keep the papers'."""
+    import math
+    from mixmatch_tf.data import from_arrays
+    from mixmatch_tf.methods import get_method, resolve_config
+    x, y = digits.train_images, digits.train_labels
+    pool = np.zeros((10_000, 8, 8, 1), np.uint8)
+    mine = from_arrays(x, y, x_unlabeled=pool, name="mine")
+    config = resolve_config(get_method("mixmatch"), mine, {})
+    steps = math.ceil(75 * 10_000 / 64)  # 75 passes over the pool: 11,719 steps
+    assert (config.model, config.num_labeled, config.train_steps, config.rampup_steps,
+            config.eval_every) == ("small_cnn", "all", steps, steps // 3, steps // 30)
+    no_pool = resolve_config(get_method("mean_teacher"), from_arrays(x, y), {})
+    assert no_pool.num_labeled == round(0.1 * 1037) and no_pool.train_steps == 1500
+    assert no_pool.consistency_weight == 10.0  # the digits' small-data weight, not 50
+    assert resolve_config(get_method("dividemix"), mine, {}).epochs == 60.0  # not 300
+    assert resolve_config(get_method("mixmatch"), mine, {"train_steps": 7}).train_steps == 7
+    big = from_arrays(np.zeros((40, 32, 32, 3), np.uint8), np.arange(40) % 4, name="big")
+    assert resolve_config(get_method("dividemix"), big, {}).model == "preact_resnet18"
+    import tensorflow_datasets as tfds
+    with tfds.testing.mock_data(num_examples=4):
+        cifar = load.load_dataset("cifar10", data_dir=str(tmp_path))
+    paper = resolve_config(get_method("mixmatch"), cifar, {})
+    assert (paper.train_steps, paper.num_labeled, paper.model) == (1 << 20, 4000, None)
+
+
+def test_a_bare_command_on_a_folder_says_its_plan_first(tmp_path, digits):
+    from conftest import run_script
+    folder = make_folder_with_pool(tmp_path / "f", digits, per_class=8, pool=40)
+    out = run_script(["scripts/train.py", "--method=mixmatch", f"--dataset=folder:{folder}",
+                      f"--model_dir={tmp_path / 'run'}", "--stop_at_step=2",
+                      "--steps_per_call=1"], timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].startswith(f"plan: mixmatch on folder:{folder}: 64 labeled + 40 unlabeled "
+                               "examples of 8x8x1, 10 classes; small_cnn (")
+    assert "1,500 steps of batch 64" in lines[0]

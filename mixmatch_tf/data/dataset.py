@@ -68,6 +68,9 @@ class ImageData:
       unlabeled_images: extra images without labels (STL-10's unlabelled split).
       coarse_labels: CIFAR-100 superclass of each training example, if known.
       label_sets: alternative training labels by name (CIFAR-N human labels).
+      benchmark: one of the papers' data sets: methods default to the papers'
+        settings on it; on any other data set, to settings sized to it
+        (``methods.base.Method.data_defaults``).
     """
     name: str
     train_images: np.ndarray
@@ -80,6 +83,7 @@ class ImageData:
     unlabeled_images: Optional[np.ndarray] = None
     coarse_labels: Optional[np.ndarray] = None
     label_sets: dict = dataclasses.field(default_factory=dict)
+    benchmark: bool = False
 
     @property
     def image_shape(self):
@@ -171,6 +175,7 @@ class StreamedData:
         when they are read into memory); None for square ``image_size`` inputs.
       unlabeled_files: images without labels (a folder's ``unlabeled/``): the
         unlabeled pool, after the training files in a run's training source.
+      benchmark: as ``ImageData.benchmark`` (ImageNet).
     """
     name: str
     num_classes: int
@@ -186,6 +191,7 @@ class StreamedData:
     augmentation: str = augment.RESIZED_CROP_FLIP
     frame: Optional[tuple] = None
     unlabeled_files: Optional[np.ndarray] = None
+    benchmark: bool = False
 
     tabular = False
     train_images = None

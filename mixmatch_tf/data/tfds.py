@@ -198,7 +198,7 @@ def load_tfds(name, data_dir, layout=None):
         test_images=test["image"].astype(np.uint8), test_labels=test["label"].astype(np.int64),
         num_classes=int(label_feature.num_classes), class_names=tuple(label_feature.names),
         augmentation=layout.augmentation, unlabeled_images=unlabeled,
-        coarse_labels=train.get("coarse_label"),
+        coarse_labels=train.get("coarse_label"), benchmark=name in TFDS_DATASETS,
         label_sets={k: train[k].astype(np.int64) for k in extra_keys})
 
 
@@ -231,7 +231,7 @@ def load_streamed_tfds(name, data_dir, train_split, test_split, image_size=None,
                         class_names=tuple(label.names),
                         image_size=None if frame else int(image_size or DEFAULT_IMAGE_SIZE),
                         num_train=num_train, num_test=num_test, tfds=splits,
-                        augmentation=augmentation, frame=frame)
+                        augmentation=augmentation, frame=frame, benchmark=name in TFDS_DATASETS)
 
 
 def should_stream(name, data_dir, budget=None):

@@ -39,6 +39,9 @@ from mixmatch_tf.data.pipeline import Stream
 from mixmatch_tf.models.registry import ModelInputError, check_model_input
 
 _METHODS = {}
+# The data set whose per-method settings are tuned for small data (data_defaults).
+SMALL_DATA = "digits"
+SMALL_NETWORK = "small_cnn"
 # num_labeled: every label the data gives (the unlabelled images are the pool).
 ALL_LABELS = "all"
 
@@ -356,6 +359,34 @@ class Method:
         self.config = config
         self.ctx = context
 
+    # -- defaults for a user's data ----------------------------------------
+    @classmethod
+    def data_defaults(cls, data):
+        """Settings sized to a data set of no paper's table (a user's folder or arrays):
+        the method's settings for the bundled digits -- small data, few labels, a
+        CPU -- with the network chosen by the image size (``network_for``) and the
+        counts of ``sized_counts``: the paper's 2^20 steps or 300 epochs are days
+        on such data, and its ResNets make no sense for 8x8 images."""
+        values = dict(cls.dataset_defaults.get(SMALL_DATA, {}))
+        values["model"] = cls.network_for(data)
+        values.update(cls.sized_counts(data, values))
+        return values
+
+    @classmethod
+    def network_for(cls, data):
+        """The default network for ``data``: the small CNN for images under 32 pixels
+        a side, the method's own (a CIFAR network) otherwise; None for feature
+        vectors (an MLP)."""
+        if data.tabular:
+            return None
+        return SMALL_NETWORK if min(data.image_shape[:2]) < 32 else cls.default_model
+
+    @classmethod
+    def sized_counts(cls, data, values):
+        """Settings counted from ``data`` (``data_defaults``); none by default (a
+        method whose length is counted in epochs needs none)."""
+        return {}
+
     # -- what the method needs of the run ---------------------------------
     @classmethod
     def labeled_split(cls, config) -> Optional[LabeledSplit]:
@@ -437,10 +468,17 @@ class Method:
                 and hasattr(v, "layers")]
 
 
-def resolve_config(method_cls, dataset_name, overrides):
+def resolve_config(method_cls, data, overrides):
     """Config = paper defaults, then the data set's defaults, then ``overrides``.
 
+    The data set's defaults: the method's ``dataset_defaults`` for it (the bundled
+    digits), none for the papers' data sets (``data.benchmark``: their settings
+    are the defaults), and for any other data set settings sized to it
+    (``Method.data_defaults``).
+
     Args:
+      data: the data set, or its name (names of no preset resolve to the papers'
+        settings: the command line checks its flags before the data is loaded).
       overrides: field -> value given by the user (flags or Python). Unknown
         fields raise a ConfigError naming the fields the method has.
     """
@@ -449,7 +487,13 @@ def resolve_config(method_cls, dataset_name, overrides):
     if unknown:
         raise ConfigError(unknown[0], f"is not a setting of method {method_cls.name!r}; "
                           f"its settings are: {', '.join(sorted(fields))}")
-    values = dict(method_cls.dataset_defaults.get(dataset_name, {}))
+    name = data if isinstance(data, str) else data.name
+    if name in method_cls.dataset_defaults:
+        values = dict(method_cls.dataset_defaults[name])
+    elif isinstance(data, str) or data.benchmark:
+        values = {}
+    else:
+        values = method_cls.data_defaults(data)
     values.update(overrides)
     for k, v in list(values.items()):
         if isinstance(v, list):

@@ -87,6 +87,13 @@ class MixMatch(semi.SemiSupervised):
     Config = Config
     dataset_defaults = {"digits": dict(semi.DIGITS, lambda_u=75.0, rampup_steps=500)}
 
+    @classmethod
+    def sized_counts(cls, data, values):
+        """``SemiSupervised.sized_counts``, lambda_u ramping up over the first third
+        of training (the digits' 500 of 1,500 steps)."""
+        counts = super().sized_counts(data, values)
+        return dict(counts, rampup_steps=counts["train_steps"] // 3)
+
     def views(self):
         return self.config.num_augmentations
 

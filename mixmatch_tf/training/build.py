@@ -28,7 +28,7 @@ def method_config(method_cls, data, config, model):
     and the data set's defaults), with the method's default network (an MLP for
     tabular data) unless a model is named or given."""
     if config is None or isinstance(config, dict):
-        config = resolve_config(method_cls, data.name, config or {})
+        config = resolve_config(method_cls, data, config or {})
     if config.model is None and model is None:
         default = "mlp" if data.tabular else method_cls.default_model
         config = dataclasses.replace(config, model=default)

@@ -68,13 +68,15 @@ class Progress:
 
     def report(self, steps, seconds, step, phase, phase_step, metrics):
         """Counts a call of ``steps`` steps, then tells ``on_progress`` and the user."""
-        self.add(steps, seconds)
         self._calls += 1
+        if self._calls == 2:  # the first call traced the step: its time says little
+            self._window = []
+        self.add(steps, seconds)
         line = self.line(step, phase.name, phase_step, phase.steps, metrics)
         if self._on_progress is not None:
             self._on_progress({"step": step, "total": self.total, "rate": self.rate,
                                "eta_seconds": self.eta_seconds(step), "line": line})
-        if self._calls == 2:  # the first call traces the step: its rate says little
+        if self._calls == 3:  # two calls after the traced one: a rate to go by
             self.expected(step)
         if self.verbose == 1 and self.total:
             values = dict(shown_metrics(metrics))
@@ -144,8 +146,11 @@ def plan(method, data, config, context, run, networks, model_given, steps, num_r
     network = ("your model" if model_given else config.model) + f" ({weights:,} weights"
     network += f", {len(networks)} networks)" if len(networks) > 1 else ")"
     batch = getattr(config, "batch_size", None)
-    epochs = f", ~{steps * batch / max(1, labeled):,.3g} epochs of the labeled data" \
-        if batch else ""
+    epochs = ""
+    if batch:
+        passes = steps * batch / max(1, labeled)
+        epochs = f", ~{passes:,.0f}" if passes >= 100 else f", ~{passes:.3g}"
+        epochs += " epochs of the labeled data"
     resume = f", resuming at step {start:,}" if start else ""
     return (f"plan: {method} on {data.name}: {labeled:,} labeled{pool} examples of {shape}, "
             f"{data.num_classes} classes; {network}; {steps:,} steps of batch {batch}{epochs}"
