@@ -229,3 +229,56 @@ def test_a_bare_command_on_a_folder_says_its_plan_first(tmp_path, digits):
     assert lines[0].startswith(f"plan: mixmatch on folder:{folder}: 64 labeled + 40 unlabeled "
                                "examples of 8x8x1, 10 classes; small_cnn (")
     assert "1,500 steps of batch 64" in lines[0]
+
+
+# ------------------------------------------------------------- the README's examples
+def readme_example(name):
+    """The code block after ``<!-- example: name -->`` in the README."""
+    from conftest import ROOT
+    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    after = text.split(f"<!-- example: {name} -->", 1)[1]
+    return after.split("```", 2)[1].split("\n", 1)[1]
+
+
+@pytest.mark.parametrize("name", ["mixmatch_arrays", "dividemix_noisy"])
+def test_the_readmes_python_examples_run_and_learn(tmp_path, monkeypatch, name, capsys):
+    monkeypatch.chdir(tmp_path)  # the examples write runs/ and exports/ where they run
+    namespace = {}
+    exec(compile(readme_example(name), f"README.md:{name}", "exec"), namespace)
+    metrics = namespace["metrics"]
+    assert metrics["complete"] and metrics["test_error"] < 30.0, metrics["test_error"]
+    assert capsys.readouterr().out.startswith("plan: ")
+    if name == "mixmatch_arrays":
+        assert os.path.isfile(tmp_path / "exports" / "arrays" / "1" / "saved_model.pb")
+
+
+def test_the_readmes_folder_example_runs_from_the_command_line_and_learns(tmp_path, digits):
+    """my_images/train/<class>, my_images/test/<class>, my_images/unlabeled/: the README's
+    commands, train.py capped at 300 steps to keep the suite short."""
+    import json
+    import shlex
+    from conftest import run_script
+    folder = tmp_path / "my_images"
+    for split, images, labels in (("train", digits.train_images[:200], digits.train_labels[:200]),
+                                  ("test", digits.test_images, digits.test_labels)):
+        for i, (image, label) in enumerate(zip(images, labels)):
+            os.makedirs(folder / split / f"digit{label}", exist_ok=True)
+            tf.io.write_file(str(folder / split / f"digit{label}" / f"{i}.png"),
+                             tf.io.encode_png(image))
+    os.makedirs(folder / "unlabeled")
+    for i, image in enumerate(digits.train_images[200:800]):
+        tf.io.write_file(str(folder / "unlabeled" / f"{i}.png"), tf.io.encode_png(image))
+    commands = readme_example("folder_cli").replace("\\\n", " ").splitlines()
+    commands = [c for c in commands if c.startswith("python ")]
+    assert len(commands) == 2
+    for command in commands:
+        args = shlex.split(command.replace("folder:my_images", f"folder:{folder}").replace(
+            "=runs/", f"={tmp_path}/runs/").replace("=exports", f"={tmp_path}/exports"))[1:]
+        if args[0] == "scripts/train.py":
+            args.append("--train_steps=300")
+        out = run_script(args, timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+    metrics = json.load(open(tmp_path / "runs" / "my_images" / "metrics.json"))
+    assert metrics["test_error"] < 30.0, metrics["test_error"]
+    assert metrics["config"]["num_labeled"] == "all"
+    assert os.listdir(tmp_path / "exports")
