@@ -77,15 +77,17 @@ def test_every_label_needs_a_pool_and_every_class_a_label(tmp_path, one_replica,
                 config={"num_labeled": "every"}, strategy=one_replica)
 
 
-def test_23_labels_over_10_classes_are_as_balanced_as_they_can_be(tmp_path, one_replica, digits,
-                                                                  caplog):
+def test_23_labels_over_10_classes_are_as_balanced_as_they_can_be_and_learn(
+        tmp_path, one_replica, digits, caplog):
     import logging
     with caplog.at_level(logging.INFO, logger="absl"):
         trainer = Trainer("mixmatch", digits, RunConfig(model_dir=str(tmp_path), seed=4),
-                          config={"num_labeled": 23, "train_steps": 1}, strategy=one_replica)
+                          config={"num_labeled": 23, "train_steps": 600, "eval_every": 600},
+                          strategy=one_replica)
     counts = np.bincount(digits.train_labels[trainer.context.labeled_indices], minlength=10)
     assert sorted(counts.tolist()) == [2] * 7 + [3] * 3
     assert "23 labels over 10 classes: 3 for classes" in caplog.text
+    assert trainer.fit(verbose=0)["test_error"] < 40.0  # chance: 90%
 
 
 def test_the_flag_takes_all(tmp_path):
@@ -165,6 +167,12 @@ def test_the_trainer_takes_arrays_a_dict_and_a_tf_data_dataset(tmp_path, one_rep
         assert trainer.data.num_train + len(trainer.data.test_labels) == 200
     with pytest.raises(TypeError, match="data must be a data set name, an ImageData, arrays"):
         Trainer("erm", 3, RunConfig(model_dir=str(tmp_path / "x")), strategy=one_replica)
+    # and it learns from a tf.data.Dataset as from anything else
+    full = tf.data.Dataset.from_tensor_slices((digits.train_images, digits.train_labels))
+    metrics = Trainer("erm", full.batch(100), RunConfig(model_dir=str(tmp_path / "learn")),
+                      config={"train_steps": 200, "eval_every": 200},
+                      strategy=one_replica).fit(verbose=0)
+    assert metrics["test_error"] < 20.0  # its held-out fifth
 
 
 def test_a_tf_data_dataset_with_test_and_unlabelled_sets(digits):
