@@ -506,7 +506,7 @@ SCRIPT_CASES = [
      "Invalid flag --model=mlp: 'mlp' takes feature vectors [D], but the data's examples have "
      "shape [8, 8, 1]"),
     # Each script start costs ~10-25 s of imports: the flag path is pinned in the table
-    # above (through the same parsing), so these two run only with -m slow.
+    # above (through the same parsing), so these run only with -m slow.
     pytest.param("infinite_alpha", ["scripts/train.py", "--mixup_alpha=inf"], False,
                  "Invalid flag --mixup_alpha=inf: must be a finite number, got inf",
                  marks=pytest.mark.slow),
@@ -514,13 +514,14 @@ SCRIPT_CASES = [
                                         "--export_dir={tmp}/export"], False,
                  "error: {tmp}/run holds no run (run.json is missing)",
                  marks=pytest.mark.slow),
-    ("reproduce_without_seeds", ["scripts/reproduce.py", "--suite=digits_noisy", "--seeds=",
-                                 "--output_dir={tmp}/suite"], False,
-     "Invalid flag --seeds=: give at least one seed, like 0,1,2"),
-    ("reproduce_into_a_file", ["scripts/reproduce.py", "--suite=digits_noisy", "--seeds=0",
-                               "--output_dir={tmp}/d.csv"], False,
-     "Invalid flag --output_dir={tmp}/d.csv: cannot write there (File exists); give a "
-     "writable folder"),
+    pytest.param("reproduce_without_seeds", ["scripts/reproduce.py", "--suite=digits_noisy",
+                                             "--seeds=", "--output_dir={tmp}/suite"], False,
+                 "Invalid flag --seeds=: give at least one seed, like 0,1,2",
+                 marks=pytest.mark.slow),
+    pytest.param("reproduce_into_a_file", ["scripts/reproduce.py", "--suite=digits_noisy",
+                                           "--seeds=0", "--output_dir={tmp}/d.csv"], False,
+                 "Invalid flag --output_dir={tmp}/d.csv: cannot write there (File exists); "
+                 "give a writable folder", marks=pytest.mark.slow),
     ("traceback_with_verbosity", ["scripts/train.py", "--dataset=csv:{tmp}/d.csv", "-v", "1"],
      True, "ValueError: {tmp}/d.csv, line 2: label '1.5' is not a class id"),
 ]

@@ -155,7 +155,7 @@ class TfdsSplits:
 class StreamedData:
     """An image classification data set read from files while training consumes it.
 
-    It has the attributes of ``sources.ImageData`` that describe the data (name,
+    It has the attributes of ``ImageData`` that describe the data (name,
     classes, shape, labels) but never pixels: ``train_images`` and ``test_images``
     are None. Exactly one of ``train_files`` (a folder) and ``tfds`` is set.
 
