@@ -81,7 +81,7 @@ def test_23_labels_over_10_classes_are_as_balanced_as_they_can_be_and_learn(
         tmp_path, one_replica, digits, caplog):
     import logging
     with caplog.at_level(logging.INFO, logger="absl"):
-        trainer = Trainer("mixmatch", digits, RunConfig(model_dir=str(tmp_path), seed=4),
+        trainer = Trainer("supervised", digits, RunConfig(model_dir=str(tmp_path), seed=4),
                           config={"num_labeled": 23, "train_steps": 300, "eval_every": 300,
                                   "ema_bn_examples": 512},
                           strategy=one_replica)
