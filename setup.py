@@ -13,22 +13,23 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["mixmatch_tf", "mixmatch_tf.*", "flags"]),
     package_data={"flags": ["presets/*.cfg", "presets/*/*.cfg"]},
     python_requires=">=3.10",
+    # What the package imports, each with the major version it is tested on.
     install_requires=[
         "tensorflow>=2.21,<2.22",
-        "keras>=3.15",
-        "tf-keras>=2.21,<2.22",
+        "keras>=3.15,<4",
+        "tf-keras>=2.21,<2.22",  # what tensorflow-probability's TF substrate imports
         "tensorflow-probability[tf]>=0.25,<0.26",
         "tensorflow-datasets>=4.9,<5",
-        "tensorflow-serving-api>=2.21,<2.22",
+        "tensorflow-serving-api>=2.21,<2.22",  # with grpcio and protobuf: the gRPC client
         "tensorboard>=2.21,<2.22",
-        "numpy",
-        "absl-py",
-        "scikit-learn",
-        "pillow",
-        "matplotlib",
+        "numpy>=1.26,<3",
+        "absl-py>=2,<3",
+        "scikit-learn>=1.3,<2",  # the bundled digits, the tabular sets
+        "matplotlib>=3.7,<4",  # the reproduction reports' figures
+        "requests>=2.28,<3",  # the REST client
     ],
     extras_require={
-        "test": ["pytest"],
+        "test": ["pytest", "pillow"],  # pillow: images the tests write and read
         # scripts/benchmark.py's same-run PyTorch reference steps; never needed to train.
         "bench": ["torch"],
     },

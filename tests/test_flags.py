@@ -175,8 +175,8 @@ _OFFICIAL_BASELINES = {
 # --lr 0.02, SGD momentum 0.9 weight_decay 5e-4, --alpha 4, --T 0.5, --num_epochs 300, lr /10
 # from epoch 150, warm_up 10 (cifar10) / 30 (cifar100), linear_rampup over 16 epochs, loss
 # averaged over the last 5 epochs if r == 0.9, confidence penalty if noise_mode == 'asym'.
-# lambda_u and p_threshold per setting: the DivideMix paper, Section 4.1 / Appendix (copied
-# in /work/shared/REFERENCE.md): CIFAR-10 sym 20/50/80/90%: 0/25/25/50, asym 40%: 0;
+# lambda_u and p_threshold per setting: the DivideMix paper, Section 4.1 / Appendix (see
+# docs/official_settings.md): CIFAR-10 sym 20/50/80/90%: 0/25/25/50, asym 40%: 0;
 # CIFAR-100 sym 20/50/80/90%: 25/150/150/150; tau 0.5, 0.6 at 90%.
 _DIVIDEMIX = dict(model="preact_resnet18", batch_size=64, warmup_batch_size=128,
                   learning_rate=0.02, momentum=0.9, weight_decay=5e-4, epochs=300.0,
