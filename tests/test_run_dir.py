@@ -368,12 +368,14 @@ def test_keep_checkpoints_holds_across_chunks_kills_and_repairs(tmp_path, one_re
         proc.send_signal(signal.SIGKILL)
         proc.wait()
 
+    # A kill may land between writing a checkpoint and deleting the oldest one: a killed
+    # chunk may leave keep + 1, and the next start's first save must bring it back to keep.
     seen = []
-    for start in (lambda: chunk(10), lambda: killed_after(20), lambda: chunk(30),
-                  lambda: killed_after(40), chunk):
+    for start, most in ((lambda: chunk(10), 2), (lambda: killed_after(20), 3),
+                        (lambda: chunk(30), 2), (lambda: killed_after(40), 3), (chunk, 2)):
         start()
         seen.append(_checkpoints(folder))
-        assert len(seen[-1]) <= 2, seen
+        assert len(seen[-1]) <= most, seen
     assert seen[-1] == [45, 50] and os.path.exists(folder / "metrics.json")
 
 
