@@ -8,10 +8,15 @@ setuptools.setup(
                  "train steps, absl launchers, checkpoints and SavedModel export."),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    # ``flags`` (the launchers' absl flags) and its presets install with the package,
-    # so ``from flags import common`` works without a path patch.
-    packages=setuptools.find_packages(include=["mixmatch_tf", "mixmatch_tf.*", "flags"]),
-    package_data={"flags": ["presets/*.cfg", "presets/*/*.cfg"]},
+    # The repository's flags/ (the programs' absl flags and the presets) installs as
+    # mixmatch_tf.flags: the distribution claims no top-level name but its own.
+    packages=setuptools.find_packages(include=["mixmatch_tf", "mixmatch_tf.*"])
+    + ["mixmatch_tf.flags"],
+    package_dir={"mixmatch_tf.flags": "flags"},
+    package_data={"mixmatch_tf.flags": ["presets/*.cfg", "presets/*/*.cfg"]},
+    entry_points={"console_scripts": [
+        f"mixmatch-{name.replace('_', '-')}=mixmatch_tf.cli.{name}:run"
+        for name in ("train", "evaluate", "export", "reproduce", "serve_client", "benchmark")]},
     python_requires=">=3.10",
     # What the package imports, each with the major version it is tested on.
     install_requires=[

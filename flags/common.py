@@ -1,4 +1,4 @@
-"""Flags of scripts/train.py, evaluate.py and export.py, and their translation.
+"""Flags of mixmatch-train (scripts/train.py), and their translation into configs.
 
 Run flags are defined here by hand. Method flags are generated from the fields
 of every registered method's ``Config`` dataclass, so a method's hyperparameters

@@ -1,8 +1,9 @@
 """mixmatch_tf: mixup, MixMatch and DivideMix in TensorFlow 2 / Keras 3.
 
 Imports flow one way: ``ops`` and ``models`` -> ``methods`` -> ``training`` and
-``serving``; ``data`` -> ``training``. Nothing in this package reads absl flags:
-the launchers under ``scripts/`` turn flags into the config objects used here.
+``serving``; ``data`` -> ``training``; everything -> ``cli``, the programs. Only the
+programs read absl flags (defined in ``mixmatch_tf.flags``, the repository's
+``flags/``), and turn them into the config objects the rest of the package takes.
 """
 
 import os

@@ -11,15 +11,14 @@ r"""The main job on the bundled UCI digits: trains, then prints a results table.
 Every run is a normal run folder under --output_dir (resumable, with TensorBoard
 summaries and metrics.json). One to three minutes on 2 CPU cores, by CPU kind.
 """
-import _setup  # noqa: F401
 import os
 import tempfile
 import time
 
-from absl import app, flags, logging
+from absl import flags
 
-flags.DEFINE_string("output_dir", None, "Where the run folders go (default: a new temp folder).")
-flags.DEFINE_integer("seed", 0, "Seed of every run.")
+from mixmatch_tf import cli
+
 FLAGS = flags.FLAGS
 
 NOISY = {"noise_type": "sym", "noise_rate": 0.5}
@@ -64,6 +63,11 @@ def main(argv):
               f"{secs:>7.0f}s")
 
 
+def define_flags():
+    flags.DEFINE_string("output_dir", None, "Where the run folders go (default: a new temp "
+                        "folder).")
+    flags.DEFINE_integer("seed", 0, "Seed of every run.")
+
+
 if __name__ == "__main__":
-    logging.set_verbosity(logging.WARNING)
-    app.run(main)
+    cli.launch(main, define_flags, __doc__)

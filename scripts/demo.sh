@@ -8,6 +8,4 @@ if ! "$PY" -c "import importlib.metadata as m; m.version('mixmatch_tf')" 2>/dev/
   echo "Installing mixmatch_tf and its dependencies into $("$PY" -c 'import sys; print(sys.prefix)') ..."
   "$PY" -m pip install --quiet -e .
 fi
-export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
-# TensorFlow's C++ start-up chatter (oneDNN notice, no CUDA driver) is filtered out.
-"$PY" scripts/demo.py "$@" 2> >(grep -v -E '^(I0000 |W0000 |E0000 .*cu|WARNING: All log messages before absl|To enable the following instructions)' >&2)
+"$PY" scripts/demo.py "$@"

@@ -17,7 +17,7 @@ import tensorflow as tf
 from absl import app
 
 from conftest import run_script
-from flags import common as cli
+from mixmatch_tf.flags import common as cli
 from mixmatch_tf.data import arrays, folders
 from mixmatch_tf.methods import ConfigError
 from mixmatch_tf.serving.export import PNG_END
@@ -550,21 +550,11 @@ def test_scripts_print_one_line_and_exit_non_zero(tmp_path, args, traceback, mes
     assert not (tmp_path / "run").exists() and not (tmp_path / "export").exists()
 
 
-def _setup_module():
-    import importlib.util
-    from conftest import ROOT
-    spec = importlib.util.spec_from_file_location(
-        "scripts_setup", os.path.join(ROOT, "scripts", "_setup.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_scripts_turn_every_user_caused_error_into_one_line():
-    """What the scripts print (``_setup.one_line_errors``) for errors the user's input or
+    """What the programs print (``cli.one_line_errors``) for errors the user's input or
     machine causes; anything else is a bug and keeps its traceback."""
+    from mixmatch_tf.cli import user_error
     from mixmatch_tf.training import NonFiniteLossError, RunFolderError
-    user_error = _setup_module()._user_error
     assert user_error(RunFolderError("runs/x/run.json holds a list")) == \
         "runs/x/run.json holds a list"
     assert user_error(NonFiniteLossError("loss became nan at step 3 (phase 'train'); stopped "

@@ -1,8 +1,8 @@
-"""scripts/benchmark.py's ImageNet entry at a tiny size: the generated JPEG folder, the
+"""mixmatch-benchmark's ImageNet entry at a tiny size: the generated JPEG folder, the
 streamed Trainer, the two rates and the step's FLOPs at the data's shape and classes.
 
-benchmark.py defines absl flags that scripts/flags/common.py defines too, so it runs
-in a fresh process (``python -c``), with the entry's ResNet-50 at 224 swapped for the
+It runs in a fresh process (``python -c``: the benchmark's absl flags would collide with
+the train flags other tests define), with the entry's ResNet-50 at 224 swapped for the
 small CNN at 32 so that the test takes seconds.
 """
 import json
@@ -18,8 +18,8 @@ from mixmatch_tf.models import build_model, forward_flops
 BATCH = 8
 CODE = textwrap.dedent(f"""
     import json, sys
-    sys.path.insert(0, "scripts")
-    import benchmark
+    from mixmatch_tf.cli import benchmark
+    benchmark.define_flags()
     benchmark.FLAGS(["benchmark", "--steps=2", "--warmup=1", "--pipeline_steps=3"])
     method, _, config, _ = benchmark.SETUPS["mixup_imagenet"]
     benchmark.SETUPS["mixup_imagenet"] = (method, "small_cnn", dict(config, batch_size={BATCH}),

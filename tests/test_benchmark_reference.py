@@ -1,16 +1,11 @@
-"""scripts/_torch_reference.py builds the same networks as ours (needs the bench extra)."""
-import os
-import sys
-
+"""mixmatch_tf/cli/torch_reference.py builds the same networks as ours (needs the bench extra)."""
 import numpy as np
 import pytest
 
-from conftest import ROOT
 from mixmatch_tf.models import build_model
 
 torch = pytest.importorskip("torch")
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
-import _torch_reference  # noqa: E402
+from mixmatch_tf.cli import torch_reference as _torch_reference  # noqa: E402
 
 
 def weight_shapes_tf(model):

@@ -7,7 +7,7 @@ import pytest
 from absl import app
 
 from conftest import ROOT, run_script
-from flags import common as cli
+from mixmatch_tf.flags import common as cli
 from mixmatch_tf.methods import TrainConfig, get_method, method_names
 
 if "method" not in cli.FLAGS:  # tests/test_bad_input.py may have defined them already
@@ -418,7 +418,7 @@ def test_helpfull_shows_each_methods_help_of_every_field():
 def _numeric_fields():
     """(method, field, its type: int or float) of every number or tuple of numbers."""
     import typing
-    from flags.common import _base_type
+    from mixmatch_tf.flags.common import _base_type
     out = []
     for name in method_names():
         config = get_method(name).Config

@@ -2,6 +2,7 @@
 label (--num_labeled=all), label budgets that are no multiple of the classes, a class
 without labels, and co-trained networks from a user's model."""
 import os
+import re
 
 import keras
 import numpy as np
@@ -278,6 +279,12 @@ def test_the_readmes_folder_example_runs_from_the_command_line_and_learns(tmp_pa
             assert out.stdout.startswith(
                 f"plan: mixmatch on folder:{folder}: 200 labeled + 600 unlabeled examples of "
                 "8x8x1, 10 classes; small_cnn (")
+            # the last line: the result and where it is; no TensorFlow start-up line
+            last = out.stdout.strip().splitlines()[-1]
+            assert re.fullmatch(rf"done: test error [\d.]+%.* after 300 steps; run folder "
+                                rf"{tmp_path}/runs/my_images; metrics {tmp_path}/runs/"
+                                rf"my_images/metrics.json", last), last
+            assert out.stderr == "", out.stderr[-2000:]
     metrics = json.load(open(tmp_path / "runs" / "my_images" / "metrics.json"))
     assert metrics["test_error"] < 30.0, metrics["test_error"]
     assert metrics["config"]["num_labeled"] == "all"

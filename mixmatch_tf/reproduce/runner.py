@@ -1,7 +1,7 @@
-"""Runs a suite's training runs as ``scripts/train.py`` processes, several at a time.
+"""Runs a suite's training runs as ``mixmatch-train`` processes, several at a time.
 
 A run whose folder already holds ``metrics.json`` is skipped; a run that was
-interrupted resumes from its checkpoint (train.py does that by itself), so a
+interrupted resumes from its checkpoint (training does that by itself), so a
 suite stopped at any point and started again loses nothing. With several
 parallel jobs each process is limited to one TensorFlow thread per core share.
 
@@ -14,9 +14,13 @@ import subprocess
 import sys
 import time
 
+import mixmatch_tf.flags as flags_package
 from mixmatch_tf.training.results import read_json
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The folder holding flags/presets/: the runs start there, so that the suites' and the
+# presets' own ``--flagfile=flags/presets/...`` paths resolve (the repository in a
+# checkout, the installed package's folder otherwise).
+PRESETS_BASE = os.path.dirname(os.path.dirname(os.path.abspath(flags_package.__file__)))
 # Seconds an interrupted suite waits for each run to stop before killing it.
 STOP_SECONDS = 60
 # First on every command line, so a later --precision (a preset's, --train_flags) wins.
@@ -32,7 +36,10 @@ def is_done(output_dir, spec):
 
 
 def _environment(threads):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    # PYTHONSAFEPATH: ``python -m`` leaves the start folder (PRESETS_BASE, the installed
+    # package's own folder outside a checkout) off sys.path, so that its sub-packages
+    # (``data``, ``models``) cannot shadow top-level modules of the same name.
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", PYTHONSAFEPATH="1")
     if threads:
         env.update(TF_NUM_INTRAOP_THREADS=str(threads), TF_NUM_INTEROP_THREADS=str(threads),
                    OMP_NUM_THREADS=str(threads))
@@ -69,10 +76,13 @@ def run_suite(specs, output_dir, jobs=1, data_dir=None, python=sys.executable, s
               extra_args=()):
     """Runs every spec not yet finished; returns the list of (spec, returncode) that failed.
 
-    ``extra_args``: train.py flags appended to every run's (they win over a preset's
+    ``extra_args``: mixmatch-train flags appended to every run's (they win over a preset's
     and over the suites' ``--precision=float32``: e.g.
     ``--dataset=folder:/data/imagenet --precision=mixed_float16``).
     """
+    output_dir = os.path.abspath(output_dir)  # the runs start in PRESETS_BASE
+    if data_dir:
+        data_dir = os.path.abspath(os.path.expanduser(data_dir))
     os.makedirs(os.path.join(output_dir, "runs"), exist_ok=True)
     todo = [s for s in specs if not is_done(output_dir, s)]
     progress = Progress(len(specs), len(specs) - len(todo), stream)
@@ -90,11 +100,11 @@ def run_suite(specs, output_dir, jobs=1, data_dir=None, python=sys.executable, s
                 folder = run_dir(output_dir, spec)
                 os.makedirs(folder, exist_ok=True)
                 log = open(os.path.join(folder, "log.txt"), "a")
-                cmd = ([python, os.path.join(ROOT, "scripts", "train.py"), SUITE_PRECISION]
+                cmd = ([python, "-m", "mixmatch_tf.cli.train", SUITE_PRECISION]
                        + spec.argv(folder, data_dir) + list(extra_args))
                 log.write(f"$ {' '.join(cmd)}\n")
                 log.flush()
-                proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                proc = subprocess.Popen(cmd, cwd=PRESETS_BASE, stdout=log, stderr=subprocess.STDOUT,
                                         env=_environment(threads))
                 running[proc] = (spec, log, time.time())
             time.sleep(0.2)
@@ -112,7 +122,7 @@ def run_suite(specs, output_dir, jobs=1, data_dir=None, python=sys.executable, s
     except KeyboardInterrupt:
         # Ctrl-C reaches the children with the terminal's process group; a SIGTERM to
         # this process (scripts/reproduce.py turns it into KeyboardInterrupt) does not:
-        # pass it on, and wait, so no train.py is left running orphaned.
+        # pass it on, and wait, so no training process is left running orphaned.
         for proc in running:
             proc.terminate()
         for proc in running:

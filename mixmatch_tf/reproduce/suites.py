@@ -1,7 +1,7 @@
 """Named lists of runs that reproduce a table, with the paper's numbers where it has them.
 
 A suite is a grid of runs: table rows (methods or variants) x table columns
-(settings) x seeds. Every run is an ordinary ``scripts/train.py`` command whose
+(settings) x seeds. Every run is an ordinary ``mixmatch-train`` (``scripts/train.py``) command whose
 flags are listed here, so each cell can be re-run or inspected by hand.
 """
 import dataclasses
@@ -15,7 +15,7 @@ class RunSpec:
 
     Attributes:
       row, column: where its result goes in the suite's table.
-      flags: ``scripts/train.py`` flags as (name, value) pairs (a value of None
+      flags: ``mixmatch-train`` flags as (name, value) pairs (a value of None
         means a bare boolean flag).
       seed: the run seed.
       paper: the paper's number for this cell, if it has one; or, where the

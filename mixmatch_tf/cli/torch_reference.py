@@ -1,4 +1,4 @@
-"""PyTorch reference train steps for ``scripts/benchmark.py`` (benchmark only).
+"""PyTorch reference train steps for ``mixmatch-benchmark`` (benchmark only).
 
 Each ``*_step`` function builds a network and an optimizer and returns a function
 that runs one training step, written as the reference implementations' own

@@ -1,0 +1,74 @@
+"""The CPU's physical peak FLOP rate, float32 and bfloat16, from its instruction sets.
+
+A step's achieved rate means little across machines until it is set against what the
+cores can do at most: cores x clock x FLOPs per cycle and core, where a fused
+multiply-add counts two FLOPs. Per cycle and core, by what the CPU reports:
+
+* AVX2 + FMA (two 256-bit FMA pipes: Intel since Haswell, AMD Zen 1-3): float32 32,
+  bfloat16 32 (no bf16 instructions: it is computed in float32);
+* AVX-512 on AMD Zen 4 (family 25 with avx512f: 512-bit work on 256-bit pipes):
+  float32 32, bfloat16 64 with avx512_bf16 (two bf16 products per float32 lane);
+* AVX-512 with two 512-bit FMA pipes (Intel Xeon since Skylake-SP; AMD Zen 5, family
+  26): float32 64, bfloat16 128 with avx512_bf16;
+* AMX (amx_bf16, Intel Xeon since Sapphire Rapids): bfloat16 1024 (a 16x16x32 tile
+  product every 16 cycles).
+
+The clock is the one /proc/cpuinfo reports (under a hypervisor, usually the nominal
+one; turbo clocks make the true peak higher), the cores those the process may run
+on (a virtual CPU counts as a core: a hypervisor does not say whether two share one).
+These are estimates of a ceiling, written out here because no library reports them.
+"""
+import os
+
+PROC_CPUINFO = "/proc/cpuinfo"
+
+
+def cpu_info(path=PROC_CPUINFO):
+    """vendor, family, flags and clock (MHz) of the first CPU in /proc/cpuinfo, or None."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return None
+    fields = {}
+    for line in text.split("\n\n", 1)[0].splitlines():
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    try:
+        return {"vendor": fields.get("vendor_id", ""),
+                "family": int(fields.get("cpu family", "0")),
+                "flags": set(fields.get("flags", "").split()),
+                "mhz": float(fields.get("cpu MHz", "0"))}
+    except ValueError:
+        return None
+
+
+def flops_per_cycle(info):
+    """(float32, bfloat16) FLOPs per cycle and core (the table above), or None."""
+    flags = info["flags"]
+    if "avx512f" in flags:
+        zen4 = info["vendor"] == "AuthenticAMD" and info["family"] < 26
+        f32 = 32 if zen4 else 64
+    elif "avx2" in flags and "fma" in flags:
+        f32 = 32
+    else:
+        return None
+    bf16 = 2 * f32 if "avx512_bf16" in flags else f32
+    if "amx_bf16" in flags:
+        bf16 = 1024
+    return f32, bf16
+
+
+def peak_gflops(precision, cores=None, info=None):
+    """The physical peak in GFLOP/s of ``cores`` cores (default: those this process may
+    run on) at ``precision`` (mixed_bfloat16 -> bfloat16, else float32), or None when the
+    CPU is not one the table knows."""
+    info = cpu_info() if info is None else info
+    if not info or info["mhz"] <= 0:
+        return None
+    per_cycle = flops_per_cycle(info)
+    if per_cycle is None:
+        return None
+    cores = cores or len(os.sched_getaffinity(0))
+    rate = per_cycle[1] if precision == "mixed_bfloat16" else per_cycle[0]
+    return cores * info["mhz"] * 1e6 * rate / 1e9
