@@ -23,9 +23,20 @@ def test_flops_per_cycle_by_instruction_set(cpu, expected):
 
 def test_peak_is_cores_times_clock_times_flops_per_cycle():
     zen5 = info("AuthenticAMD", 26, "avx2 fma avx512f avx512_bf16", mhz=2600.0)
-    assert peak.peak_gflops("float32", cores=2, info=zen5) == pytest.approx(2 * 2.6 * 64)
-    assert peak.peak_gflops("mixed_bfloat16", cores=2, info=zen5) == pytest.approx(2 * 2.6 * 128)
-    assert peak.peak_gflops("float32", cores=1, info=dict(zen5, mhz=0.0)) is None
+    assert peak.peak_gflops("float32", 2, 2600.0, info=zen5) == pytest.approx(2 * 2.6 * 64)
+    assert peak.peak_gflops("mixed_bfloat16", 2, 2600.0, info=zen5) == pytest.approx(
+        2 * 2.6 * 128)
+    assert peak.peak_gflops("float32", 1, None, info=zen5) is None
+    assert peak.peak_gflops("float32", 1, 2600.0, info=info("X", 6, "sse2")) is None
+
+
+def test_the_clock_is_at_least_what_a_float32_matmul_implies():
+    """A 2.6 GHz Zen 5 whose two cores multiply at 483 GFLOP/s ran at 483 / (2 x 64) =
+    3.77 GHz at least; a slower matmul leaves the reported clock."""
+    zen5 = info("AuthenticAMD", 26, "avx2 fma avx512f avx512_bf16", mhz=2600.0)
+    assert peak.effective_mhz(483.0, 2, info=zen5) == pytest.approx(3773.4375)
+    assert peak.effective_mhz(100.0, 2, info=zen5) == 2600.0
+    assert peak.effective_mhz(483.0, 2, info=info("X", 6, "sse2")) is None
 
 
 def test_cpuinfo_is_read_from_the_first_cpu(tmp_path):
