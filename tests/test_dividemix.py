@@ -159,6 +159,7 @@ def test_dividemix_runs_and_reports_division_diagnostics(short_run, digits):
     _, m = short_run
     assert len(m["division_history"]) == 2 and len(m["evals"]) == 3  # after warm-up + 2 epochs
     div = m["division"]
+    assert m["division_reference"] == "true labels"  # the package made the noise
     assert 0.5 < div["net1_auc"] <= 1.0 and 0 < div["net1_labeled"] < digits.num_train
     for key in ("net1_precision", "net1_recall", "net2_auc", "net2_labeled"):
         assert div[key] is not None

@@ -247,6 +247,13 @@ def test_the_readmes_python_examples_run_and_learn(tmp_path, monkeypatch, name, 
     assert capsys.readouterr().out.startswith("plan: ")
     if name == "mixmatch_arrays":
         assert os.path.isfile(tmp_path / "exports" / "arrays" / "1" / "saved_model.pb")
+    else:  # the user's own noisy labels: nothing to measure the division against
+        import json
+        assert metrics["division_reference"] == "none: the labels are taken as given"
+        written = open(tmp_path / "runs" / "noisy" / "metrics.json").read()
+        assert not re.search(r'"net\d_(auc|precision|recall)"', written)
+        assert "loss_histograms" not in metrics and metrics["division_history"]
+        assert all(e["net1_labeled"] > 0 for e in json.loads(written)["division_history"])
 
 
 def test_the_readmes_folder_example_runs_from_the_command_line_and_learns(tmp_path, digits):

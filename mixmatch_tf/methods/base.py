@@ -254,7 +254,10 @@ class Context:
       map_train_set: ``fn(per_replica_fn) -> np.ndarray`` running
         ``per_replica_fn(batch)`` over the un-augmented training set under the
         strategy and returning its per-example outputs in index order.
-      clean_labels: true labels, for diagnostics only (never in a train step).
+      clean_labels: the true labels where the run has a clean reference -- the noise
+        was made by the package (``noise_type``) or the training labels are another
+        label set of the data (CIFAR-N) -- else None: a user's own labels are taken
+        as given. For diagnostics only (never in a train step).
       noise_type, noise_rate: the synthetic label noise the user asked for, if any.
       train_images: the training images (uint8), for methods that need the input
         space itself (mixup's nearest-neighbour partners).
@@ -288,7 +291,10 @@ class Context:
 
     @property
     def label_is_true(self):
-        """bool [N]: whether each training label is the true one (diagnostics only)."""
+        """bool [N]: whether each training label is the true one (diagnostics only), or
+        None without a clean reference."""
+        if self.clean_labels is None:
+            return None
         return self.clean_labels == self.train_labels
 
 

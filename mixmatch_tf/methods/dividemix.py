@@ -44,7 +44,9 @@ does not depend on the replica count (with synchronised BN).
 Diagnostics each epoch (TensorBoard and metrics.json): examples divided as
 clean for each network, AUC of the clean probability against the true clean
 mask, precision and recall of the division. They read the true labels, which no
-train step ever sees.
+train step ever sees, and exist only where the run has them (synthetic noise, a
+CIFAR-N label set): a user's own labels are taken as given, and metrics.json's
+``division_reference`` says so.
 
 References:
   Li, Socher, Hoi, DivideMix: Learning with Noisy Labels as Semi-supervised
@@ -289,7 +291,8 @@ class DivideMix(Method):
         for k in (1, 2):  # network k trains on the division made by the other network
             values = self.division_stats(probs[3 - k])
             stats += values
-            summaries.update({f"division/net{k}_{name}": v for name, v in zip(STATS, values)})
+            summaries.update({f"division/net{k}_{name}": v for name, v in zip(STATS, values)
+                              if v != -1.0})
         div["stats"].assign(tf.tensor_scatter_nd_update(
             div["stats"], [[epoch_index]], tf.constant([stats], tf.float32)))
         return summaries
@@ -303,8 +306,11 @@ class DivideMix(Method):
         return [np.flatnonzero(labels == c) for c in np.unique(labels)]
 
     def record_loss_histogram(self, state, losses, epoch_index):
-        """Histograms of normalised losses of truly clean and noisy examples (diagnostics)."""
+        """Histograms of normalised losses of truly clean and noisy examples (diagnostics;
+        none without a clean reference)."""
         clean = self.ctx.label_is_true
+        if clean is None:
+            return
         bins = np.linspace(0.0, 1.0, HIST_BINS + 1)
         counts = [np.histogram(losses[mask], bins)[0] for mask in (clean, ~clean)]
         state["division"]["loss_hist"].assign(np.asarray(counts, np.float32))
@@ -312,10 +318,12 @@ class DivideMix(Method):
 
     def division_stats(self, prob):
         """(labeled count, AUC, precision, recall) of a division against the true labels;
-        -1 where undefined (no noisy or no clean examples)."""
+        -1 where undefined (no noisy or no clean examples, or no clean reference)."""
         from sklearn.metrics import roc_auc_score
         clean = self.ctx.label_is_true
         labeled = prob > self.config.p_threshold
+        if clean is None:
+            return [float(labeled.sum()), -1.0, -1.0, -1.0]
         auc = roc_auc_score(clean, prob) if 0 < clean.sum() < len(clean) else -1.0
         precision = clean[labeled].mean() if labeled.any() else -1.0
         recall = labeled[clean].mean() if clean.any() else -1.0
@@ -393,9 +401,14 @@ class DivideMix(Method):
             for k in (1, 2):
                 for j, name in enumerate(STATS):
                     value = float(row[(k - 1) * len(STATS) + j])
-                    entry[f"net{k}_{name}"] = None if value == -1.0 else value
+                    if name == "labeled" or self.ctx.clean_labels is not None:
+                        entry[f"net{k}_{name}"] = None if value == -1.0 else value
             epochs.append(entry)
-        out = {"division_history": epochs}
+        # Without a clean reference, the division's quality cannot be measured: no
+        # precision, recall or AUC (against the given labels they would read 1.0).
+        out = {"division_history": epochs,
+               "division_reference": ("true labels" if self.ctx.clean_labels is not None
+                                      else "none: the labels are taken as given")}
         div = state["division"]
         if float(div["loss_hist_epoch"].numpy()) >= 0:
             clean, noisy = div["loss_hist"].numpy().tolist()
