@@ -16,7 +16,8 @@ setuptools.setup(
     package_data={"mixmatch_tf.flags": ["presets/*.cfg", "presets/*/*.cfg"]},
     entry_points={"console_scripts": [
         f"mixmatch-{name.replace('_', '-')}=mixmatch_tf.cli.{name}:run"
-        for name in ("train", "evaluate", "export", "reproduce", "serve_client", "benchmark")]},
+        for name in ("train", "evaluate", "export", "reproduce", "serve_client", "benchmark",
+                     "label_issues")]},
     python_requires=">=3.10",
     # What the package imports, each with the major version it is tested on.
     install_requires=[

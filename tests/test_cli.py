@@ -9,7 +9,8 @@ import pytest
 from conftest import run_script
 from mixmatch_tf import cli
 
-PROGRAMS = ("train", "evaluate", "export", "reproduce", "serve_client", "benchmark")
+PROGRAMS = ("train", "evaluate", "export", "reproduce", "serve_client", "benchmark",
+            "label_issues")
 
 
 def test_every_program_is_a_console_command_and_a_script():

@@ -80,6 +80,11 @@ def test_folder_reads_classes_and_reports_corrupt_image(tmp_path):
             _write_png(tmp_path / c / f"{i}.png", 10 * i)
     d = folders.load_folder(str(tmp_path))
     assert d.class_names == ("cat", "dog") and d.num_train == 8 and len(d.test_labels) == 2
+    # each training image's file (for reports naming examples), after the hold-out
+    assert len(d.train_files) == 8 and len(set(d.train_files)) == 8
+    for f, label, image in zip(d.train_files, d.train_labels, d.train_images):
+        assert os.path.basename(os.path.dirname(f)) == d.class_names[label]
+        assert image[0, 0, 0] == 10 * int(os.path.basename(f)[0])  # its pixels are that file's
     (tmp_path / "dog" / "broken.png").write_bytes(b"not an image")
     with pytest.raises(ValueError, match="broken.png: cannot decode image"):
         folders.load_folder(str(tmp_path))

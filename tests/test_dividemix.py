@@ -165,6 +165,37 @@ def test_dividemix_runs_and_reports_division_diagnostics(short_run, digits):
         assert div[key] is not None
 
 
+def test_a_finished_run_holds_its_label_issue_report(tmp_path, short_run, digits):
+    """The table lists every example in index order, label_issues.csv the flagged ones by
+    score; the summary's precision and recall are the table's against the true labels;
+    the report made again from the run folder (load_run) is the same."""
+    import csv
+    from mixmatch_tf.training import load_run
+    from mixmatch_tf.training.label_issues import label_issue_report
+    trainer, m = short_run
+    folder = trainer.run.model_dir
+    table = list(csv.DictReader(open(os.path.join(folder, "label_table.csv"))))
+    assert [int(r["index"]) for r in table] == list(range(digits.num_train))
+    given = np.array([int(r["given_label"]) for r in table])
+    np.testing.assert_array_equal(given, trainer.train_labels)
+    flagged = np.array([r["flagged"] == "1" for r in table])
+    clean = (np.array([float(r["clean_prob_net1"]) for r in table])
+             + np.array([float(r["clean_prob_net2"]) for r in table])) / 2
+    np.testing.assert_array_equal(flagged, clean <= SHORT.get("p_threshold", 0.5) + 1e-6)
+    issues = list(csv.DictReader(open(os.path.join(folder, "label_issues.csv"))))
+    assert len(issues) == flagged.sum() == m["label_issues"]["flagged"] > 0
+    scores = [float(r["issue_score"]) for r in issues]
+    assert scores == sorted(scores, reverse=True)
+    wrong = given != digits.train_labels
+    assert m["label_issues"]["precision"] == pytest.approx(wrong[flagged].mean())
+    assert m["label_issues"]["recall"] == pytest.approx(flagged[wrong].mean())
+    assert m["label_issues"]["precision"] > 0.55  # half the labels are wrong: chance is 0.5
+    again = label_issue_report(load_run(folder, data=digits), output_dir=str(tmp_path))
+    assert open(tmp_path / "label_table.csv").read() == open(
+        os.path.join(folder, "label_table.csv")).read()
+    assert again["line"] == m["label_issues"]["line"]
+
+
 def test_no_step_reads_clean_labels(tmp_path, short_run, one_replica, digits):
     """Poisoned true labels with the same noisy labels: identical training, other diagnostics."""
     import dataclasses
@@ -211,6 +242,15 @@ def test_coteaching_on_two_replicas(tmp_path, two_replicas, digits):
                 strategy=two_replicas).fit()
     assert m["num_replicas"] == 2 and np.isfinite(m["train_metrics"]["loss"])
     assert 0.0 < m["train_metrics"]["forget_rate"] <= 0.4
+    # its label issues: the forget rate's share of largest mean loss, gathered over both
+    # replicas in index order
+    import csv
+    table = list(csv.DictReader(open(tmp_path / "label_table.csv")))
+    assert [int(r["index"]) for r in table] == list(range(digits.num_train))
+    loss = np.array([float(r["loss_net1"]) + float(r["loss_net2"]) for r in table])
+    flagged = np.array([r["flagged"] == "1" for r in table])
+    assert flagged.sum() == round(m["train_metrics"]["forget_rate"] * digits.num_train)
+    assert loss[flagged].min() >= loss[~flagged].max() - 1e-4
 
 
 def test_dividemix_killed_mid_epoch_resumes_with_its_division(tmp_path):

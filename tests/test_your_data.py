@@ -254,6 +254,9 @@ def test_the_readmes_python_examples_run_and_learn(tmp_path, monkeypatch, name, 
         assert not re.search(r'"net\d_(auc|precision|recall)"', written)
         assert "loss_histograms" not in metrics and metrics["division_history"]
         assert all(e["net1_labeled"] > 0 for e in json.loads(written)["division_history"])
+        issues = metrics["label_issues"]  # which labels look wrong, with nothing made up
+        assert 0 < issues["flagged"] < issues["examples"] and "precision" not in issues
+        assert os.path.isfile(tmp_path / "runs" / "noisy" / "label_issues.csv")
 
 
 def test_the_readmes_folder_example_runs_from_the_command_line_and_learns(tmp_path, digits):

@@ -71,6 +71,8 @@ class ImageData:
       benchmark: one of the papers' data sets: methods default to the papers'
         settings on it; on any other data set, to settings sized to it
         (``methods.base.Method.data_defaults``).
+      train_files: the file each training image was read from (a folder), for
+        reports that name examples (label issues); None for arrays.
     """
     name: str
     train_images: np.ndarray
@@ -84,6 +86,7 @@ class ImageData:
     coarse_labels: Optional[np.ndarray] = None
     label_sets: dict = dataclasses.field(default_factory=dict)
     benchmark: bool = False
+    train_files: Optional[np.ndarray] = None
 
     @property
     def image_shape(self):

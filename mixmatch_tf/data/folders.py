@@ -279,14 +279,15 @@ def _decode_one_by_one(paths):
 
 
 def _read_image_folder(root, reserved=()):
-    """Reads class sub-folders of ``root``: returns (images, labels, class_names).
+    """Reads class sub-folders of ``root``: returns (images, labels, class_names, paths).
 
     The listing and its rules (class folders, image extensions, links, the
     ``reserved`` names) are the streamed reader's (``list_image_folder``);
     this decodes every file (``_decode_images``).
     """
     paths, labels, classes = list_image_folder(root, reserved)
-    return _decode_images(paths), np.asarray(labels, np.int64), tuple(classes)
+    return (_decode_images(paths), np.asarray(labels, np.int64), tuple(classes),
+            np.asarray(paths, dtype=str))
 
 
 def load_folder(path, test_fraction=TEST_FRACTION, seed=0):
@@ -302,14 +303,15 @@ def load_folder(path, test_fraction=TEST_FRACTION, seed=0):
     train_dir, test_dir = folder_splits(path)
     pool = list_unlabeled(path)
     if test_dir is not None:
-        x, y, names = _read_image_folder(train_dir)
-        xt, yt, names_t = _read_image_folder(test_dir)
+        x, y, names, files = _read_image_folder(train_dir)
+        xt, yt, names_t, _ = _read_image_folder(test_dir)
         if names_t != names:
             raise ValueError(f"{test_dir}: class folders {names_t} differ from {train_dir}: {names}")
     else:
-        x_all, y_all, names = _read_image_folder(path, (UNLABELED_FOLDER,))
+        x_all, y_all, names, files_all = _read_image_folder(path, (UNLABELED_FOLDER,))
         train, test = split_off_test(y_all, test_fraction, seed, path)
         x, y, xt, yt = x_all[train], y_all[train], x_all[test], y_all[test]
+        files = files_all[train]
     unlabeled = None
     if len(pool):
         unlabeled = _decode_images(pool)
@@ -319,7 +321,8 @@ def load_folder(path, test_fraction=TEST_FRACTION, seed=0):
                              f"{list(x.shape[1:])}; give them one size")
     return ImageData(name="folder:" + path, train_images=x, train_labels=y, test_images=xt,
                      test_labels=yt, num_classes=len(names), class_names=names,
-                     augmentation=FOLDER_AUGMENTATION, unlabeled_images=unlabeled)
+                     augmentation=FOLDER_AUGMENTATION, unlabeled_images=unlabeled,
+                     train_files=files)
 
 
 def load(path, stream="auto", image_size=None):

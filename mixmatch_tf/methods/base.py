@@ -318,6 +318,25 @@ class LabeledSplit:
     label_folds_file: Optional[str] = None
 
 
+@dataclasses.dataclass(frozen=True)
+class LabelEvidence:
+    """A method's per-example evidence that a training label is wrong (the label-issue
+    report, ``training/label_issues.py``).
+
+    Attributes:
+      columns: name -> float [N], what the method measured per example (each
+        network's clean probability, its loss), in training-index order.
+      issue_score: float [N], higher = more likely wrong; the report ranks by it.
+      flagged: bool [N], the method's own decision (DivideMix: not in the labeled
+        side of its division).
+      rule: one line saying how the score and the flags are made.
+    """
+    columns: Mapping[str, np.ndarray]
+    issue_score: np.ndarray
+    flagged: np.ndarray
+    rule: str
+
+
 @dataclasses.dataclass
 class Phase:
     """A stretch of training with one input layout and one train step.
@@ -467,6 +486,11 @@ class Method:
             "train_error_corrupted": 100.0 * float(np.mean(pred[corrupted]
                                                            != ctx.train_labels[corrupted])),
         }
+
+    def label_evidence(self, state):
+        """A ``LabelEvidence`` on the training labels, or None where the method has none
+        (it does not judge its labels, or has not yet)."""
+        return None
 
     def networks(self, state):
         """Every Keras network of the state (their RNG states are checkpointed)."""

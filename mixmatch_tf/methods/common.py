@@ -240,3 +240,10 @@ def global_mixup(xs, ys, alpha, seed, per_example=True, keep_max=True):
         out_y.append(y_all[start:start + b])
         offset += replicas * b
     return out_x, out_y
+
+
+def per_sample_loss(net, batch):
+    """Cross-entropy of each example's given label under ``net`` in eval mode: DivideMix's
+    co-divide and the label evidence of the two-network methods."""
+    from mixmatch_tf import ops
+    return ops.cross_entropy(net(batch["image"], training=False), batch["label"])

@@ -41,7 +41,8 @@ import tensorflow as tf
 from mixmatch_tf import ops
 from mixmatch_tf.data.pipeline import Stream
 from mixmatch_tf.methods import common
-from mixmatch_tf.methods.base import Method, Phase, TrainConfig, check, register, setting
+from mixmatch_tf.methods.base import (LabelEvidence, Method, Phase, TrainConfig, check,
+                                      register, setting)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,3 +222,24 @@ class CoTeaching(Method):
         p1 = tf.nn.softmax(state["net1"](images, training=False))
         p2 = tf.nn.softmax(state["net2"](images, training=False))
         return (p1 + p2) / 2
+
+    def label_evidence(self, state):
+        """The small-loss criterion on the whole training set: each network's loss on each
+        given label (eval mode). Flagged are the current forget rate's share of the
+        examples of largest mean loss -- those the networks' cross-update leaves out;
+        the score is the mean loss's rank in (0, 1]."""
+        losses = [self.ctx.map_train_set(functools.partial(common.per_sample_loss,
+                                                           state[f"net{k}"])).astype(np.float64)
+                  for k in (1, 2)]
+        mean = (losses[0] + losses[1]) / 2
+        n = len(mean)
+        order = np.argsort(mean, kind="stable")
+        rank = np.empty(n)
+        rank[order] = np.arange(1, n + 1) / n
+        forget = float(state["schedule"]["forget_rate"].numpy())
+        flagged = np.zeros(n, bool)
+        flagged[order[n - int(round(forget * n)):]] = True
+        return LabelEvidence({"loss_net1": losses[0], "loss_net2": losses[1]}, rank, flagged,
+                             f"score the rank of the two networks' mean loss on the given label; "
+                             f"flagged: the largest-loss share of the forget rate "
+                             f"({forget:g})")

@@ -65,7 +65,8 @@ from absl import logging
 from mixmatch_tf import ops
 from mixmatch_tf.data.pipeline import Stream
 from mixmatch_tf.methods import common
-from mixmatch_tf.methods.base import Method, Phase, TrainConfig, check, register, setting
+from mixmatch_tf.methods.base import (LabelEvidence, Method, Phase, TrainConfig, check,
+                                      register, setting)
 from mixmatch_tf.ops import gmm
 
 STATS = ("labeled", "auc", "precision", "recall")
@@ -202,7 +203,7 @@ class DivideMix(Method):
             "loss_hist": variable(tf.zeros([2, HIST_BINS])),
             "loss_hist_epoch": variable(tf.constant(-1.0)),
         }
-        self._loss_fns = {k: functools.partial(self._per_sample_loss, state[f"net{k}"])
+        self._loss_fns = {k: functools.partial(common.per_sample_loss, state[f"net{k}"])
                           for k in (1, 2)}
         return state
 
@@ -261,10 +262,6 @@ class DivideMix(Method):
         return labeled, unlabeled
 
     # ------------------------------------------------------------ co-divide
-    def _per_sample_loss(self, net, batch):
-        logits = net(batch["image"], training=False)
-        return ops.cross_entropy(logits, batch["label"])
-
     def co_divide(self, state, epoch_index):
         """Lines 4-5 of Algorithm 1 for both networks; returns the epoch's diagnostics."""
         div = state["division"]
@@ -390,6 +387,24 @@ class DivideMix(Method):
     def predict(self, state, images):
         logits = state["net1"](images, training=False) + state["net2"](images, training=False)
         return tf.nn.softmax(logits)
+
+    def label_evidence(self, state):
+        """The last co-divide's view of each label: each network's clean probability (the
+        GMM's posterior of the low-loss component) and its normalised loss. An example
+        is flagged when the networks' mean clean probability is at most tau; the score
+        is one minus that mean. None before the first co-divide."""
+        div = state["division"]
+        if int(div["history_count"].numpy()) == 0:
+            return None
+        probs = [div[f"prob{k}"].numpy().astype(np.float64) for k in (1, 2)]
+        columns = {f"clean_prob_net{k}": probs[k - 1] for k in (1, 2)}
+        columns.update({f"norm_loss_net{k}": div[f"history{k}"].numpy()[-1].astype(np.float64)
+                        for k in (1, 2)})
+        clean = (probs[0] + probs[1]) / 2
+        tau = self.config.p_threshold
+        return LabelEvidence(columns, 1.0 - clean, clean <= tau,
+                             f"score 1 - the two networks' mean clean probability at the last "
+                             f"co-divide; flagged at or below tau = {tau:g}")
 
     def diagnostics(self, state):
         stats = state["division"]["stats"].numpy()

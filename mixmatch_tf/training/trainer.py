@@ -23,6 +23,7 @@ from mixmatch_tf.training import precision as precision_lib
 from mixmatch_tf.training.build import (Counters, make_context, method_config,
                                         model_factory, state_variables)
 from mixmatch_tf.training.config import RunConfig
+from mixmatch_tf.training.label_issues import label_issue_report
 from mixmatch_tf.training.loop import (NonFiniteLossError, PhaseLoop, StateGuard, call_size,
                                        phase_iterator)
 from mixmatch_tf.training.passes import Passes
@@ -195,6 +196,11 @@ class Trainer:
                     self._record_eval("final")
                 self._save("final")
                 metrics = dict(self.write_metrics(), complete=True)
+                issues = label_issue_report(self, write=self.run_dir.writer)
+                if issues is not None:  # the method judged its labels: which look wrong
+                    metrics["label_issues"] = issues
+                    if verbose:
+                        print(issues["line"], flush=True)
                 if self.run.export_dir:
                     metrics["export_path"] = self.export(self.run.export_dir)
                 return metrics

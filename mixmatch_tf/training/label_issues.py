@@ -1,0 +1,109 @@
+"""Which training labels are probably wrong: a run's label-issue report.
+
+From a method's ``label_evidence`` (DivideMix: each network's clean probability at
+its last co-divide; Co-teaching: the small-loss criterion) and the served predictor's
+probabilities on the un-augmented training set, three files in the run folder:
+
+* ``label_table.csv``: every training example in index order: ``index``, ``file`` (for
+  a folder of images), the given label (id and class name), the predicted label, its
+  probability and the given label's probability, the method's own columns, the
+  ``issue_score`` (higher: more likely wrong) and ``flagged`` (the method's decision);
+* ``label_issues.csv``: the flagged examples, most likely wrong first (by
+  ``issue_score``, then by the given label's probability, lowest first);
+* ``label_issues.json``: the summary -- how many flagged, per given class, the rule,
+  and, where the run has a clean reference (noise the package made, a CIFAR-N label
+  set), the precision and recall of the flagged set against the labels that really
+  are wrong. A user's own labels have none: no such number is made up.
+"""
+import csv
+import json
+import os
+
+import numpy as np
+
+TABLE, ISSUES, SUMMARY = "label_table.csv", "label_issues.csv", "label_issues.json"
+
+
+def label_issue_report(trainer, output_dir=None, write=True):
+    """Writes the report of ``trainer``'s run (a ``Trainer`` or ``load_run``'s) into
+    ``output_dir`` (default: the run folder); returns the summary (a dict, with
+    ``line``, one sentence to print), or None when the method gives no evidence.
+
+    Every worker of a multi-worker run must call it (the passes over the training set
+    are collective); ``write``: whether this one writes the files (the chief).
+    """
+    method, state, ctx = trainer.method, trainer.state, trainer.context
+    evidence = method.label_evidence(state)
+    if evidence is None:
+        return None
+    method.prepare_predict(state)
+    probs = trainer.map_train_set(lambda b: method.predict(state, b["image"]))
+    given = (np.asarray(ctx.train_labels) if ctx.train_labels is not None
+             else trainer.map_train_set(lambda b: b["label"]))
+    names = list(trainer.data.class_names)
+    n = len(given)
+    rows = {"index": np.arange(n)}
+    files = getattr(trainer.data, "train_files", None)
+    if files is not None:
+        rows["file"] = np.asarray(files)[:n]
+    predicted = probs.argmax(axis=1)
+    rows.update({
+        "given_label": given, "given_class": np.asarray(names, dtype=object)[given],
+        "predicted_label": predicted, "predicted_class": np.asarray(names, dtype=object)[predicted],
+        "predicted_probability": probs.max(axis=1),
+        "given_label_probability": probs[np.arange(n), given]})
+    rows.update(evidence.columns)
+    rows.update({"issue_score": evidence.issue_score, "flagged": evidence.flagged.astype(int)})
+    summary = summarise(evidence, given, names, ctx.label_is_true)
+    if not write:
+        return summary
+    folder = output_dir or trainer.run.model_dir
+    os.makedirs(folder, exist_ok=True)
+    _write_csv(os.path.join(folder, TABLE), rows, np.arange(n))
+    flagged = np.flatnonzero(evidence.flagged)
+    ranked = flagged[np.lexsort((rows["given_label_probability"][flagged],
+                                 -evidence.issue_score[flagged]))]
+    _write_csv(os.path.join(folder, ISSUES), rows, ranked)
+    with open(os.path.join(folder, SUMMARY), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=1)
+    summary["files"] = [os.path.join(folder, name) for name in (TABLE, ISSUES, SUMMARY)]
+    return summary
+
+
+def summarise(evidence, given, names, label_is_true=None):
+    """Counts of the flagged examples (in all and per given class), the rule, and the
+    flagged set's precision and recall against the truly wrong labels where known."""
+    flagged = np.asarray(evidence.flagged, bool)
+    per_class = {names[c]: int(np.sum(flagged & (given == c))) for c in range(len(names))}
+    out = {"flagged": int(flagged.sum()), "examples": int(len(flagged)),
+           "rule": evidence.rule, "per_class": per_class}
+    line = (f"label issues: {out['flagged']:,} of {out['examples']:,} training labels "
+            f"flagged ({evidence.rule})")
+    if label_is_true is not None:
+        wrong = ~np.asarray(label_is_true, bool)
+        out["precision"] = float(wrong[flagged].mean()) if flagged.any() else None
+        out["recall"] = float(flagged[wrong].mean()) if wrong.any() else None
+        out["wrong_labels"] = int(wrong.sum())
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in (("precision", out["precision"]),
+                                                       ("recall", out["recall"]))
+                          if v is not None)
+        line += f"; against the true labels: {shown}" if shown else ""
+    out["line"] = line
+    return out
+
+
+def _write_csv(path, rows, order):
+    columns = list(rows)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for i in order:
+            writer.writerow([_cell(rows[c][i]) for c in columns])
+
+
+def _cell(value):
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.6g}"
+    if isinstance(value, (np.integer, np.bool_)):
+        return int(value)
+    return value
