@@ -36,7 +36,8 @@ setuptools.setup(
     ],
     extras_require={
         "test": ["pytest", "pillow"],  # pillow: images the tests write and read
-        # scripts/benchmark.py's same-run PyTorch reference steps; never needed to train.
-        "bench": ["torch"],
+        # The benchmarks' references, never needed to train: scripts/benchmark.py's
+        # PyTorch steps, scripts/label_issue_benchmark.py's cleanlab.
+        "bench": ["torch", "cleanlab>=2.6,<3"],
     },
 )

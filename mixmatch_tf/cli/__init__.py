@@ -95,7 +95,11 @@ def launch(main, define_flags, doc, help_groups=None, verbosity="warning"):
     own = [name for name in flags.FLAGS if name not in before]
     if any(a in ("--help", "-h", "-?", "--help=true", "--helpshort") for a in argv[1:]):
         from mixmatch_tf.cli.help import print_help
-        print_help(doc, help_groups(argv) if help_groups else [("Flags", own)])
+        try:
+            print_help(doc, help_groups(argv) if help_groups else [("Flags", own)])
+            sys.stdout.flush()
+        except BrokenPipeError:  # `--help | head`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
     logging.set_verbosity(verbosity)
     app.run(one_line_errors(main))

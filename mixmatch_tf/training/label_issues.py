@@ -21,6 +21,8 @@ import os
 
 import numpy as np
 
+from mixmatch_tf.methods.base import LabelEvidence
+
 TABLE, ISSUES, SUMMARY = "label_table.csv", "label_issues.csv", "label_issues.json"
 
 
@@ -68,6 +70,34 @@ def label_issue_report(trainer, output_dir=None, write=True):
         json.dump(summary, f, indent=1)
     summary["files"] = [os.path.join(folder, name) for name in (TABLE, ISSUES, SUMMARY)]
     return summary
+
+
+def confident_learning(labels, probs):
+    """Confident learning (Northcutt, Jiang and Chuang, JAIR 2021) on out-of-sample class
+    probabilities ``probs`` [N, C] (a K-fold run's) of the given ``labels`` [N].
+
+    Class c's threshold is the mean probability of c over the examples labelled c. An
+    example's confident classes are those at or above their threshold; its guessed
+    true class is the confident one, or with several, its most probable class. It is
+    flagged when it has a confident class and the guess is not its label: the
+    off-diagonal of the confident joint. The score is one minus the given label's
+    probability (self-confidence). Written here because cleanlab, which does it, is no
+    dependency of the package; ``scripts/label_issue_benchmark.py`` checks the two
+    agree (cleanlab's ``filter_by="confident_learning"``).
+    """
+    labels = np.asarray(labels)
+    probs = np.asarray(probs, np.float64)
+    n, num_classes = probs.shape
+    thresholds = np.array([probs[labels == c, c].mean() if np.any(labels == c) else np.inf
+                           for c in range(num_classes)])
+    confident = probs >= thresholds - 1e-6
+    count = confident.sum(axis=1)
+    guess = np.where(count > 1, probs.argmax(axis=1), confident.argmax(axis=1))
+    self_confidence = probs[np.arange(n), labels]
+    return LabelEvidence({"self_confidence": self_confidence}, 1.0 - self_confidence,
+                         (count > 0) & (guess != labels),
+                         "score 1 - the out-of-sample probability of the given label; "
+                         "flagged: off the confident joint's diagonal (confident learning)")
 
 
 def summarise(evidence, given, names, label_is_true=None):
