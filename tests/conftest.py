@@ -58,3 +58,13 @@ def checkpoint_weights(model_dir, prefix="state_"):
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(model_dir, "ckpt")))
     return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
             if k.startswith(prefix) and "OPTIMIZER" not in k}
+
+
+def summary_tags(folder):
+    """The tags of the TensorBoard events in ``folder``."""
+    import tensorflow as tf
+    tags = set()
+    for name in tf.io.gfile.glob(os.path.join(folder, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(name):
+            tags.update(v.tag for v in event.summary.value)
+    return tags

@@ -196,6 +196,16 @@ def test_a_finished_run_holds_its_label_issue_report(tmp_path, short_run, digits
     assert again["line"] == m["label_issues"]["line"]
 
 
+def test_tensorboard_gets_the_divisions_histograms_split_by_the_truth(short_run):
+    from conftest import summary_tags
+    tags = summary_tags(os.path.join(short_run[0].run.model_dir, "train"))
+    for k in (1, 2):
+        for name in ("clean_prob", "loss"):
+            assert {f"division_hist/net{k}_{name}", f"division_hist/net{k}_{name}_of_clean",
+                    f"division_hist/net{k}_{name}_of_noisy"} <= tags, sorted(tags)
+    assert "division/net1_auc" in tags
+
+
 def test_no_step_reads_clean_labels(tmp_path, short_run, one_replica, digits):
     """Poisoned true labels with the same noisy labels: identical training, other diagnostics."""
     import dataclasses

@@ -257,6 +257,10 @@ def test_the_readmes_python_examples_run_and_learn(tmp_path, monkeypatch, name, 
         issues = metrics["label_issues"]  # which labels look wrong, with nothing made up
         assert 0 < issues["flagged"] < issues["examples"] and "precision" not in issues
         assert os.path.isfile(tmp_path / "runs" / "noisy" / "label_issues.csv")
+        from conftest import summary_tags  # histograms, none split by a truth
+        tags = summary_tags(str(tmp_path / "runs" / "noisy" / "train"))
+        assert "division_hist/net1_clean_prob" in tags and "division/net1_labeled" in tags
+        assert not [t for t in tags if t.endswith("_of_noisy") or t.endswith("_auc")], tags
 
 
 def test_the_readmes_folder_example_runs_from_the_command_line_and_learns(tmp_path, digits):

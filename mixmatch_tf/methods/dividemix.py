@@ -266,7 +266,7 @@ class DivideMix(Method):
         """Lines 4-5 of Algorithm 1 for both networks; returns the epoch's diagnostics."""
         div = state["division"]
         count = min(int(div["history_count"].numpy()) + 1, self.config.loss_history)
-        probs = {}
+        probs, losses_of = {}, {}
         groups = self.loss_groups()
         for k in (1, 2):
             raw = self.ctx.map_train_set(self._loss_fns[k]).astype(np.float64)
@@ -282,6 +282,7 @@ class DivideMix(Method):
             for group in groups:
                 prob[group] = clean_probability(fit_on[group], f"net{k}")
             probs[k] = prob.astype(np.float32)
+            losses_of[k] = fit_on
             div[f"prob{k}"].assign(probs[k])
         div["history_count"].assign(count)
         stats, summaries = [], {}
@@ -290,6 +291,7 @@ class DivideMix(Method):
             stats += values
             summaries.update({f"division/net{k}_{name}": v for name, v in zip(STATS, values)
                               if v != -1.0})
+        summaries.update(self.division_histograms(probs, losses_of))
         div["stats"].assign(tf.tensor_scatter_nd_update(
             div["stats"], [[epoch_index]], tf.constant([stats], tf.float32)))
         return summaries
@@ -312,6 +314,20 @@ class DivideMix(Method):
         counts = [np.histogram(losses[mask], bins)[0] for mask in (clean, ~clean)]
         state["division"]["loss_hist"].assign(np.asarray(counts, np.float32))
         state["division"]["loss_hist_epoch"].assign(self.config.warmup_epochs + epoch_index)
+
+    def division_histograms(self, probs, losses):
+        """Each network's clean probabilities and the normalised losses its GMM was fitted
+        on, as TensorBoard histograms; split into the truly clean and the truly noisy
+        examples where the run has a clean reference."""
+        clean = self.ctx.label_is_true
+        out = {}
+        for k in (1, 2):
+            for name, values in (("clean_prob", probs[k]), ("loss", losses[k])):
+                out[f"division_hist/net{k}_{name}"] = values
+                if clean is not None:
+                    out[f"division_hist/net{k}_{name}_of_clean"] = values[clean]
+                    out[f"division_hist/net{k}_{name}_of_noisy"] = values[~clean]
+        return out
 
     def division_stats(self, prob):
         """(labeled count, AUC, precision, recall) of a division against the true labels;

@@ -613,12 +613,18 @@ class Records:
                 tf.summary.scalar(k, v)
 
     def phase_summaries(self, step, phase_name, values):
-        """A phase's start-of-phase summaries (e.g. a division's statistics): written
-        as training scalars and logged in one line."""
-        if values:
-            self.scalars("train", step, values)
+        """A phase's start-of-phase summaries (e.g. a division's statistics): numbers as
+        training scalars, logged in one line; arrays as histograms."""
+        values = values or {}
+        scalars = {k: v for k, v in values.items() if np.ndim(v) == 0}
+        if scalars:
+            self.scalars("train", step, scalars)
             logging.info("%s: %s", phase_name, ", ".join(
-                f"{k} {v:.4g}" for k, v in sorted(values.items())))
+                f"{k} {v:.4g}" for k, v in sorted(scalars.items())))
+        arrays = {k: v for k, v in values.items() if np.ndim(v) > 0 and np.size(v)}
+        with self._writers["train"].as_default(step=step):
+            for k, v in arrays.items():
+                tf.summary.histogram(k, np.asarray(v, np.float32))
 
     def evaluated_at(self, step):
         return bool(self.evals) and self.evals[-1]["step"] == step
