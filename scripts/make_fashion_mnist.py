@@ -15,25 +15,26 @@ is generated data: never commit it.
 """
 import gzip
 import os
-import sys
 
 import numpy as np
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from mixmatch_tf.data.dataset import stratified_split  # noqa: E402
+from mixmatch_tf import cli
 
 SOURCE = "/usr/share/datasets/fashion-mnist"
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                "Sneaker", "Bag", "Ankle boot")
 
-flags.DEFINE_string("source", SOURCE, "Folder of the IDX files (*-idx3-ubyte.gz, *-idx1-ubyte.gz).")
-flags.DEFINE_string("out", "data/fashion_mnist.npz", "Output .npz path.")
-flags.DEFINE_integer("train_size", None, "Keep a class-balanced subset of this many training "
-                     "images; default: all 60,000.")
-flags.DEFINE_integer("seed", 0, "Seed of the subset.")
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+    flags.DEFINE_string("source", SOURCE, "Folder of the IDX files (*-idx3-ubyte.gz, "
+                        "*-idx1-ubyte.gz).")
+    flags.DEFINE_string("out", "data/fashion_mnist.npz", "Output .npz path.")
+    flags.DEFINE_integer("train_size", None, "Keep a class-balanced subset of this many "
+                         "training images; default: all 60,000.")
+    flags.DEFINE_integer("seed", 0, "Seed of the subset.")
 
 
 def read_idx(path):
@@ -63,6 +64,7 @@ def load(source):
 
 def main(argv):
     del argv
+    from mixmatch_tf.data.dataset import stratified_split
     x, y, x_test, y_test = load(FLAGS.source)
     if FLAGS.train_size is not None:
         if not 10 <= FLAGS.train_size <= len(y):
@@ -79,4 +81,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.launch(main, define_flags, __doc__)
