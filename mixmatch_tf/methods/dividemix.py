@@ -277,7 +277,7 @@ class DivideMix(Method):
             history.assign(tf.concat([history[1:], tf.constant(losses[None], tf.float32)], 0))
             if k == 1:
                 self.record_loss_histogram(state, losses, epoch_index)
-            fit_on = history.numpy()[-count:].mean(axis=0).astype(np.float64)
+            fit_on = fitted_losses(div, k, count)
             prob = np.zeros_like(fit_on)
             for group in groups:
                 prob[group] = clean_probability(fit_on[group], f"net{k}")
@@ -414,8 +414,8 @@ class DivideMix(Method):
             return None
         probs = [div[f"prob{k}"].numpy().astype(np.float64) for k in (1, 2)]
         columns = {f"clean_prob_net{k}": probs[k - 1] for k in (1, 2)}
-        columns.update({f"norm_loss_net{k}": div[f"history{k}"].numpy()[-1].astype(np.float64)
-                        for k in (1, 2)})
+        count = int(div["history_count"].numpy())
+        columns.update({f"norm_loss_net{k}": fitted_losses(div, k, count) for k in (1, 2)})
         clean = (probs[0] + probs[1]) / 2
         tau = self.config.p_threshold
         return LabelEvidence(columns, 1.0 - clean, clean <= tau,
@@ -449,6 +449,12 @@ class DivideMix(Method):
             last = epochs[-1]
             out["division"] = {k: v for k, v in last.items() if k != "epoch"}
         return out
+
+
+def fitted_losses(div, k, count):
+    """The normalised losses network k's GMM is fitted on: the mean of the last ``count``
+    epochs' (``loss_history``)."""
+    return div[f"history{k}"].numpy()[-count:].mean(axis=0).astype(np.float64)
 
 
 def min_max_normalise(losses):
