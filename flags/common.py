@@ -48,6 +48,9 @@ def define_run_flags():
     flags.DEFINE_integer("seed", 0, "Run seed.")
     flags.DEFINE_enum("noise_type", None, ["sym", "asym"], "Synthetic label noise.")
     flags.DEFINE_float("noise_rate", 0.0, "Label noise rate r in [0, 1].")
+    flags.DEFINE_string("noise_mapping", None, "Asymmetric noise's class mapping, FROM:TO "
+                        "pairs of class ids or names, e.g. 0:6,6:0,2:4 (default: the data "
+                        "set's own; cifar10, cifar100 and digits have one).")
     flags.DEFINE_string("label_set", None, "Train on another label set of the data set "
                         "(CIFAR-N: aggre_label, worse_label, random_label1..3, noise_label).")
     flags.DEFINE_enum("normalization", "per_channel", ["per_channel", "symmetric"],
@@ -229,7 +232,8 @@ def resolve(dataset_name):
             "runs", f"{FLAGS.method}-{dataset_name.replace(':', '_').replace('/', '_')}"
                     f"-seed{FLAGS.seed}")
         run = RunConfig(model_dir=model_dir, seed=FLAGS.seed, noise_type=FLAGS.noise_type,
-                        noise_rate=FLAGS.noise_rate, label_set=FLAGS.label_set,
+                        noise_rate=FLAGS.noise_rate, noise_mapping=FLAGS.noise_mapping,
+                        label_set=FLAGS.label_set,
                         normalization=FLAGS.normalization, steps_per_call=FLAGS.steps_per_call,
                         checkpoint_every=FLAGS.checkpoint_every,
                         keep_checkpoints=FLAGS.keep_checkpoints,

@@ -42,6 +42,8 @@ def define_flags():
     flags.DEFINE_string("dataset", "digits", "Data set (as mixmatch-train's --dataset).")
     flags.DEFINE_list("settings", ["sym-0.2", "sym-0.5", "sym-0.8", "asym-0.4"],
                       "Noise settings, TYPE-RATE.")
+    flags.DEFINE_string("noise_mapping", None, "The asymmetric settings' class mapping (as "
+                        "mixmatch-train's --noise_mapping; default: the data set's own).")
     flags.DEFINE_list("seeds", ["0"], "Seeds (each: its own noisy labels and runs).")
     flags.DEFINE_integer("folds", 5, "Folds of the out-of-sample probabilities for cleanlab.",
                          lower_bound=2)
@@ -97,7 +99,8 @@ def one_setting(data, noise_type, rate, seed, folder):
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
     from mixmatch_tf.training.label_issues import confident_learning
-    noise = {"seed": seed, "noise_type": noise_type, "noise_rate": rate}
+    noise = {"seed": seed, "noise_type": noise_type, "noise_rate": rate,
+             "noise_mapping": FLAGS.noise_mapping if noise_type == "asym" else None}
     results, wrong = {}, None
     labels = None
     for method in ("dividemix", "coteaching"):

@@ -175,6 +175,34 @@ def test_cifar_mappings():
     assert noise.next_in_superclass(fine, coarse) == {0: 1, 1: 0, 2: 3, 3: 4, 4: 2, 5: 5}
 
 
+def test_a_noise_mapping_is_read_from_ids_or_names_and_refused_in_one_line():
+    names = ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt"]
+    assert noise.parse_mapping("0:6, Shirt:T-shirt,Pullover:4", names) == {0: 6, 6: 0, 2: 4}
+    assert noise.format_mapping({6: 0, 2: 4, 0: 6}) == "0:6,2:4,6:0"
+    for text, message in (("0:7", "'7' is not a class; valid: class ids 0..6 or names"),
+                          ("Boot:Coat", "'Boot' is not a class"),
+                          ("0-6", "'0-6' is not FROM:TO"), ("0:6,0:2", "class 0 is mapped twice"),
+                          ("3:3", "mapped to itself"), (" , ", "holds no FROM:TO pair")):
+        with pytest.raises(ValueError, match=message):
+            noise.parse_mapping(text, names)
+
+
+def test_noisy_labels_follow_a_given_mapping_and_record_it(tmp_path, digits):
+    mapping = {0: 6, 6: 0}
+    noisy = noise.noisy_labels_for_run(digits, "asym", 0.5, 1, str(tmp_path), mapping)
+    y = digits.train_labels
+    changed = noisy != y
+    assert set(np.unique(y[changed])) == {0, 6}
+    for c in (0, 6):
+        assert np.sum(changed & (y == c)) == int(round(0.5 * np.sum(y == c)))
+        assert np.all(noisy[changed & (y == c)] == mapping[c])
+    # The file records the mapping: the data set's own mapping (or another) is refused.
+    with pytest.raises(ValueError, match="mapping"):
+        noise.noisy_labels_for_run(digits, "asym", 0.5, 1, str(tmp_path))
+    np.testing.assert_array_equal(
+        noise.noisy_labels_for_run(digits, "asym", 0.5, 1, str(tmp_path), {6: 0, 0: 6}), noisy)
+
+
 def test_noisy_labels_are_saved_and_reused(tmp_path, digits):
     a = noise.noisy_labels_for_run(digits, "sym", 0.8, 3, str(tmp_path))
     assert os.path.exists(tmp_path / noise.NOISE_FILE)

@@ -330,6 +330,21 @@ def test_a_run_json_of_an_older_version_still_resumes(trained, one_replica, digi
         make(trained, one_replica, digits)
 
 
+def test_a_run_json_of_format_2_resumes_as_without_a_noise_mapping(trained, one_replica,
+                                                                   digits):
+    settings = json.load(open(trained / "run.json"))
+    assert settings["format"] == 3 and settings["noise_mapping"] is None
+    settings["format"] = 2
+    del settings["noise_mapping"]  # format 3 added it
+    (trained / "run.json").write_text(json.dumps(settings))
+    assert int(make(trained, one_replica, digits).step) == 4
+    assert load_run(str(trained), strategy=one_replica, data=digits).run.noise_mapping is None
+    settings["format"] = 3  # but format 3 always holds it
+    (trained / "run.json").write_text(json.dumps(settings))
+    with pytest.raises(RunFolderError, match="lacks 'noise_mapping'"):
+        make(trained, one_replica, digits)
+
+
 def test_a_folder_without_run_json_or_checkpoints_is_a_new_run(tmp_path, one_replica, digits):
     (tmp_path / "ckpt").mkdir()
     (tmp_path / "run.json").write_text("null")
@@ -448,3 +463,20 @@ def test_a_config_key_no_method_has_is_named(trained, one_replica, digits):
         load_run(str(trained), strategy=one_replica, data=digits)
     with pytest.raises(ConfigError, match=r"config\.mixup_alphaa=2\.0, not None"):
         make(trained, one_replica, digits)
+
+
+def test_a_noise_mapping_is_recorded_in_ids_and_a_resume_must_keep_it(tmp_path, one_replica,
+                                                                     digits):
+    names = list(digits.class_names)
+    run = {"noise_type": "asym", "noise_rate": 0.5,
+           "noise_mapping": f"{names[2]}:{names[3]},3:2"}
+    trainer = make(tmp_path, one_replica, digits, run=run)
+    assert json.load(open(tmp_path / "run.json"))["noise_mapping"] == "2:3,3:2"
+    y, noisy = digits.train_labels, np.asarray(trainer.train_labels)
+    assert set(np.unique(y[noisy != y])) == {2, 3}
+    with pytest.raises(ConfigError, match="noise_mapping='2:3,3:2', not '2:3'"):
+        make(tmp_path, one_replica, digits, run=dict(run, noise_mapping="2:3"))
+    with pytest.raises(ConfigError, match="noise_mapping.*'12' is not a class"):
+        make(tmp_path / "new", one_replica, digits, run=dict(run, noise_mapping="2:12"))
+    with pytest.raises(ConfigError, match="noise_mapping.*add --noise_type=asym"):
+        RunConfig(model_dir="x", noise_type="sym", noise_rate=0.2, noise_mapping="2:3")

@@ -15,7 +15,7 @@ import os
 from mixmatch_tf import cli
 
 DATA = ("dataset", "data_dir", "stream", "image_size", "augmentation", "noise_type",
-        "noise_rate", "label_set", "normalization")
+        "noise_rate", "noise_mapping", "label_set", "normalization")
 RUN = ("method", "model_dir", "seed", "precision", "stop_at_step", "steps_per_call",
        "checkpoint_every", "keep_checkpoints", "eval_batch_size", "jit_compile")
 DISTRIBUTION = ("strategy", "cpu_replicas", "sync_bn")

@@ -12,6 +12,8 @@
   - CIFAR-100 (a documented extension from later work, not the official code):
     each class -> the next class of its superclass, cyclically.
   - digits: the visually confusable pairs 7 <-> 1, 3 -> 8, 5 -> 6, 9 -> 4.
+  - any data set: the mapping its user gives (``--noise_mapping``, ``parse_mapping``),
+    which also replaces the ones above.
 """
 import os
 
@@ -37,6 +39,42 @@ def next_in_superclass(fine_labels, coarse_labels):
     return mapping
 
 
+def parse_mapping(text, class_names):
+    """The class mapping ``{from id: to id}`` written as ``text``: comma-separated
+    ``FROM:TO`` pairs, each a class id or a class name (``"0:6,6:0"``,
+    ``"Coat:Pullover"``), or a ValueError naming the pair and the valid classes."""
+    names = {name: i for i, name in enumerate(class_names)}
+    valid = (f"class ids 0..{len(class_names) - 1} or names "
+             f"({', '.join(map(str, class_names[:12]))}{', ...' if len(class_names) > 12 else ''})")
+
+    def class_id(token, pair):
+        token = token.strip()
+        if token in names:
+            return names[token]
+        if token.isdigit() and int(token) < len(class_names):
+            return int(token)
+        raise ValueError(f"pair {pair!r}: {token!r} is not a class; valid: {valid}")
+
+    mapping = {}
+    for pair in (p for p in text.split(",") if p.strip()):
+        if pair.count(":") != 1:
+            raise ValueError(f"pair {pair.strip()!r} is not FROM:TO (e.g. 0:6,6:0)")
+        source, target = (class_id(t, pair.strip()) for t in pair.split(":"))
+        if source == target or source in mapping:
+            raise ValueError(f"pair {pair.strip()!r}: " + (
+                "a class mapped to itself is no noise" if source == target
+                else f"class {source} is mapped twice"))
+        mapping[source] = target
+    if not mapping:
+        raise ValueError("holds no FROM:TO pair (e.g. 0:6,6:0)")
+    return mapping
+
+
+def format_mapping(mapping):
+    """``parse_mapping``'s text of a mapping, in ids, sorted: how a run records it."""
+    return ",".join(f"{k}:{mapping[k]}" for k in sorted(mapping))
+
+
 def asymmetric_mapping(dataset):
     """The asymmetric class mapping of an ``ImageData``, or a ValueError."""
     if dataset.name in ("cifar10", "cifar10_n"):
@@ -46,7 +84,8 @@ def asymmetric_mapping(dataset):
     if dataset.coarse_labels is not None:
         return next_in_superclass(dataset.train_labels, dataset.coarse_labels)
     raise ValueError(f"--noise_type=asym has no class mapping for dataset {dataset.name!r}; "
-                     "it is defined for cifar10, cifar100 and digits")
+                     "give one with --noise_mapping=FROM:TO,... (class ids or names), or use "
+                     "cifar10, cifar100 or digits")
 
 
 def symmetric_noise(labels, num_classes, rate, seed):
@@ -84,8 +123,11 @@ def make_noisy_labels(labels, num_classes, noise_type, rate, seed, mapping=None)
     raise ValueError(f"unknown noise_type {noise_type!r}; valid: {', '.join(NOISE_TYPES)}")
 
 
-def noisy_labels_for_run(dataset, noise_type, rate, seed, model_dir):
+def noisy_labels_for_run(dataset, noise_type, rate, seed, model_dir, mapping=None):
     """Makes (or reloads) the run's noisy training labels in ``model_dir``.
+
+    ``mapping``: the asymmetric noise's class mapping (default: the data set's own,
+    ``asymmetric_mapping``).
 
     The labels are written to ``model_dir/noisy_labels.npz`` the first time and
     read back on every resume, so a resumed run trains on the very same labels.
@@ -93,11 +135,17 @@ def noisy_labels_for_run(dataset, noise_type, rate, seed, model_dir):
     """
     settings = {"dataset": dataset.name, "noise_type": noise_type, "noise_rate": float(rate),
                 "seed": int(seed), "num_train": dataset.num_train}
+    if mapping is not None:
+        # Recorded only when given, so files made before the flag existed still match.
+        settings["mapping"] = format_mapping(mapping)
 
     def make():
-        mapping = asymmetric_mapping(dataset) if noise_type == "asym" else None
+        if noise_type == "asym" and mapping is None:
+            chosen = asymmetric_mapping(dataset)
+        else:
+            chosen = mapping
         noisy = make_noisy_labels(dataset.train_labels, dataset.num_classes, noise_type, rate,
-                                  seed, mapping)
+                                  seed, chosen)
         return {"labels": noisy, "clean_labels": dataset.train_labels}
     def check(arrays):
         labels = arrays.get("labels")

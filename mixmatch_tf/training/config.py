@@ -17,6 +17,8 @@ class RunConfig:
       seed: run seed (initialisation, data order, augmentation, mixing, noise).
       noise_type: None, "sym" or "asym" synthetic label noise.
       noise_rate: its rate r in [0, 1].
+      noise_mapping: the class mapping of asymmetric noise, "FROM:TO,..." in class ids
+        or names (default: the data set's own, ``data.noise``).
       label_set: train on an alternative label set of the data (CIFAR-N).
       normalization: "per_channel" (training-set statistics) or "symmetric" ([-1, 1]).
       steps_per_call: train steps per tf.function call.
@@ -38,6 +40,7 @@ class RunConfig:
     seed: int = 0
     noise_type: Optional[str] = None
     noise_rate: float = bounded(0.0, "[0, 1]")
+    noise_mapping: Optional[str] = None
     label_set: Optional[str] = None
     normalization: str = "per_channel"
     steps_per_call: int = bounded(50, "[1, 1e6]")
@@ -61,6 +64,8 @@ class RunConfig:
               f"must be sym or asym, got {self.noise_type!r}")
         check(self.noise_type is not None or self.noise_rate == 0.0, "noise_rate",
               f"is {self.noise_rate} but --noise_type is not set (sym or asym)")
+        check(self.noise_mapping is None or self.noise_type == "asym", "noise_mapping",
+              "maps classes for asymmetric noise only; add --noise_type=asym")
         check(self.noise_type is None or self.label_set is None, "label_set",
               "real noisy labels (--label_set) and synthetic noise (--noise_type) exclude "
               "each other")

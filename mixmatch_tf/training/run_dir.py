@@ -45,16 +45,19 @@ CKPT_DIR = "ckpt"
 # Folder inside ckpt/ where unreadable checkpoints are moved (never deleted).
 UNREADABLE_DIR = "unreadable"
 
-# run.json's format: 2 writes every identity key below and "format"; a run.json
+# run.json's format: 3 writes every identity key below and "format"; a run.json
 # without "format" was written by an older version, which wrote at least
 # LEGACY_REQUIRED (the keys of the first version; later ones are compared where present).
-RUN_FORMAT = 2
+RUN_FORMAT = 3
+# The keys each format added, with the value runs of older formats behaved as: an
+# older run.json is read as if it held them (one migration, in ``saved_settings``).
+ADDED_IN_FORMAT = {3: {"noise_mapping": None}}
 LEGACY_REQUIRED = ("method", "config", "dataset", "seed", "noise_type", "noise_rate",
                    "label_set", "normalization_kind", "sync_bn", "image_shape", "num_classes",
                    "class_names", "normalization")
 # Run settings that define what is trained; a resume must not change them.
 IDENTITY_KEYS = ("method", "config", "dataset", "seed", "noise_type", "noise_rate",
-                 "label_set", "normalization_kind", "sync_bn", "precision", "num_classes",
+                 "noise_mapping", "label_set", "normalization_kind", "sync_bn", "precision", "num_classes",
                  "class_names", "image_shape", "labels_fingerprint", "files_fingerprint",
                  "augmentation")
 # The flag a user changes to fix a difference in each identity key.
@@ -62,6 +65,16 @@ _FLAG_OF = {"normalization_kind": "normalization", "num_classes": "dataset",
             "class_names": "dataset", "image_shape": "dataset", "labels_fingerprint": "dataset",
             "files_fingerprint": "dataset"}
 _CKPT_FILE = re.compile(r"^ckpt-(\d+)\.(index|data-\d+-of-\d+)$")
+
+
+def noise_mapping(run, data):
+    """The class mapping of ``run.noise_mapping`` on ``data``'s classes, or None."""
+    if not run.noise_mapping:
+        return None
+    try:
+        return noise_lib.parse_mapping(run.noise_mapping, list(data.class_names))
+    except ValueError as e:
+        raise ConfigError("noise_mapping", str(e)) from None
 
 
 class RunFolderError(RuntimeError):
@@ -377,14 +390,22 @@ class RunDir:
         if not isinstance(saved, dict):
             raise RunFolderError(f"{path} holds a {type(saved).__name__}, not a run's settings "
                                  f"(a JSON object); {fix}")
-        required = (IDENTITY_KEYS + ("normalization",) if "format" in saved
-                    else LEGACY_REQUIRED)
+        if "format" in saved:
+            later = {k for fmt, added in ADDED_IN_FORMAT.items()
+                     if not isinstance(saved["format"], int) or saved["format"] < fmt
+                     for k in added}
+            required = tuple(k for k in IDENTITY_KEYS + ("normalization",) if k not in later)
+        else:
+            required = LEGACY_REQUIRED
         missing = [k for k in required if k not in saved]
         if missing or not isinstance(saved.get("config"), dict):
             what = (f"lacks {', '.join(repr(k) for k in missing)}" if missing
                     else "has no config object")
             raise RunFolderError(f"{path} {what}, which every run.json of its format holds; "
                                  f"{fix}")
+        for fmt, added in sorted(ADDED_IN_FORMAT.items()):
+            if saved.get("format", 0) < fmt:
+                saved = dict(added, **saved)
         return saved
 
     def resume_or_new(self, settings, data):
@@ -421,6 +442,8 @@ class RunDir:
             "format": RUN_FORMAT, "method": method_name, "config": config.to_dict(),
             "dataset": data.name, "seed": run.seed, "noise_type": run.noise_type,
             "noise_rate": run.noise_rate, "label_set": run.label_set,
+            "noise_mapping": (noise_lib.format_mapping(noise_mapping(run, data))
+                              if run.noise_mapping else None),
             "normalization_kind": run.normalization, "sync_bn": run.sync_bn,
             "precision": run.precision, "data_dir": data_dir,
             "image_shape": list(data.image_shape), "num_classes": data.num_classes,
@@ -453,7 +476,7 @@ class RunDir:
         if run.noise_type and run.noise_rate > 0:
             return self.staged(noise_lib.NOISE_FILE, lambda folder: (
                 noise_lib.noisy_labels_for_run(data, run.noise_type, run.noise_rate,
-                                               run.seed, folder)))
+                                               run.seed, folder, noise_mapping(run, data))))
         return data.train_labels
 
     def training_source(self, data, labels, split, seed):
@@ -688,7 +711,8 @@ def saved_run(model_dir):
     config = method_cls.Config(**{k: tuple(v) if isinstance(v, list) else v
                                   for k, v in values.items()})
     run = RunConfig(model_dir=model_dir, seed=saved["seed"], noise_type=saved["noise_type"],
-                    noise_rate=saved["noise_rate"], label_set=saved["label_set"],
+                    noise_rate=saved["noise_rate"], noise_mapping=saved["noise_mapping"],
+                    label_set=saved["label_set"],
                     normalization=saved["normalization_kind"], sync_bn=saved["sync_bn"],
                     precision=saved.get("precision", "float32"))
     return saved, method_cls, config, run
