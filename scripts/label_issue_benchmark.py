@@ -52,34 +52,24 @@ def define_flags():
                       "(float32: the same numbers on every CPU).")
 
 
-def trained(method, data, folder, run_settings, config=None):
+def trained(method, data, folder, run_settings):
     """A finished Trainer of ``method`` in ``folder`` (trained now, or resumed to the end)
     and the seconds its training took (as recorded: a second call reads them)."""
     from mixmatch_tf.training import RunConfig, Trainer
     run = RunConfig(model_dir=folder, precision=FLAGS.precision, **run_settings)
-    trainer = Trainer(method, data, run, config=config or {})
+    trainer = Trainer(method, data, run)
     metrics = trainer.fit(verbose=0)
     return trainer, float(metrics["wall_seconds"])
 
 
 def kfold_probabilities(data, labels, seed, folder):
-    """Out-of-sample class probabilities of ERM: each fold's examples predicted by a
-    network trained on the other folds (stratified by the given labels)."""
-    from sklearn.model_selection import StratifiedKFold
-    from mixmatch_tf.methods import get_method
-    config = dict(get_method("erm").dataset_defaults.get(data.name, {}))
-    x = data.train_images
-    probs = np.zeros((len(labels), data.num_classes))
-    seconds = 0.0
-    splits = StratifiedKFold(FLAGS.folds, shuffle=True, random_state=seed).split(x, labels)
-    for i, (train, held) in enumerate(splits):
-        arrays = {"x": x[train], "y": labels[train], "x_test": data.test_images,
-                  "y_test": data.test_labels, "class_names": data.class_names}
-        trainer, took = trained("erm", arrays, os.path.join(folder, f"fold{i}"),
-                                {"seed": seed}, config)
-        seconds += took
-        probs[held] = np.concatenate([trainer.predict(x[held[j:j + 500]]).numpy()
-                                      for j in range(0, len(held), 500)])
+    """Out-of-sample class probabilities of ERM with the data set's defaults, and the
+    seconds training took (``training.kfold.out_of_sample``)."""
+    from mixmatch_tf.methods import get_method, resolve_config
+    from mixmatch_tf.training.kfold import out_of_sample
+    config = resolve_config(get_method("erm"), data, {})  # the whole set's, in every fold
+    probs, _, seconds = out_of_sample("erm", data, labels, FLAGS.folds, folder, seed, config,
+                                      precision=FLAGS.precision)
     return probs, seconds
 
 

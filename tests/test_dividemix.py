@@ -206,6 +206,38 @@ def test_tensorboard_gets_the_divisions_histograms_split_by_the_truth(short_run)
     assert "division/net1_auc" in tags
 
 
+def test_every_co_divide_writes_the_report_and_a_grid_of_the_top_flagged(short_run, digits):
+    """TensorBoard gets the grid at each co-divide and at the end; the last one is the
+    digits of label_issues.csv's first rows, tiled six a row by hand, with a table saying
+    which tile is which example."""
+    import csv
+    import tensorflow as tf
+    trainer, m = short_run
+    folder = trainer.run.model_dir
+    grids = {}
+    for name in tf.io.gfile.glob(os.path.join(folder, "train", "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(name):
+            for v in event.summary.value:
+                if v.tag == "label_issues/top_flagged":
+                    grids[event.step] = (v.metadata.summary_description,
+                                         tf.make_ndarray(v.tensor))
+    starts = [e["step"] for e in m["evals"]][:2]  # the co-divides: after warm-up, epoch 1
+    assert sorted(grids) == starts + [m["steps"]], sorted(grids)
+    assert m["label_issues"]["step"] == m["steps"]
+    text, (_, _, encoded) = grids[m["steps"]]
+    grid = tf.io.decode_png(encoded).numpy()
+    issues = list(csv.DictReader(open(os.path.join(folder, "label_issues.csv"))))[:36]
+    h, w, c = digits.image_shape
+    rows = -(-len(issues) // 6)
+    assert grid.shape == (rows * (h + 2) - 2, min(6, len(issues)) * (w + 2) - 2, c)
+    for i, r in enumerate(issues):
+        top, left = (i // 6) * (h + 2), (i % 6) * (w + 2)
+        np.testing.assert_array_equal(grid[top:top + h, left:left + w],
+                                      digits.train_images[int(r["index"])])
+        assert (f"| {i // 6 + 1}.{i % 6 + 1} | {r['index']} | {r['given_class']} | "
+                f"{r['predicted_class']} ({float(r['predicted_probability']):.2f}) |") in text
+
+
 def test_no_step_reads_clean_labels(tmp_path, short_run, one_replica, digits):
     """Poisoned true labels with the same noisy labels: identical training, other diagnostics."""
     import dataclasses

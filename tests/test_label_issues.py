@@ -74,3 +74,20 @@ def test_the_benchmarks_measures_by_hand():
                          np.array([True, True, False, False]), n_at=1)
     assert out == {"auc": 0.75, "flagged": 2, "precision_own": 0.5, "recall_own": 0.5,
                    "precision_at_n": 1.0, "recall_at_n": 0.5}
+
+
+def test_flagged_grid_by_hand():
+    """Seven 1x2 grey images: six a row, two pixels of white between tiles and rows."""
+    from mixmatch_tf.training.label_issues import flagged_grid
+    images = np.arange(7 * 2, dtype=np.uint8).reshape(7, 1, 2, 1)
+    rows = {"index": np.arange(10, 17), "file": np.array([f"f{i}.png" for i in range(7)]),
+            "given_class": np.array(list("abcdefg")), "predicted_class": np.array(list("zyxwvut")),
+            "predicted_probability": np.linspace(0.5, 0.8, 7)}
+    grid, text = flagged_grid(images, rows)
+    assert grid.shape == (1 + 2 + 1, 6 * 2 + 5 * 2, 1)
+    np.testing.assert_array_equal(grid[0, :, 0], [0, 1, 255, 255, 2, 3, 255, 255, 4, 5, 255, 255,
+                                                 6, 7, 255, 255, 8, 9, 255, 255, 10, 11])
+    assert np.all(grid[1:3] == 255)
+    np.testing.assert_array_equal(grid[3, :2, 0], [12, 13])
+    assert np.all(grid[3, 2:] == 255)
+    assert "| 1.1 | f0.png | a | z (0.50) |" in text and "| 2.1 | f6.png | g | t (0.80) |" in text

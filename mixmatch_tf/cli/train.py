@@ -24,32 +24,37 @@ EXPORT = ("export_dir",)
 
 def help_groups(argv):
     """The flags of train by group; the method settings are those of ``--method``."""
+    return [("Data", DATA), ("Run", RUN), ("Distribution", DISTRIBUTION), ("Export", EXPORT),
+            method_settings(argv, "mixup")]
+
+
+def method_settings(argv, default):
+    """The help group of the settings of ``argv``'s ``--method`` (else ``default``)."""
     import dataclasses
     from mixmatch_tf.cli.help import first_sentence
     from mixmatch_tf.flags import common
     from mixmatch_tf.methods import get_method, method_names
     from mixmatch_tf.models import model_names
-    method = "mixup"
+    method = default
     for i, arg in enumerate(argv):
         if arg.startswith("--method="):
             method = arg.split("=", 1)[1]
         elif arg == "--method" and i + 1 < len(argv):
             method = argv[i + 1]
     if method not in method_names():
-        method = common.FLAGS["method"].default
+        method = default
     fields = common.method_fields()
     settings = []
     for f in dataclasses.fields(get_method(method).Config):
-        help_text, default = fields[f.name][1][method]
+        help_text, value = fields[f.name][1][method]
         help_text = first_sentence(help_text[:1].upper() + help_text[1:])
         if f.name == "model":
             help_text = (f"{help_text.rstrip('.')}. One of: {', '.join(model_names())} "
                          "(or your own Keras model, from Python).")
-        settings.append((f.name, help_text, default))
-    return [("Data", DATA), ("Run", RUN), ("Distribution", DISTRIBUTION), ("Export", EXPORT),
-            (f"Settings of --method={method}, with the paper's defaults (a data set outside "
-             "the papers gets lengths and a network sized to it; --method=NAME --help lists "
-             "another method's)", settings)]
+        settings.append((f.name, help_text, value))
+    return (f"Settings of --method={method}, with the paper's defaults (a data set outside "
+            "the papers gets lengths and a network sized to it; --method=NAME --help lists "
+            "another method's)", settings)
 
 
 def main(argv):

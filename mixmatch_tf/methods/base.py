@@ -356,6 +356,8 @@ class Phase:
         the phase index.
       summaries: scalars the trainer writes to TensorBoard when the phase starts
         (e.g. DivideMix's division statistics).
+      labels_judged: the method's ``label_evidence`` is new at this phase's start
+        (DivideMix's co-divide): the trainer writes the label-issue report then.
     """
     name: str
     steps: int
@@ -365,6 +367,7 @@ class Phase:
     evaluate_at_end: bool = False
     salt: Optional[int] = None
     summaries: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    labels_judged: bool = False
 
 
 class Method:

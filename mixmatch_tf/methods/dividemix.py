@@ -243,7 +243,7 @@ class DivideMix(Method):
         }
         return Phase(name=f"train_net{k}", steps=steps, streams=streams,
                      step_fn=functools.partial(self.train_step, k=k), evaluate_at_end=(k == 2),
-                     summaries=summaries)
+                     summaries=summaries, labels_judged=bool(summaries))
 
     def divide(self, prob, where):
         """(labeled, unlabeled) indices for threshold tau, topped up when too small."""

@@ -26,13 +26,15 @@ from mixmatch_tf.methods.base import LabelEvidence
 TABLE, ISSUES, SUMMARY = "label_table.csv", "label_issues.csv", "label_issues.json"
 
 
-def label_issue_report(trainer, output_dir=None, write=True):
+def label_issue_report(trainer, output_dir=None, write=True, tensorboard=False):
     """Writes the report of ``trainer``'s run (a ``Trainer`` or ``load_run``'s) into
     ``output_dir`` (default: the run folder); returns the summary (a dict, with
     ``line``, one sentence to print), or None when the method gives no evidence.
 
     Every worker of a multi-worker run must call it (the passes over the training set
     are collective); ``write``: whether this one writes the files (the chief).
+    ``tensorboard``: also write the grid of the top flagged images (``flagged_grid``)
+    to the run's TensorBoard at the current step (the trainer does, at every report).
     """
     method, state, ctx = trainer.method, trainer.state, trainer.context
     evidence = method.label_evidence(state)
@@ -43,9 +45,30 @@ def label_issue_report(trainer, output_dir=None, write=True):
     given = (np.asarray(ctx.train_labels) if ctx.train_labels is not None
              else trainer.map_train_set(lambda b: b["label"]))
     names = list(trainer.data.class_names)
+    rows = report_rows(given, probs, names, getattr(trainer.data, "train_files", None),
+                       evidence)
+    summary = summarise(evidence, given, names, ctx.label_is_true)
+    summary["step"] = int(trainer.step)
+    if not write:
+        return summary
+    ranked = write_report(output_dir or trainer.run.model_dir, rows, evidence, summary)
+    top = ranked[:GRID_TILES]
+    if tensorboard and len(top) and len(trainer.data.image_shape) == 3 \
+            and trainer.data.image_shape[-1] in (1, 3, 4):
+        grid, text = flagged_grid(trainer.passes.raw_train_images(top),
+                                  {k: rows[k][top] for k in rows})
+        trainer.records.image("label_issues/top_flagged", int(trainer.step), grid, text)
+    return summary
+
+
+GRID_TILES = 36
+
+
+def report_rows(given, probs, names, files, evidence):
+    """The table's columns (name -> array over the training set, in index order) from
+    the given labels, the predicted class probabilities [N, C] and the evidence."""
     n = len(given)
     rows = {"index": np.arange(n)}
-    files = getattr(trainer.data, "train_files", None)
     if files is not None:
         rows["file"] = np.asarray(files)[:n]
     predicted = probs.argmax(axis=1)
@@ -56,12 +79,14 @@ def label_issue_report(trainer, output_dir=None, write=True):
         "given_label_probability": probs[np.arange(n), given]})
     rows.update(evidence.columns)
     rows.update({"issue_score": evidence.issue_score, "flagged": evidence.flagged.astype(int)})
-    summary = summarise(evidence, given, names, ctx.label_is_true)
-    if not write:
-        return summary
-    folder = output_dir or trainer.run.model_dir
+    return rows
+
+
+def write_report(folder, rows, evidence, summary):
+    """Writes the three files into ``folder`` (``summary`` gains their paths); returns
+    the flagged indices, most likely wrong first."""
     os.makedirs(folder, exist_ok=True)
-    _write_csv(os.path.join(folder, TABLE), rows, np.arange(n))
+    _write_csv(os.path.join(folder, TABLE), rows, np.arange(len(rows["index"])))
     flagged = np.flatnonzero(evidence.flagged)
     ranked = flagged[np.lexsort((rows["given_label_probability"][flagged],
                                  -evidence.issue_score[flagged]))]
@@ -69,7 +94,30 @@ def label_issue_report(trainer, output_dir=None, write=True):
     with open(os.path.join(folder, SUMMARY), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=1)
     summary["files"] = [os.path.join(folder, name) for name in (TABLE, ISSUES, SUMMARY)]
-    return summary
+    return ranked
+
+
+def flagged_grid(images, rows):
+    """One uint8 image of ``images`` [n, H, W, C] tiled row by row, up to six a row,
+    two pixels apart, and a markdown table of what each tile is (``rows``: the report's
+    columns of those examples, in tile order): the TensorBoard view of the top flagged
+    examples. Hand-tiled: TensorBoard shows a batch of images one at a time."""
+    n, h, w, c = images.shape
+    cols = min(6, n)
+    lines = -(-n // cols)
+    gap = 2
+    grid = np.full((lines * (h + gap) - gap, cols * (w + gap) - gap, c), 255, np.uint8)
+    for i in range(n):
+        r, col = divmod(i, cols)
+        grid[r * (h + gap): r * (h + gap) + h, col * (w + gap): col * (w + gap) + w] = images[i]
+    text = ["Training examples flagged as mislabelled, most likely wrong first, row by row "
+            f"({cols} a row).", "", "| tile | index | given | predicted (probability) |",
+            "|---|---|---|---|"]
+    for i in range(n):
+        where = rows["file"][i] if "file" in rows else rows["index"][i]
+        text.append(f"| {i // cols + 1}.{i % cols + 1} | {where} | {rows['given_class'][i]} | "
+                    f"{rows['predicted_class'][i]} ({rows['predicted_probability'][i]:.2f}) |")
+    return grid, "\n".join(text)
 
 
 def confident_learning(labels, probs):
@@ -81,7 +129,7 @@ def confident_learning(labels, probs):
     true class is the confident one, or with several, its most probable class. It is
     flagged when it has a confident class and the guess is not its label: the
     off-diagonal of the confident joint. The score is one minus the given label's
-    probability (self-confidence). Written here because cleanlab, which does it, is no
+    probability (self-confidence: the report's ``given_label_probability``). Written here because cleanlab, which does it, is no
     dependency of the package; ``scripts/label_issue_benchmark.py`` checks the two
     agree (cleanlab's ``filter_by="confident_learning"``).
     """
@@ -94,10 +142,10 @@ def confident_learning(labels, probs):
     count = confident.sum(axis=1)
     guess = np.where(count > 1, probs.argmax(axis=1), confident.argmax(axis=1))
     self_confidence = probs[np.arange(n), labels]
-    return LabelEvidence({"self_confidence": self_confidence}, 1.0 - self_confidence,
+    return LabelEvidence({}, 1.0 - self_confidence,
                          (count > 0) & (guess != labels),
                          "score 1 - the out-of-sample probability of the given label; "
-                         "flagged: off the confident joint's diagonal (confident learning)")
+                         "flagged: off the confident joint's diagonal, as confident learning flags")
 
 
 def summarise(evidence, given, names, label_is_true=None):

@@ -174,12 +174,12 @@ class StateGuard:
     """Whether every floating variable of a state is finite (checked before saving)."""
 
     def __init__(self, variables):
-        floats = [v for v in variables if tf.as_dtype(v.dtype).is_floating]
-        self._fn = tf.function(lambda: tf.reduce_all(
-            [tf.reduce_all(tf.math.is_finite(v)) for v in floats]))
+        self._floats = [v for v in variables if tf.as_dtype(v.dtype).is_floating]
 
     def finite(self):
-        return bool(self._fn())
+        # Eager, once per checkpoint: a tf.function here would be traced anew by every
+        # Trainer of a process (K-fold runs), and TensorFlow warns of retracing.
+        return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self._floats)
 
     def check(self, step, phase_name, last_good):
         """Raises ``NonFiniteLossError`` (naming ``last_good``) unless all is finite."""

@@ -80,6 +80,18 @@ class Passes:
             out[index[mask]] = values[mask]
         return out
 
+    def raw_train_images(self, indices):
+        """uint8 un-augmented training images at ``indices``, in that order, read on the
+        host (a few examples to show; an unreadable file stays black)."""
+        indices = np.asarray(indices, np.int64)
+        out = np.zeros((len(indices),) + tuple(self.train_source.image_shape), np.uint8)
+        where = {int(i): j for j, i in enumerate(indices)}
+        for batch in eval_dataset(self.train_source, 64, indices=indices, raw=True):
+            mask = batch["mask"].numpy()
+            for i, image in zip(batch["index"].numpy()[mask], batch["image"].numpy()[mask]):
+                out[where[int(i)]] = image
+        return out
+
     def fetch_images(self, indices):
         """Normalised, un-augmented training-source images at ``indices`` (a tensor)."""
         return self.train_source.fetch(tf.constant(np.asarray(indices, np.int64)))["image"]

@@ -649,6 +649,11 @@ class Records:
             for k, v in arrays.items():
                 tf.summary.histogram(k, np.asarray(v, np.float32))
 
+    def image(self, name, step, image, description):
+        """One uint8 image [H, W, C] with its markdown ``description`` (training writer)."""
+        with self._writers["train"].as_default(step=step):
+            tf.summary.image(name, image[None], description=description)
+
     def evaluated_at(self, step):
         return bool(self.evals) and self.evals[-1]["step"] == step
 

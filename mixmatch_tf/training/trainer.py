@@ -196,7 +196,7 @@ class Trainer:
                     self._record_eval("final")
                 self._save("final")
                 metrics = dict(self.write_metrics(), complete=True)
-                issues = label_issue_report(self, write=self.run_dir.writer)
+                issues = label_issue_report(self, write=self.run_dir.writer, tensorboard=True)
                 if issues is not None:  # the method judged its labels: which look wrong
                     metrics["label_issues"] = issues
                     if verbose:
@@ -221,6 +221,10 @@ class Trainer:
         iterator = phase_iterator(self.strategy, self.source, phase, run.seed,
                                   index if phase.salt is None else phase.salt, done)
         self.records.phase_summaries(int(self.step), phase.name, phase.summaries)
+        if phase.labels_judged and done == 0:
+            issues = label_issue_report(self, write=self.run_dir.writer, tensorboard=True)
+            if issues is not None:
+                logging.info("%s: %s", phase.name, issues["line"])
         while int(self.counters.phase_step) < phase.steps:
             left = phase.steps - int(self.counters.phase_step)
             n = call_size(int(self.step), left, run, eval_every)
