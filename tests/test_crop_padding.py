@@ -4,27 +4,26 @@ import pytest
 from mixmatch_tf.methods import get_method, method_names
 from mixmatch_tf.training import RunConfig, Trainer
 
-# method -> (padding of its random crop, the official file that decides it)
-OFFICIAL_CROP_PADDING = {
-    "erm": ("zeros", "facebookresearch/mixup-cifar10 train.py: RandomCrop(32, padding=4)"),
-    "mixup": ("zeros", "facebookresearch/mixup-cifar10 train.py: RandomCrop(32, padding=4)"),
-    "dividemix": ("zeros", "LiJunnan1992/DivideMix dataloader_cifar.py: RandomCrop(32, padding=4)"),
-    # bhanML/Co-teaching main.py uses ToTensor() only: no crop unless --augment.
-    "coteaching": ("zeros", "bhanML/Co-teaching main.py (no crop); torchvision's fill when asked"),
-    "mixmatch": ("reflect", "google-research/mixmatch libml/data.py augment_shift: REFLECT"),
-    "mixup_ssl": ("reflect", "google-research/mixmatch libml/data.py augment_shift: REFLECT"),
-    "pi_model": ("reflect", "google-research/mixmatch libml/data.py augment_shift: REFLECT"),
-    "pseudo_label": ("reflect", "google-research/mixmatch libml/data.py augment_shift: REFLECT"),
-    "mean_teacher": ("reflect", "google-research/mixmatch libml/data.py augment_shift: REFLECT"),
-    "vat": ("reflect", "google-research/mixmatch libml/data.py augment_shift: REFLECT"),
-    "supervised": ("reflect", "google-research/mixmatch libml/data.py augment_shift: REFLECT"),
+# How the random crop of each official repository pads: TF's augment_shift pads by
+# reflection; torchvision's RandomCrop(padding=4) fills the uint8 image with zeros.
+REPOSITORY_PADDING = {
+    "google-research/mixmatch": "reflect",
+    "facebookresearch/mixup-cifar10": "zeros",
+    "LiJunnan1992/DivideMix": "zeros",
+    "bhanML/Co-teaching": "zeros",
 }
 
 
-def test_every_method_declares_its_official_crop_padding():
-    assert set(OFFICIAL_CROP_PADDING) == set(method_names())
-    for name, (padding, where) in OFFICIAL_CROP_PADDING.items():
-        assert get_method(name).crop_padding == padding, (name, where)
+@pytest.mark.parametrize("name", method_names())
+def test_every_method_declares_its_crop_padding_and_the_code_it_follows(name):
+    """Read from each method's own declaration (a new method file needs no edit here);
+    where the declared repository is one of the papers', its padding is pinned."""
+    method = get_method(name)
+    assert method.crop_padding in ("reflect", "zeros"), name
+    repository = method.crop_padding_from.split()[0]
+    assert "/" in repository and ":" in method.crop_padding_from, method.crop_padding_from
+    if repository in REPOSITORY_PADDING:
+        assert method.crop_padding == REPOSITORY_PADDING[repository], (name, repository)
 
 
 def test_coteaching_does_not_augment_by_default():

@@ -86,6 +86,31 @@ def test_method_steps_alike_on_1_and_2_replicas_resumes_exports_and_predicts(
                                rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("method", method_names())
+def test_no_method_trains_on_the_true_labels(tmp_path, one_replica, digits, method):
+    """The same noisy labels (and labeled subset), the true labels permuted: identical
+    weights after three steps. Only diagnostics may read the true labels."""
+    import dataclasses
+    import shutil
+    from mixmatch_tf.data import noise, splits
+    keras.utils.set_random_seed(0)
+    model = tiny_model()
+    a = trainer(method, tmp_path / "a", one_replica, digits, 3, model)
+    a.fit()
+    shuffled = np.random.RandomState(1).permutation(digits.train_labels)
+    assert np.mean(shuffled != digits.train_labels) > 0.8
+    (tmp_path / "b").mkdir()
+    for name in (noise.NOISE_FILE, splits.SPLIT_FILE):  # made from the true labels
+        if (tmp_path / "a" / name).exists():
+            shutil.copy(tmp_path / "a" / name, tmp_path / "b" / name)
+    b = trainer(method, tmp_path / "b", one_replica,
+                dataclasses.replace(digits, train_labels=shuffled), 3, model)
+    np.testing.assert_array_equal(a.train_labels, b.train_labels)
+    b.fit()
+    for x, y in zip(state_values(a), state_values(b)):
+        np.testing.assert_array_equal(x, y)
+
+
 # ------------------------------------------------------------------ layering
 LAYER = {"ops": 0, "models": 1, "data": 1, "methods": 2, "training": 3, "serving": 3,
          "experiments": 4, "reproduce": 4, "cli": 5}

@@ -30,7 +30,7 @@ import pytest
 
 from mixmatch_tf.models import build_model, model_names
 from mixmatch_tf.models.registry import batch_norm
-from mixmatch_tf.models.wrn import default_scales
+from mixmatch_tf.models.wrn_mixmatch import default_scales
 from tests import model_sizes
 from tests import reference_nets as ref
 

@@ -382,6 +382,10 @@ class Method:
     # baselines) or "zeros" (torchvision RandomCrop(padding=4) on the uint8 image,
     # for the PyTorch references). The trainer hands it to the input pipeline.
     crop_padding: ClassVar[str] = "reflect"
+    # The official code whose crop ``crop_padding`` follows: "repository path: what it
+    # does" (tests check the padding against the repositories they know).
+    crop_padding_from: ClassVar[str] = ("google-research/mixmatch libml/data.py augment_shift: "
+                                        "tf.pad REFLECT")
 
     def __init__(self, config, context: Context):
         self.config = config

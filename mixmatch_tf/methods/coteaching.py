@@ -126,6 +126,8 @@ class CoTeaching(Method):
     # With --augment the crop zero-pads, as torchvision's RandomCrop in the PyTorch
     # code this baseline sits next to (DivideMix's dataloader_cifar.py).
     crop_padding = "zeros"
+    crop_padding_from = ("bhanML/Co-teaching main.py: ToTensor() only, no crop; with "
+                         "--augment, torchvision's RandomCrop fill as DivideMix's loader")
 
     def forget_rate(self):
         """The final forget rate: the flag, else the noise rate (0.2, main.py's default

@@ -147,6 +147,7 @@ class DivideMix(Method):
     dataset_defaults = {"digits": DIGITS}
     # dataloader_cifar.py: RandomCrop(32, padding=4) zero-pads the uint8 image.
     crop_padding = "zeros"
+    crop_padding_from = "LiJunnan1992/DivideMix dataloader_cifar.py: RandomCrop(32, padding=4)"
 
     # ------------------------------------------------------------ schedule
     def warmup_steps(self):

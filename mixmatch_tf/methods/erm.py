@@ -84,6 +84,7 @@ class ERM(Method):
     dataset_defaults = {"digits": DIGITS}
     # mixup-cifar10 train.py: RandomCrop(32, padding=4) zero-pads the uint8 image.
     crop_padding = "zeros"
+    crop_padding_from = "facebookresearch/mixup-cifar10 train.py: RandomCrop(32, padding=4)"
 
     @classmethod
     def model_kwargs(cls, config):

@@ -4,11 +4,11 @@ The mixup paper's Figure 3 trains "WideResNet-28-10" and cites Zagoruyko &
 Komodakis 2016; its ERM error on CIFAR-10 (3.8%) is the WRN paper's. So this is
 the WRN paper's network, after its official code (szagoruyko/wide-residual-networks,
 ``models/wide-resnet.lua`` that produced the paper's numbers, and the equivalent
-``pytorch/resnet.py``), not ``wrn.py``'s WRN-28 of the MixMatch code widened to 10.
+``pytorch/resnet.py``), not ``wrn_mixmatch.py``'s WRN-28 of the MixMatch code widened to 10.
 The two differ in more than the width:
 
 =====================  ===========================  ==============================
-                       this file (Zagoruyko)        ``wrn.py`` (MixMatch, TF1)
+                       this file (Zagoruyko)        ``wrn_mixmatch.py`` (MixMatch, TF1)
 =====================  ===========================  ==============================
 activation             ReLU                         leaky ReLU, slope 0.1
 batch norm             momentum 0.9 (Torch 0.1),    momentum 0.999, epsilon 1e-3
