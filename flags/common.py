@@ -90,7 +90,7 @@ def method_fields():
 
     Each method's help and default come from its own Config: a field a subclass
     redeclares (``learning_rate`` of Adam or of SGD) has that class's help. Every
-    field must be declared with ``methods.base.setting(default, help)``; one without
+    field must be declared with ``settings.setting(default, help)``; one without
     help (a bare default, even one redeclaring a documented field) is refused here,
     so no flag goes undocumented.
     """

@@ -128,7 +128,8 @@ def test_per_class_division_keeps_the_clean_examples_of_a_hard_class():
 
 
 def test_per_class_division_needs_labels_in_memory():
-    from mixmatch_tf.methods.base import ConfigError, Context
+    from mixmatch_tf.methods.base import Context
+    from mixmatch_tf.settings import ConfigError
     ctx = Context(num_classes=10, image_shape=(8, 8, 1), train_labels=None, seed=0,
                   model_fn=None, num_examples=100)
     m = dividemix.DivideMix(dividemix.Config(gmm_per_class=True), ctx)

@@ -355,7 +355,7 @@ def test_a_shared_flag_shows_each_methods_own_help_and_default():
                      text), text
     assert re.search(r"erm, mixup: SGD learning rate[^;]*\[default 0\.1\]", text), text
     assert re.search(r"dividemix: SGD learning rate[^;]*\[default 0\.02\]", text), text
-    # help declared as field metadata (base.setting), per method
+    # help declared as field metadata (settings.setting), per method
     fields = cli.method_fields()
     assert fields["batch_size"][1]["erm"] == ("global batch size", 128)
     assert fields["batch_size"][1]["mixmatch"][1] == 64

@@ -112,7 +112,8 @@ def test_no_method_trains_on_the_true_labels(tmp_path, one_replica, digits, meth
 
 
 # ------------------------------------------------------------------ layering
-LAYER = {"ops": 0, "models": 1, "data": 1, "methods": 2, "training": 3, "serving": 3,
+LAYER = {"ops": 0, "models": 1, "data": 1, "settings": 1, "methods": 2, "training": 3,
+         "serving": 3,
          "experiments": 4, "reproduce": 4, "cli": 5}
 
 
@@ -135,7 +136,7 @@ def test_layering_ops_models_then_methods_then_training_and_no_absl_flags():
                 continue
             path = os.path.join(folder, name)
             rel = os.path.relpath(path, root).split(os.sep)
-            own = LAYER.get(rel[0]) if len(rel) > 1 else None
+            own = LAYER.get(rel[0].removesuffix(".py"))
             for module in _imports(path):
                 reads_flags = module in ("absl.flags", "flags") or module.startswith("absl.flags.")
                 if reads_flags and rel[0] != "cli":  # only the programs read flags

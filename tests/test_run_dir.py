@@ -254,8 +254,9 @@ def test_identity_difference_hand_values():
 
 
 def test_legacy_values_of_a_setting_added_since():
-    from mixmatch_tf.methods import base, get_method
-    values = base.legacy_values(get_method("mixmatch").Config)
+    from mixmatch_tf import settings
+    from mixmatch_tf.methods import get_method
+    values = settings.legacy_values(get_method("mixmatch").Config)
     assert values["ema_warmup"] is False  # runs before the setting: constant decay
     assert get_method("mixmatch").Config().ema_warmup is True  # new runs: warm-up
     assert values["lambda_u"] == get_method("mixmatch").Config().lambda_u  # others: default

@@ -41,8 +41,8 @@ import tensorflow as tf
 from mixmatch_tf import ops
 from mixmatch_tf.data.pipeline import Stream
 from mixmatch_tf.methods import common
-from mixmatch_tf.methods.base import (LabelEvidence, Method, Phase, TrainConfig, check,
-                                      register, setting)
+from mixmatch_tf.methods.base import LabelEvidence, Method, Phase, TrainConfig, register
+from mixmatch_tf.settings import check, setting
 
 
 @dataclasses.dataclass(frozen=True)

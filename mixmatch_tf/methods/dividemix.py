@@ -65,8 +65,8 @@ from absl import logging
 from mixmatch_tf import ops
 from mixmatch_tf.data.pipeline import Stream
 from mixmatch_tf.methods import common
-from mixmatch_tf.methods.base import (LabelEvidence, Method, Phase, TrainConfig, check,
-                                      register, setting)
+from mixmatch_tf.methods.base import LabelEvidence, Method, Phase, TrainConfig, register
+from mixmatch_tf.settings import check, setting
 from mixmatch_tf.ops import gmm
 
 STATS = ("labeled", "auc", "precision", "recall")

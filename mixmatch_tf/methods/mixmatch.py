@@ -39,7 +39,8 @@ import tensorflow as tf
 
 from mixmatch_tf import ops
 from mixmatch_tf.methods import common, semi
-from mixmatch_tf.methods.base import check, register, setting
+from mixmatch_tf.methods.base import register
+from mixmatch_tf.settings import check, setting
 from mixmatch_tf.ops.interleave import interleave
 
 MIXUP_MODES = {  # which parts (0 = labeled, 1..K = unlabeled views) are mixed together

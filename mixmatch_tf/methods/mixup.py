@@ -48,7 +48,8 @@ import tensorflow as tf
 
 from mixmatch_tf import ops
 from mixmatch_tf.methods import erm
-from mixmatch_tf.methods.base import ConfigError, check, register, setting
+from mixmatch_tf.methods.base import register
+from mixmatch_tf.settings import ConfigError, check, setting
 from mixmatch_tf.models import split_stages
 
 PAIRINGS = ("random", "knn")

@@ -26,7 +26,8 @@ import tensorflow as tf
 
 from mixmatch_tf import ops
 from mixmatch_tf.methods import common, semi
-from mixmatch_tf.methods.base import register, setting
+from mixmatch_tf.methods.base import register
+from mixmatch_tf.settings import setting
 
 
 @dataclasses.dataclass(frozen=True)

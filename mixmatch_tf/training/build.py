@@ -6,7 +6,8 @@ import re
 import keras
 import tensorflow as tf
 
-from mixmatch_tf.methods.base import Context, resolve_config
+from mixmatch_tf.methods.base import Context
+from mixmatch_tf.settings import resolve_config
 from mixmatch_tf.models import build_model
 from mixmatch_tf.training import precision as precision_lib
 

@@ -2,7 +2,7 @@
 import dataclasses
 from typing import Optional
 
-from mixmatch_tf.methods.base import bounded, check, check_finite, check_ranges
+from mixmatch_tf.settings import bounded, check, check_finite, check_ranges
 from mixmatch_tf.training import precision as precision_lib
 
 PRECISIONS = (precision_lib.AUTO,) + precision_lib.PRECISIONS

@@ -15,7 +15,8 @@ import os
 import numpy as np
 
 from mixmatch_tf.data import noise as noise_lib
-from mixmatch_tf.methods.base import ConfigError, get_method, resolve_config
+from mixmatch_tf.methods.base import get_method
+from mixmatch_tf.settings import ConfigError, resolve_config
 from mixmatch_tf.training import label_issues
 from mixmatch_tf.training.config import RunConfig
 

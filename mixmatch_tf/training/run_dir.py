@@ -32,7 +32,8 @@ from absl import logging
 from mixmatch_tf.data import noise as noise_lib
 from mixmatch_tf.data import splits
 from mixmatch_tf.data.preprocess import Normalization
-from mixmatch_tf.methods.base import ALL_LABELS, ConfigError, get_method, legacy_values
+from mixmatch_tf.methods.base import ALL_LABELS, get_method
+from mixmatch_tf.settings import ConfigError, legacy_values
 from mixmatch_tf.training import results
 from mixmatch_tf.training.config import RunConfig
 

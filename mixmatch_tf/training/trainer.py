@@ -18,7 +18,8 @@ from absl import logging
 
 from mixmatch_tf.data.preprocess import normalize
 from mixmatch_tf.data import as_data
-from mixmatch_tf.methods.base import check_fits, get_method
+from mixmatch_tf.methods.base import get_method
+from mixmatch_tf.settings import check_fits
 from mixmatch_tf.training import precision as precision_lib
 from mixmatch_tf.training.build import (Counters, make_context, method_config,
                                         model_factory, state_variables)
