@@ -14,6 +14,9 @@ import numpy as np
 
 from mixmatch_tf.models.registry import ModelInputError, check_model_input
 
+# num_labeled: every label the data gives (the unlabelled images are the pool).
+ALL_LABELS = "all"
+
 
 class ConfigError(ValueError):
     """A config value is invalid; ``field`` names it (the flag of the same name)."""

@@ -6,7 +6,8 @@ import pytest
 import tensorflow as tf
 
 from mixmatch_tf.methods import common
-from mixmatch_tf.training import RunConfig, Trainer, results
+from mixmatch_tf.training import RunConfig, Trainer
+from mixmatch_tf.training import records as results
 
 
 def _bn_mlp(seed=0):

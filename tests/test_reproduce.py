@@ -58,7 +58,7 @@ def test_gan_experiment_writes_its_table_and_figure(tmp_path):
 
 
 def test_summarize_reports_each_papers_last_epochs_statistic():
-    from mixmatch_tf.training import results
+    from mixmatch_tf.training import records as results
     errors = [9.0, 9.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 30.0]
     summary = results.summarize([{"step": i, "test_error": e} for i, e in enumerate(errors)])
     assert summary == {

@@ -6,9 +6,9 @@ itself (``@register``) the moment it exists: there is no list to keep.
 import importlib
 import pkgutil
 
-from mixmatch_tf.methods.base import (ALL_LABELS, Context, LabeledSplit, Method, Phase,
-                                      TrainConfig, get_method, method_names, register)
-from mixmatch_tf.settings import ConfigError, resolve_config
+from mixmatch_tf.methods.base import (Context, LabeledSplit, Method, Phase, TrainConfig,
+                                      get_method, method_names, register)
+from mixmatch_tf.settings import ALL_LABELS, ConfigError, resolve_config
 
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
     importlib.import_module(f"{__name__}.{_module}")

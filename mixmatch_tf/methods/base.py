@@ -43,8 +43,6 @@ _METHODS = {}
 # The data set whose per-method settings are tuned for small data (data_defaults).
 SMALL_DATA = "digits"
 SMALL_NETWORK = "small_cnn"
-# num_labeled: every label the data gives (the unlabelled images are the pool).
-ALL_LABELS = "all"
 
 
 def register(name):

@@ -30,8 +30,8 @@ import tensorflow as tf
 from mixmatch_tf import ops
 from mixmatch_tf.data.pipeline import Stream
 from mixmatch_tf.methods import common
-from mixmatch_tf.methods.base import ALL_LABELS, LabeledSplit, Method, Phase, TrainConfig
-from mixmatch_tf.settings import check, setting
+from mixmatch_tf.methods.base import LabeledSplit, Method, Phase, TrainConfig
+from mixmatch_tf.settings import ALL_LABELS, check, setting
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from mixmatch_tf.reproduce.runner import run_dir
-from mixmatch_tf.training.results import read_json
+from mixmatch_tf.training.folder import read_json
 
 
 def collect(specs, output_dir):

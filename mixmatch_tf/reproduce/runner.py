@@ -15,7 +15,7 @@ import sys
 import time
 
 import mixmatch_tf.flags as flags_package
-from mixmatch_tf.training.results import read_json
+from mixmatch_tf.training.folder import read_json
 
 # The folder holding flags/presets/: the runs start there, so that the suites' and the
 # presets' own ``--flagfile=flags/presets/...`` paths resolve (the repository in a

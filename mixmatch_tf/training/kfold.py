@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from mixmatch_tf.data import noise as noise_lib
+from mixmatch_tf.data import run_labels
 from mixmatch_tf.methods.base import get_method
 from mixmatch_tf.settings import ConfigError, resolve_config
 from mixmatch_tf.training import label_issues
@@ -109,24 +109,14 @@ def out_of_sample(method, data, labels, folds, folder, seed=0, config=None, prec
 
 
 def _labels(data, folder, seed, noise_type, noise_rate, noise_mapping, label_set):
-    """(the labels judged, which of them are true or None): as ``RunDir.train_labels``."""
+    """(the labels judged, which of them are true or None), decided as a run's are
+    (``data.run_labels``); synthetic noise is saved in ``folder``."""
     os.makedirs(folder, exist_ok=True)
-    if label_set:
-        if label_set not in data.label_sets:
-            raise ConfigError("label_set", f"{label_set!r} is not a label set of {data.name}; "
-                              f"valid: {', '.join(data.label_sets) or 'none'}")
-        labels = np.asarray(data.label_sets[label_set])
-    elif noise_type and noise_rate > 0:
-        mapping = None
-        if noise_mapping:
-            try:
-                mapping = noise_lib.parse_mapping(noise_mapping, list(data.class_names))
-            except ValueError as e:
-                raise ConfigError("noise_mapping", str(e)) from None
-        labels = noise_lib.noisy_labels_for_run(data, noise_type, noise_rate, seed, folder,
-                                                mapping)
-    else:
-        return np.asarray(data.train_labels), None
+    run = RunConfig(model_dir=folder, seed=seed, noise_type=noise_type, noise_rate=noise_rate,
+                    noise_mapping=noise_mapping, label_set=label_set)
+    labels = np.asarray(run_labels.train_labels(data, run, lambda name, make: make(folder)))
+    if noise_type is None and label_set is None:
+        return labels, None  # the labels as given: no reference to judge them against
     return labels, labels == np.asarray(data.train_labels)
 
 

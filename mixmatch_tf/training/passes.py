@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from mixmatch_tf.data.pipeline import eval_dataset
 from mixmatch_tf.data.preprocess import normalize
-from mixmatch_tf.training import results
+from mixmatch_tf.training import records as results
 
 TOP5_MIN_CLASSES = 11
 

@@ -1,50 +1,31 @@
-"""The run folder: its files, its identity, its lock and its checkpoints.
+"""The run folder of one trainer: its identity (run.json) and its run files.
 
-One owner for everything in ``model_dir``:
-  run.json             settings of the run (its identity is checked on resume)
-  lock                 pid and host of the trainer writing the folder
-  noisy_labels.npz     the run's noisy labels, if any (reused on resume)
-  labeled_indices.npz  the labeled split of a semi-supervised run (reused on resume)
-  ckpt/                tf.train.CheckpointManager checkpoints
-  train/, eval/        TensorBoard summaries (written by the trainer)
-  evals.json           the evaluation history
-  train_metrics.json   the last training metrics, saved with every checkpoint
-  metrics.json         the results contract, written at the end
-
-Nothing is written before everything that can be checked was checked: the run
-files a new run needs are made in a private staging folder first and moved in
-by ``commit`` once the trainer has built the method.
+A resume must train what the folder holds: run.json records the settings that
+define the run (``IDENTITY_KEYS``), checked on every start. Nothing is written
+before everything that can be checked was checked: the run files a new run needs
+are made in a private staging folder first and moved in by ``commit`` once the
+trainer has built the method. The folder's layout is ``folder.py``; its lock,
+checkpoints and records have their own modules.
 """
-import atexit
 import hashlib
 import json
 import os
-import re
 import shutil
-import socket
 import tempfile
-import time
 
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
 from mixmatch_tf.data import noise as noise_lib
-from mixmatch_tf.data import splits
+from mixmatch_tf.data import run_labels
 from mixmatch_tf.data.preprocess import Normalization
-from mixmatch_tf.methods.base import ALL_LABELS, get_method
+from mixmatch_tf.methods.base import get_method
 from mixmatch_tf.settings import ConfigError, legacy_values
-from mixmatch_tf.training import results
+from mixmatch_tf.training.checkpoints import checkpoint_numbers, find_checkpoint
 from mixmatch_tf.training.config import RunConfig
-
-RUN_FILE = "run.json"
-EVALS_FILE = "evals.json"
-METRICS_FILE = "metrics.json"
-TRAIN_METRICS_FILE = "train_metrics.json"
-LOCK_FILE = "lock"
-CKPT_DIR = "ckpt"
-# Folder inside ckpt/ where unreadable checkpoints are moved (never deleted).
-UNREADABLE_DIR = "unreadable"
+from mixmatch_tf.training.folder import (CKPT_DIR, EVALS_FILE, RUN_FILE, TRAIN_METRICS_FILE,
+                                         RunFolderError, read_json, to_json, write_json)
+from mixmatch_tf.training.lock import RunLock
 
 # run.json's format: 3 writes every identity key below and "format"; a run.json
 # without "format" was written by an older version, which wrote at least
@@ -65,25 +46,6 @@ IDENTITY_KEYS = ("method", "config", "dataset", "seed", "noise_type", "noise_rat
 _FLAG_OF = {"normalization_kind": "normalization", "num_classes": "dataset",
             "class_names": "dataset", "image_shape": "dataset", "labels_fingerprint": "dataset",
             "files_fingerprint": "dataset"}
-_CKPT_FILE = re.compile(r"^ckpt-(\d+)\.(index|data-\d+-of-\d+)$")
-
-
-def noise_mapping(run, data):
-    """The class mapping of ``run.noise_mapping`` on ``data``'s classes, or None."""
-    if not run.noise_mapping:
-        return None
-    try:
-        return noise_lib.parse_mapping(run.noise_mapping, list(data.class_names))
-    except ValueError as e:
-        raise ConfigError("noise_mapping", str(e)) from None
-
-
-class RunFolderError(RuntimeError):
-    """The run folder cannot be used as it is; the message names the file and the fix."""
-
-
-class RunLockedError(RunFolderError):
-    """Another live trainer holds the run folder's lock."""
 
 
 def labels_fingerprint(labels):
@@ -91,17 +53,9 @@ def labels_fingerprint(labels):
     return hashlib.sha256(np.ascontiguousarray(labels, np.int64).tobytes()).hexdigest()[:16]
 
 
-def read_json(path, default=None):
-    """``results.read_json`` whose errors name the file."""
-    try:
-        return results.read_json(path, default)
-    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
-        raise RunFolderError(f"{path} is unreadable ({e}); repair or remove that file") from None
-
-
 def _jsonable(obj):
     """``obj`` as it reads back from JSON (tuples become lists, NumPy scalars numbers)."""
-    return json.loads(json.dumps(obj, default=results._jsonable))
+    return json.loads(json.dumps(obj, default=to_json))
 
 
 def identity_difference(saved, settings, config_defaults=None):
@@ -128,217 +82,6 @@ def identity_difference(saved, settings, config_defaults=None):
     return None
 
 
-# ---------------------------------------------------------------------- lock
-def _process_start(pid):
-    """The kernel's start time of ``pid`` (Linux), to tell a reused pid apart; else None."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return None if fields[0] == "Z" else fields[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _alive(holder):
-    """Whether the lock holder (same host) still runs."""
-    pid = holder.get("pid")
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except (TypeError, ValueError, OverflowError):  # no such pid can exist: a stale lock
-        return False
-    if os.path.isdir("/proc"):
-        start = _process_start(pid)
-        if start is None:  # a zombie: killed, not yet reaped
-            return False
-        return holder.get("start") in (None, start)
-    return True
-
-
-class RunLock:
-    """A lock file naming the pid and host of the trainer writing a run folder.
-
-    Created atomically with its content (written aside, then hard-linked into
-    place). A lock of a dead process on this host (killed, even with kill -9)
-    is taken over with a warning; a live holder, or one on another host, is
-    refused naming it. The same process may take its own lock again.
-    """
-
-    def __init__(self, model_dir):
-        self.path = os.path.join(model_dir, LOCK_FILE)
-        self.held = False
-        self._me = {"pid": os.getpid(), "host": socket.gethostname(),
-                    "start": _process_start(os.getpid())}
-
-    def holder(self):
-        """The lock file's holder: {} without a lock file, None when it is unreadable
-        or not a holder (a JSON object), as a lock left half-written would be."""
-        try:
-            with open(self.path, encoding="utf-8") as f:
-                holder = json.load(f)
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError):
-            return None
-        return holder if isinstance(holder, dict) and holder else None
-
-    def acquire(self):
-        me = dict(self._me, since=time.time())
-        for _ in range(5):
-            tmp = f"{self.path}.{os.getpid()}.tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(me, f)
-            try:
-                os.link(tmp, self.path)
-                self.held = True
-                atexit.register(self.release)
-                return
-            except FileExistsError:
-                pass
-            finally:
-                os.remove(tmp)
-            holder = self.holder()
-            if holder == {}:
-                continue  # released meanwhile
-            if holder is not None and (holder.get("pid"), holder.get("host")) == (
-                    me["pid"], me["host"]):
-                self.held = True
-                return
-            if holder is not None and (holder.get("host") != me["host"] or _alive(holder)):
-                raise RunLockedError(
-                    f"{os.path.dirname(self.path)} is in use by pid {holder.get('pid')} on host "
-                    f"{holder.get('host')} (lock file {self.path}); wait for it to end, or "
-                    "delete the lock file if that process no longer runs")
-            logging.warning("Taking over the lock %s of %s, which no longer runs", self.path,
-                            "an unreadable holder" if holder is None else
-                            f"pid {holder.get('pid')} on host {holder.get('host')}")
-            try:
-                os.remove(self.path)
-            except FileNotFoundError:
-                pass
-        raise RunLockedError(f"could not take the lock {self.path}; another trainer keeps "
-                             "taking it")
-
-    def release(self):
-        if self.held:
-            self.held = False
-            holder = self.holder()
-            if holder and (holder.get("pid"), holder.get("host")) == (self._me["pid"],
-                                                                      self._me["host"]):
-                os.remove(self.path)
-
-
-# --------------------------------------------------------------- checkpoints
-def _checkpoint_problem(prefix):
-    """Why the checkpoint ``prefix`` cannot be restored (None when every tensor reads)."""
-    if not os.path.exists(prefix + ".index"):
-        return "its files are missing"
-    try:
-        reader = tf.train.load_checkpoint(prefix)
-        for name in reader.get_variable_to_shape_map():
-            reader.get_tensor(name)
-    except Exception as e:  # noqa: BLE001 -- whatever the reader raises, it cannot restore
-        return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-    return None
-
-
-def checkpoint_holds(prefix, name):
-    """Whether the checkpoint ``prefix`` holds the variable saved as ``name``."""
-    return tf.train.load_checkpoint(prefix).has_tensor(f"{name}/.ATTRIBUTES/VARIABLE_VALUE")
-
-
-def checkpoint_numbers(ckpt_dir):
-    """The numbers of the checkpoints whose files are in ``ckpt_dir`` (intact or not)."""
-    if not os.path.isdir(ckpt_dir):
-        return set()
-    return {int(m.group(1)) for m in map(_CKPT_FILE.match, os.listdir(ckpt_dir)) if m}
-
-
-def find_checkpoint(ckpt_dir, repair=False):
-    """The newest intact checkpoint of ``ckpt_dir`` (its prefix), or None if there is none.
-
-    Checkpoints are found from the files on disk and the ``checkpoint`` state
-    file together, so a corrupt state file does not hide them. A missing,
-    truncated or corrupt newer checkpoint is skipped with one log line saying
-    which and why.
-
-    Args:
-      ckpt_dir: the checkpoint folder.
-      repair: (the writing trainer only) move unreadable checkpoints into
-        ``ckpt/unreadable/`` and rewrite the state file to list the intact ones,
-        so the CheckpointManager neither counts nor deletes by a broken list.
-
-    Raises:
-      RunFolderError: the folder holds checkpoints and none of them is intact.
-    """
-    if not os.path.isdir(ckpt_dir):
-        return None
-    numbers = checkpoint_numbers(ckpt_dir)
-    state_file = os.path.join(ckpt_dir, "checkpoint")
-    state_problem = None
-    if os.path.exists(state_file):
-        state = tf.train.get_checkpoint_state(ckpt_dir)
-        if state is None or not state.model_checkpoint_path:
-            state_problem = f"the state file {state_file} is corrupt"
-        else:
-            for path in list(state.all_model_checkpoint_paths) + [state.model_checkpoint_path]:
-                m = re.match(r"^ckpt-(\d+)$", os.path.basename(path))
-                if m:
-                    numbers.add(int(m.group(1)))
-    if not numbers:
-        if state_problem:
-            logging.warning("%s and no checkpoint file exists: starting afresh", state_problem)
-        return None
-    skipped = []
-    chosen = None
-    for n in sorted(numbers, reverse=True):
-        prefix = os.path.join(ckpt_dir, f"ckpt-{n}")
-        problem = _checkpoint_problem(prefix)
-        if problem is None:
-            chosen = prefix
-            break
-        skipped.append((n, problem))
-    if chosen is None:
-        raise RunFolderError(
-            f"{ckpt_dir} holds checkpoints but none is intact ("
-            + "; ".join(f"ckpt-{n}: {why}" for n, why in skipped)
-            + "); restore a checkpoint there, or move the run folder away to start afresh")
-    if skipped or state_problem:
-        why = "; ".join([state_problem] if state_problem else []
-                        + [f"ckpt-{n}: {p}" for n, p in skipped])
-        logging.warning("Resuming from %s, the newest intact checkpoint (%s)", chosen, why)
-    if repair:
-        _repair(ckpt_dir, chosen, [n for n, _ in skipped],
-                sorted(n for n in numbers if n <= int(chosen.rsplit("-", 1)[1])))
-    return chosen
-
-
-def _repair(ckpt_dir, chosen, broken, kept):
-    """Moves broken checkpoints aside and rewrites the state file (see find_checkpoint)."""
-    for name in os.listdir(ckpt_dir):
-        m = _CKPT_FILE.match(name)
-        if m and int(m.group(1)) in broken:
-            aside = os.path.join(ckpt_dir, UNREADABLE_DIR)
-            os.makedirs(aside, exist_ok=True)
-            os.replace(os.path.join(ckpt_dir, name), os.path.join(aside, name))
-        elif name.endswith("_temp") and name.startswith("ckpt-"):
-            # a save killed midway; never a checkpoint, and in the way of the next save
-            shutil.rmtree(os.path.join(ckpt_dir, name), ignore_errors=True)
-    paths = [os.path.join(ckpt_dir, f"ckpt-{n}") for n in kept
-             if os.path.exists(os.path.join(ckpt_dir, f"ckpt-{n}.index"))]
-    # With the times the CheckpointManager reads, --keep_checkpoints holds after the
-    # rewrite: a state file without them makes it keep every checkpoint it finds
-    # (it deletes only those saved after its "last preserved" time).
-    times = [os.path.getmtime(p + ".index") for p in paths]
-    tf.compat.v1.train.update_checkpoint_state(
-        ckpt_dir, chosen, paths, all_model_checkpoint_timestamps=times,
-        last_preserved_timestamp=min(times, default=0.0) - 1.0)
-
-
-# ---------------------------------------------------------------- the folder
 class RunDir:
     """The run folder of one trainer.
 
@@ -364,7 +107,7 @@ class RunDir:
 
     def write_json(self, name, obj):
         if self.writer:
-            results.write_json(self.path(name), obj)
+            write_json(self.path(name), obj)
 
     # -- identity -----------------------------------------------------------
     def saved_settings(self):
@@ -443,7 +186,7 @@ class RunDir:
             "format": RUN_FORMAT, "method": method_name, "config": config.to_dict(),
             "dataset": data.name, "seed": run.seed, "noise_type": run.noise_type,
             "noise_rate": run.noise_rate, "label_set": run.label_set,
-            "noise_mapping": (noise_lib.format_mapping(noise_mapping(run, data))
+            "noise_mapping": (noise_lib.format_mapping(run_labels.noise_mapping(run, data))
                               if run.noise_mapping else None),
             "normalization_kind": run.normalization, "sync_bn": run.sync_bn,
             "precision": run.precision, "data_dir": data_dir,
@@ -460,80 +203,7 @@ class RunDir:
             "data_options": data.options(),
         }
 
-    # -- run files made before the folder is written -----------------------
-    def train_labels(self, data, run):
-        """The labels the run trains on: a label set, the run's noisy labels, or the data's."""
-        if data.train_labels is None and (run.noise_type or run.label_set):
-            flag = "noise_type" if run.noise_type else "label_set"
-            raise ConfigError(flag, f"{data.name} is streamed from TFDS records, which hold "
-                              "each label with its image: labels cannot be replaced before "
-                              "training (stream a folder of images, or --stream=false)")
-        if run.label_set:
-            if run.label_set not in data.label_sets:
-                valid = ", ".join(data.label_sets) or "none for this data set"
-                raise ConfigError("label_set", f"{run.label_set!r} is not a label set of "
-                                  f"{data.name}; valid: {valid}")
-            return data.label_sets[run.label_set]
-        if run.noise_type and run.noise_rate > 0:
-            return self.staged(noise_lib.NOISE_FILE, lambda folder: (
-                noise_lib.noisy_labels_for_run(data, run.noise_type, run.noise_rate,
-                                               run.seed, folder, noise_mapping(run, data))))
-        return data.train_labels
-
-    def training_source(self, data, labels, split, seed):
-        """(labels, labeled indices, unlabeled indices) of the training source.
-
-        With a ``LabeledSplit`` the run trains on a class-balanced labeled subset
-        saved in the run folder; the unlabeled pool is the rest of the training
-        set (or all of it), plus the data's unlabelled images (STL-10's, an npz's
-        ``x_unlabeled``, a folder's ``unlabeled/``). With ``num_labeled="all"`` every
-        training label is used and the unlabelled images are the pool. Without a
-        split, every training image is labeled and there is no unlabeled pool.
-        Unlabelled images get the label -1, after the training labels; the data's
-        ``sources`` put their images there.
-        """
-        if split is None:
-            return labels, None, None
-        if labels is None:
-            raise ConfigError("num_labeled", f"{data.name} is streamed from TFDS records, "
-                              "which hold each label with its image: a labeled subset needs "
-                              "every label first (stream a folder of images, or "
-                              "--stream=false)")
-        extra = data.num_unlabeled
-        if split.num_labeled == ALL_LABELS:
-            labeled = np.arange(data.num_train, dtype=np.int64)
-            if not extra and not split.unlabeled_includes_labeled:
-                raise ConfigError("num_labeled", f"all: every label of {data.name} is used, so "
-                                  "the unlabeled pool is its unlabelled images, and it has "
-                                  "none; give some (an npz's x_unlabeled, a folder's "
-                                  "unlabeled/ sub-folder) or a number of labels")
-        else:
-            try:
-                fold = splits.labeled_fold(data, split.num_labeled, seed, split.label_fold,
-                                           split.label_folds_file)
-                labeled = self.staged(splits.SPLIT_FILE, lambda folder: (
-                    splits.labeled_split_for_run(labels, split.num_labeled, data.num_classes,
-                                                 seed, folder, fold=fold,
-                                                 class_names=list(data.class_names))))
-            except ValueError as e:
-                raise ConfigError(getattr(e, "field", "num_labeled"), str(e)) from None
-        # Every label given (a random draw has one of each class by construction, a
-        # distributor's fold is taken as it is): a class without one cannot be learned.
-        missing = (np.setdiff1d(np.arange(data.num_classes), labels[labeled])
-                   if split.num_labeled == ALL_LABELS else [])
-        if len(missing):
-            names = ", ".join(repr(data.class_names[c]) for c in missing[:5])
-            raise ConfigError("num_labeled", f"class {names} has no labeled example to learn "
-                              f"it from ({len(missing)} of {data.num_classes} classes); label "
-                              "at least one image of every class")
-        pool = np.arange(data.num_train, dtype=np.int64)
-        if not split.unlabeled_includes_labeled:
-            pool = np.setdiff1d(pool, labeled)
-        if extra:
-            labels = np.concatenate([labels, np.full(extra, -1, np.int64)])
-            pool = np.concatenate([pool, data.num_train + np.arange(extra, dtype=np.int64)])
-        return labels, labeled, pool
-
+    # -- run files made before the folder is written ---------------------
     def staged(self, filename, make):
         """``make(folder)`` run against a private copy of ``model_dir/filename``.
 
@@ -562,7 +232,7 @@ class RunDir:
             os.makedirs(self.model_dir, exist_ok=True)
             self.lock.acquire()
             if saved is None:
-                results.write_json(self.path(RUN_FILE), settings)
+                write_json(self.path(RUN_FILE), settings)
             for name in self._staged:
                 src = os.path.join(self._staging, name)
                 if os.path.exists(src):
@@ -612,93 +282,6 @@ class RunDir:
     def last_good(self):
         """The checkpoint the state file names (for error messages)."""
         return tf.train.latest_checkpoint(self.ckpt_dir) or "none (no checkpoint was saved yet)"
-
-
-class Records:
-    """What a run records as it trains: the evaluation history, the last training
-    metrics and TensorBoard summaries; persisted by the folder's writer only.
-
-    Args:
-      run_dir: the ``RunDir``.
-      step: the global step the run (re)starts at; records of later steps
-        belong to lost work and are dropped.
-    """
-
-    def __init__(self, run_dir, step):
-        self.run_dir = run_dir
-        self.evals = run_dir.read_evals(step)
-        self.train_metrics = run_dir.read_train_metrics(step)
-        self._writers = {n: tf.summary.create_file_writer(run_dir.path(n)) if run_dir.writer
-                         else tf.summary.create_noop_writer() for n in ("train", "eval")}
-
-    def scalars(self, writer, step, values):
-        with self._writers[writer].as_default(step=step):
-            for k, v in values.items():
-                tf.summary.scalar(k, v)
-
-    def phase_summaries(self, step, phase_name, values):
-        """A phase's start-of-phase summaries (e.g. a division's statistics): numbers as
-        training scalars, logged in one line; arrays as histograms."""
-        values = values or {}
-        scalars = {k: v for k, v in values.items() if np.ndim(v) == 0}
-        if scalars:
-            self.scalars("train", step, scalars)
-            logging.info("%s: %s", phase_name, ", ".join(
-                f"{k} {v:.4g}" for k, v in sorted(scalars.items())))
-        arrays = {k: v for k, v in values.items() if np.ndim(v) > 0 and np.size(v)}
-        with self._writers["train"].as_default(step=step):
-            for k, v in arrays.items():
-                tf.summary.histogram(k, np.asarray(v, np.float32))
-
-    def image(self, name, step, image, description):
-        """One uint8 image [H, W, C] with its markdown ``description`` (training writer)."""
-        with self._writers["train"].as_default(step=step):
-            tf.summary.image(name, image[None], description=description)
-
-    def evaluated_at(self, step):
-        return bool(self.evals) and self.evals[-1]["step"] == step
-
-    def add_eval(self, step, phase_name, record):
-        """Adds an evaluation: ``record`` holds ``test_error`` and optionally
-        ``top5_test_error``, ``unreadable_test_images``, ``student_test_error`` and a
-        ``warning`` (``Trainer.evaluate``)."""
-        self.evals = [e for e in self.evals if e["step"] != step]
-        self.evals.append(dict(step=step, phase=phase_name, **record))
-        error = record["test_error"]
-        scalars = {"test_error": error, "test_accuracy": 100.0 - error}
-        for key in ("student_test_error", "top5_test_error", "unreadable_test_images"):
-            if key in record:
-                scalars[key] = record[key]
-        self.scalars("eval", step, scalars)
-        self.run_dir.write_json(EVALS_FILE, self.evals)
-        student = record.get("student_test_error")
-        top5 = record.get("top5_test_error")
-        logging.info("step %d: test error %.2f%%%s%s", step, error,
-                     "" if top5 is None else f" (top-5 {top5:.2f}%)",
-                     "" if student is None else f" (trained network {student:.2f}%)")
-        if "warning" in record:
-            logging.warning("step %d: %s", step, record["warning"])
-
-    def add_train_metrics(self, step, metrics, unreadable=0):
-        """The last call's mean training metrics; ``unreadable``: the training rows
-        whose image could not be read so far, a scalar of its own once there is one."""
-        self.train_metrics = dict(metrics, step=step)
-        self.scalars("train", step, metrics)
-        if unreadable:
-            self.scalars("train", step, {"unreadable_images": float(unreadable)})
-
-    def before_checkpoint(self):
-        """Saves the training metrics; called before each checkpoint, so a checkpoint
-        never lacks its metrics (``RunDir.read_train_metrics``)."""
-        self.run_dir.write_json(TRAIN_METRICS_FILE, self.train_metrics)
-
-    def write_metrics(self, out):
-        """metrics.json: ``out`` with the evaluation history, its summary and the
-        last training metrics."""
-        out = dict(out, evals=self.evals, train_metrics=self.train_metrics)
-        out.update(results.summarize(self.evals))
-        self.run_dir.write_json(METRICS_FILE, out)
-        return out
 
 
 def saved_run(model_dir):

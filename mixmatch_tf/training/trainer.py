@@ -29,8 +29,10 @@ from mixmatch_tf.training.loop import (NonFiniteLossError, PhaseLoop, StateGuard
                                        phase_iterator)
 from mixmatch_tf.training.passes import Passes
 from mixmatch_tf.training.progress import Progress, plan, resolve_verbose
-from mixmatch_tf.training.results import run_record
-from mixmatch_tf.training.run_dir import Records, RunDir, checkpoint_holds, saved_run
+from mixmatch_tf.data import run_labels
+from mixmatch_tf.training.checkpoints import checkpoint_holds
+from mixmatch_tf.training.records import Records, run_record
+from mixmatch_tf.training.run_dir import RunDir, saved_run
 from mixmatch_tf.training.strategy import is_chief, make_strategy
 
 __all__ = ["NonFiniteLossError", "RunConfig", "Trainer", "load_run"]
@@ -92,9 +94,10 @@ class Trainer:
         self._model_given = model is not None
         keras.utils.set_random_seed(self.run.seed)
         data, run = self.data, self.run
-        self.train_labels = self.run_dir.train_labels(data, run)
-        labels, labeled, unlabeled = self.run_dir.training_source(
-            data, self.train_labels, self.method_cls.labeled_split(self.config), run.seed)
+        self.train_labels = run_labels.train_labels(data, run, self.run_dir.staged)
+        labels, labeled, unlabeled = run_labels.training_source(
+            data, self.train_labels, self.method_cls.labeled_split(self.config), run.seed,
+            self.run_dir.staged)
         self.source, self.test_source = data.sources(self.normalization, labels,
                                                      padding=self.method_cls.crop_padding)
         self.passes = Passes(self.strategy, self.normalization, self.source, self.test_source,
