@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT
 from mixmatch_tf.methods import ConfigError
 from mixmatch_tf.training import RunConfig, RunFolderError, RunLockedError, Trainer, load_run
-from mixmatch_tf.training import run_dir as run_dir_lib
+from mixmatch_tf.training import identity as identity_lib
 
 TINY = {"train_steps": 4, "eval_every": 2}
 
@@ -229,26 +229,26 @@ def test_an_export_killed_midway_leaves_nothing_in_the_way(trained, one_replica,
 
 def test_identity_difference_hand_values():
     saved = {"method": "erm", "config": {"a": 1, "b": [1, 2]}, "precision": "float32"}
-    assert run_dir_lib.identity_difference(saved, {"method": "erm", "config": {"a": 1, "b": (1, 2)},
+    assert identity_lib.identity_difference(saved, {"method": "erm", "config": {"a": 1, "b": (1, 2)},
                                                    "precision": "float32"}) is None
-    assert run_dir_lib.identity_difference(
+    assert identity_lib.identity_difference(
         saved, {"method": "erm", "config": {"a": 2, "b": (1, 2)}, "precision": "float32"}
     ) == ("config.a", "a", 1, 2)
     # keys an older run.json lacks are not compared
-    assert run_dir_lib.identity_difference(saved, dict(saved, num_classes=3)) is None
+    assert identity_lib.identity_difference(saved, dict(saved, num_classes=3)) is None
     # a setting added since (not in the saved config) compares as what the older run did
     newer = {"method": "erm", "config": {"a": 1, "b": (1, 2), "c": ()}, "precision": "float32"}
-    assert run_dir_lib.identity_difference(saved, newer, {"c": ()}) is None
-    assert run_dir_lib.identity_difference(
+    assert identity_lib.identity_difference(saved, newer, {"c": ()}) is None
+    assert identity_lib.identity_difference(
         saved, dict(newer, config={"a": 1, "b": (1, 2), "c": (30,)}), {"c": ()}
     ) == ("config.c", "c", [], [30])
-    assert run_dir_lib.identity_difference(saved, newer) == ("config.c", "c", None, [])
+    assert identity_lib.identity_difference(saved, newer) == ("config.c", "c", None, [])
     # ... which is not the new default where the setting changed the behaviour
     # (ema_warmup: runs before it had a constant decay)
     warm = dict(newer, config={"a": 1, "b": (1, 2), "c": (), "ema_warmup": True})
-    assert run_dir_lib.identity_difference(saved, warm, {"c": (), "ema_warmup": False}) == (
+    assert identity_lib.identity_difference(saved, warm, {"c": (), "ema_warmup": False}) == (
         "config.ema_warmup", "ema_warmup", False, True)
-    assert run_dir_lib.identity_difference(
+    assert identity_lib.identity_difference(
         saved, dict(warm, config=dict(warm["config"], ema_warmup=False)),
         {"c": (), "ema_warmup": False}) is None
 

@@ -1,85 +1,54 @@
-"""The run folder of one trainer: its identity (run.json) and its run files.
+"""The run folder of one trainer: a run ready to build, new or resumed, in one call.
 
-A resume must train what the folder holds: run.json records the settings that
-define the run (``IDENTITY_KEYS``), checked on every start. Nothing is written
-before everything that can be checked was checked: the run files a new run needs
-are made in a private staging folder first and moved in by ``commit`` once the
-trainer has built the method. The folder's layout is ``folder.py``; its lock,
+``RunDir.opening`` reads and checks run.json (``identity``), decides the labels and
+the labeled split (``data.run_labels``) and, once the trainer has built the method,
+writes the folder. Nothing is written before everything that can be checked was
+checked: the run files a new run needs are made in a private staging folder first
+and moved in by ``commit``. The folder's layout is ``folder.py``; its lock,
 checkpoints and records have their own modules.
 """
-import hashlib
-import json
+import contextlib
+import dataclasses
 import os
 import shutil
 import tempfile
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
-from mixmatch_tf.data import noise as noise_lib
 from mixmatch_tf.data import run_labels
 from mixmatch_tf.data.preprocess import Normalization
 from mixmatch_tf.methods.base import get_method
-from mixmatch_tf.settings import ConfigError, legacy_values
+from mixmatch_tf.settings import legacy_values
+from mixmatch_tf.training import identity
+from mixmatch_tf.training import precision as precision_lib
 from mixmatch_tf.training.checkpoints import checkpoint_numbers, find_checkpoint
 from mixmatch_tf.training.config import RunConfig
 from mixmatch_tf.training.folder import (CKPT_DIR, EVALS_FILE, RUN_FILE, TRAIN_METRICS_FILE,
-                                         RunFolderError, read_json, to_json, write_json)
+                                         RunFolderError, read_json, write_json)
 from mixmatch_tf.training.lock import RunLock
 
-# run.json's format: 3 writes every identity key below and "format"; a run.json
-# without "format" was written by an older version, which wrote at least
-# LEGACY_REQUIRED (the keys of the first version; later ones are compared where present).
-RUN_FORMAT = 3
-# The keys each format added, with the value runs of older formats behaved as: an
-# older run.json is read as if it held them (one migration, in ``saved_settings``).
-ADDED_IN_FORMAT = {3: {"noise_mapping": None}}
-LEGACY_REQUIRED = ("method", "config", "dataset", "seed", "noise_type", "noise_rate",
-                   "label_set", "normalization_kind", "sync_bn", "image_shape", "num_classes",
-                   "class_names", "normalization")
-# Run settings that define what is trained; a resume must not change them.
-IDENTITY_KEYS = ("method", "config", "dataset", "seed", "noise_type", "noise_rate",
-                 "noise_mapping", "label_set", "normalization_kind", "sync_bn", "precision", "num_classes",
-                 "class_names", "image_shape", "labels_fingerprint", "files_fingerprint",
-                 "augmentation")
-# The flag a user changes to fix a difference in each identity key.
-_FLAG_OF = {"normalization_kind": "normalization", "num_classes": "dataset",
-            "class_names": "dataset", "image_shape": "dataset", "labels_fingerprint": "dataset",
-            "files_fingerprint": "dataset"}
+@dataclasses.dataclass
+class ReadyRun:
+    """A run as its folder says it is (``RunDir.opening``).
 
-
-def labels_fingerprint(labels):
-    """A cheap fingerprint of a label array: the first 16 hex digits of its SHA-256."""
-    return hashlib.sha256(np.ascontiguousarray(labels, np.int64).tobytes()).hexdigest()[:16]
-
-
-def _jsonable(obj):
-    """``obj`` as it reads back from JSON (tuples become lists, NumPy scalars numbers)."""
-    return json.loads(json.dumps(obj, default=to_json))
-
-
-def identity_difference(saved, settings, config_defaults=None):
-    """(name, flag, saved value, new value) of the first identity difference, or None.
-
-    Keys missing from ``saved`` (run folders of older versions) are not compared.
-    A config field the saved config lacks (a setting added since) is compared as
-    the value the older version behaved as (``config_defaults``: field -> that
-    value, ``legacy_values``), None where unknown.
+    Attributes:
+      run: the RunConfig, its precision resolved.
+      settings: what run.json holds (or will, for a new run).
+      normalization: the run's ``Normalization``.
+      train_labels: the labels the run trains on (noisy, a label set, or the data's).
+      source_labels, labeled, unlabeled: the training source's labels (-1 for
+        unlabelled images) and the labeled and unlabeled indices (None, None
+        without a labeled split): ``run_labels.training_source``.
     """
-    settings = _jsonable(settings)
-    defaults = _jsonable(config_defaults or {})
-    for key in IDENTITY_KEYS:
-        if key not in saved:
-            continue
-        old, new = saved[key], settings.get(key)
-        if key == "config":
-            for field in sorted(set(old) | set(new)):
-                before = old[field] if field in old else defaults.get(field)
-                if before != new.get(field):
-                    return f"config.{field}", field, before, new.get(field)
-        elif old != new:
-            return key, _FLAG_OF.get(key, key), old, new
-    return None
+    run: RunConfig
+    settings: dict
+    normalization: Normalization
+    train_labels: Optional[np.ndarray]
+    source_labels: Optional[np.ndarray]
+    labeled: Optional[np.ndarray]
+    unlabeled: Optional[np.ndarray]
 
 
 class RunDir:
@@ -111,7 +80,7 @@ class RunDir:
 
     # -- identity -----------------------------------------------------------
     def saved_settings(self):
-        """The settings in run.json, or None for a new run.
+        """The settings in run.json (``identity.migrate``d), or None for a new run.
 
         Raises:
           RunFolderError: run.json is unreadable, is not a run's settings or lacks
@@ -131,77 +100,40 @@ class RunDir:
                     f"{path} {what}, but {self.ckpt_dir} holds checkpoints (ckpt-{max(held)}) "
                     f"of the run it describes: a resume cannot tell what they are; {fix}")
             return None
-        if not isinstance(saved, dict):
-            raise RunFolderError(f"{path} holds a {type(saved).__name__}, not a run's settings "
-                                 f"(a JSON object); {fix}")
-        if "format" in saved:
-            later = {k for fmt, added in ADDED_IN_FORMAT.items()
-                     if not isinstance(saved["format"], int) or saved["format"] < fmt
-                     for k in added}
-            required = tuple(k for k in IDENTITY_KEYS + ("normalization",) if k not in later)
-        else:
-            required = LEGACY_REQUIRED
-        missing = [k for k in required if k not in saved]
-        if missing or not isinstance(saved.get("config"), dict):
-            what = (f"lacks {', '.join(repr(k) for k in missing)}" if missing
-                    else "has no config object")
-            raise RunFolderError(f"{path} {what}, which every run.json of its format holds; "
-                                 f"{fix}")
-        for fmt, added in sorted(ADDED_IN_FORMAT.items()):
-            if saved.get("format", 0) < fmt:
-                saved = dict(added, **saved)
-        return saved
+        return identity.migrate(saved, path, fix)
 
-    def resume_or_new(self, settings, data):
-        """(saved settings or None, the run's Normalization); a resume is checked first.
+    @contextlib.contextmanager
+    def opening(self, method_cls, config, data, run, data_dir=None, commit=True):
+        """The run, new or resumed, ready to be built: a ``ReadyRun``. Inside the
+        ``with`` the trainer builds the method; at its end the lock is taken and
+        run.json (of a new run: ``ready.settings``) and the run files are written
+        (``commit``: False for a reader), and nothing when the build failed.
 
-        The normalisation of a resumed run is the saved one (statistics of the
-        data it started on); a new run's is made from ``data``.
+        A resume is checked against run.json first (``identity``); "auto"
+        precision becomes the run's (a resumed run keeps its own); the
+        normalisation of a resumed run is the saved one (statistics of the data
+        it started on), a new run's is made from ``data``.
         """
         saved = self.saved_settings()
+        run = dataclasses.replace(run, precision=precision_lib.for_run(
+            run.precision, saved, warn=commit))
+        settings = identity.run_settings(method_cls.name, config, data, run, data_dir)
         if saved is not None:
-            self.check_identity(saved, settings)
-            return saved, Normalization.from_dict(saved["normalization"])
-        return None, Normalization.named(settings["normalization_kind"],
-                                         data.statistics_images())
-
-    def check_identity(self, saved, settings):
-        """Refuses a resume whose settings differ from the run's, naming the field."""
-        saved = dict(saved)
-        if "augmentation" not in saved and saved.get("dataset", "").startswith("folder:") \
-                and saved.get("data_options", {}).get("stream") == "false":
-            # A folder read into memory trained without flips before the policy was named.
-            saved["augmentation"] = "pad_crop"
-        diff = identity_difference(saved, settings,
-                                   legacy_values(get_method(settings["method"]).Config))
-        if diff:
-            name, flag, old, new = diff
-            raise ConfigError(flag, f"{self.model_dir} holds a run with {name}={old!r}, not "
-                              f"{new!r}; use a new --model_dir or the original settings to "
-                              "resume it")
-
-    def settings(self, method_name, config, data, run, data_dir):
-        """The run.json settings of a run (before its normalisation is known)."""
-        return {
-            "format": RUN_FORMAT, "method": method_name, "config": config.to_dict(),
-            "dataset": data.name, "seed": run.seed, "noise_type": run.noise_type,
-            "noise_rate": run.noise_rate, "label_set": run.label_set,
-            "noise_mapping": (noise_lib.format_mapping(run_labels.noise_mapping(run, data))
-                              if run.noise_mapping else None),
-            "normalization_kind": run.normalization, "sync_bn": run.sync_bn,
-            "precision": run.precision, "data_dir": data_dir,
-            "image_shape": list(data.image_shape), "num_classes": data.num_classes,
-            "class_names": list(data.class_names),
-            # A TFDS stream reads its labels with its examples, never all at once.
-            "labels_fingerprint": (labels_fingerprint(data.train_labels)
-                                   if data.train_labels is not None else None),
-            # What a streamed data set reads (its sorted file list): a resume reads
-            # the same files at the same positions of the stream.
-            "files_fingerprint": data.fingerprint(),
-            # How the training images are cropped and flipped (augment.POLICIES).
-            "augmentation": data.augmentation,
-            "data_options": data.options(),
-        }
+            identity.check_identity(saved, settings, self.model_dir)
+            normalization = Normalization.from_dict(saved["normalization"])
+        else:
+            normalization = Normalization.named(run.normalization, data.statistics_images())
+        try:
+            train_labels = run_labels.train_labels(data, run, self.staged)
+            labels, labeled, unlabeled = run_labels.training_source(
+                data, train_labels, method_cls.labeled_split(config), run.seed, self.staged)
+            ready = ReadyRun(run, dict(settings, normalization=normalization.to_dict()),
+                             normalization, train_labels, labels, labeled, unlabeled)
+            yield ready
+            if commit:
+                self.commit(ready.settings, saved)
+        finally:
+            self.discard_staging()
 
     # -- run files made before the folder is written ---------------------
     def staged(self, filename, make):

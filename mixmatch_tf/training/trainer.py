@@ -29,7 +29,6 @@ from mixmatch_tf.training.loop import (NonFiniteLossError, PhaseLoop, StateGuard
                                        phase_iterator)
 from mixmatch_tf.training.passes import Passes
 from mixmatch_tf.training.progress import Progress, plan, resolve_verbose
-from mixmatch_tf.data import run_labels
 from mixmatch_tf.training.checkpoints import checkpoint_holds
 from mixmatch_tf.training.records import Records, run_record
 from mixmatch_tf.training.run_dir import RunDir, saved_run
@@ -74,37 +73,25 @@ class Trainer:
         check_fits(self.config, self.data.image_shape, self.strategy.num_replicas_in_sync,
                    named_model=model is None)
         self.run_dir = RunDir(run.model_dir, writer=self.chief and not read_only)
-        # "auto" becomes the precision the run trains under, recorded in run.json;
-        # a run that may start says if that precision is slow here.
-        run = self.run = dataclasses.replace(run, precision=precision_lib.for_run(
-            run.precision, self.run_dir.saved_settings(), warn=not read_only))
-        settings = self.run_dir.settings(self.method_cls.name, self.config, self.data, run,
-                                         data_dir)
-        saved, self.normalization = self.run_dir.resume_or_new(settings, self.data)
-        self.settings = dict(settings, normalization=self.normalization.to_dict())
-        try:
-            self._build(model)
-            if not read_only:
-                self.run_dir.commit(self.settings, saved)
-        finally:
-            self.run_dir.discard_staging()
+        with self.run_dir.opening(self.method_cls, self.config, self.data, run, data_dir,
+                                  commit=not read_only) as ready:
+            self.run, self.settings = ready.run, ready.settings
+            self.normalization, self.train_labels = ready.normalization, ready.train_labels
+            self._build(model, ready)
+            ready.settings = self.settings  # with the precision the networks compute in
         self._restore()
 
-    def _build(self, model):
+    def _build(self, model, ready):
         self._model_given = model is not None
         keras.utils.set_random_seed(self.run.seed)
         data, run = self.data, self.run
-        self.train_labels = run_labels.train_labels(data, run, self.run_dir.staged)
-        labels, labeled, unlabeled = run_labels.training_source(
-            data, self.train_labels, self.method_cls.labeled_split(self.config), run.seed,
-            self.run_dir.staged)
-        self.source, self.test_source = data.sources(self.normalization, labels,
+        self.source, self.test_source = data.sources(self.normalization, ready.source_labels,
                                                      padding=self.method_cls.crop_padding)
         self.passes = Passes(self.strategy, self.normalization, self.source, self.test_source,
                              data.num_train, run.eval_batch_size)
         kwargs = dict(self.method_cls.model_kwargs(self.config), sync_bn=run.sync_bn)
         self.context = make_context(
-            data, run, self.train_labels, labeled, unlabeled, self.map_train_set,
+            data, run, self.train_labels, ready.labeled, ready.unlabeled, self.map_train_set,
             model_factory(model, self.config.model, data.image_shape, data.num_classes, kwargs,
                           run.precision, run.seed),
             self.strategy.num_replicas_in_sync, self.passes.fetch_images)
