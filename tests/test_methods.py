@@ -1,8 +1,7 @@
 """Every registered method, found by discovery: one step on 1 and 2 replicas, stop and
 resume, export and predict (the methods test_serving.py exports are served there);
-the package's layering; the phase loop's compile cache."""
+the package's layering; the phase loop's one compiled loop per kind of phase."""
 import ast
-import functools
 import os
 import pkgutil
 
@@ -16,7 +15,6 @@ from conftest import ROOT
 from test_serving import METHODS as SERVED
 from mixmatch_tf.methods import method_names
 from mixmatch_tf.training import RunConfig, Trainer
-from mixmatch_tf.training.loop import fingerprint
 
 NOISY = {"noise_type": "sym", "noise_rate": 0.5}
 
@@ -152,54 +150,36 @@ def test_layering_ops_models_then_methods_then_training_and_no_absl_flags():
 
 
 # --------------------------------------------------------- the compile cache
-def test_fingerprint_tells_phases_with_other_constants_apart():
-    class M:
-        def __init__(self):
-            self.k = 1
-
-        def step(self, state, batch, step, k=0):
-            return k
-
-    m = M()
-    assert fingerprint(m.step) == fingerprint(m.step)
-    assert fingerprint(functools.partial(m.step, k=1)) == fingerprint(functools.partial(m.step,
-                                                                                        k=1))
-    assert fingerprint(functools.partial(m.step, k=1)) != fingerprint(functools.partial(m.step,
-                                                                                        k=2))
-    before = fingerprint(m.step)
-    m.k = 2  # an attribute the trace may read as a constant
-    assert fingerprint(m.step) != before
-
-    def closure(c):
-        return lambda state, batch, step: c
-    assert fingerprint(closure(1)) == fingerprint(closure(1))
-    assert fingerprint(closure(1)) != fingerprint(closure(2))
-
-
-def test_a_phase_whose_constants_changed_is_traced_again(tmp_path, one_replica, digits):
-    """Same phase name, another constant in the step: the loop must not reuse the old trace.
-    And a phase's step is traced once, though each call runs it before and inside the
-    while loop (tracing it twice doubled a short run's start-up)."""
+def test_a_new_phase_value_is_used_without_a_retrace(tmp_path, one_replica, digits):
+    """Phases of one kind share one compiled loop: a new value in ``Phase.values`` reaches
+    the step as a tensor (no retrace, no stale constant); the step is traced once,
+    though each call runs it before and inside the while loop (tracing it twice doubled
+    a short run's start-up). Another step function under that name is refused."""
+    from mixmatch_tf.data.pipeline import train_dataset
     from mixmatch_tf.methods.base import Phase
     tr = Trainer("erm", digits, RunConfig(model_dir=str(tmp_path)), config={"train_steps": 2},
                  strategy=one_replica)
     base = tr.method.phase(0, tr.state, fresh=True)
-    traced = {}  # a dict: a list's items would enter the step's fingerprint
+    traced = []
 
-    def scaled(c):
-        def step_fn(state, batch, step):
-            traced[c] = traced.get(c, 0) + 1  # runs only while tracing
-            return {"loss": tf.constant(c, tf.float32)}
-        return step_fn
+    def step_fn(state, batch, step, values):
+        traced.append(1)  # runs only while tracing
+        return {"loss": values["c"] * 1.0}
     iterator = iter(one_replica.distribute_datasets_from_function(
-        lambda ctx: __import__("mixmatch_tf.data.pipeline", fromlist=["x"]).train_dataset(
-            tr.source, base.streams, seed=0, salt=0, input_context=ctx)))
-    for c in (1.0, 2.0):
-        phase = Phase(name="train", steps=6, streams=base.streams, step_fn=scaled(c))
+        lambda ctx: train_dataset(tr.source, base.streams, seed=0, salt=0, input_context=ctx)))
+    for c in (1.0, 2.0, 0.5):
+        phase = Phase(name="scaled", steps=6, streams=base.streams, step_fn=step_fn,
+                      values={"c": c})
         for n in (3, 2):
             metrics, _ = tr.loop.run(phase, iterator, n)
             assert metrics["loss"] == c
-    assert traced == {1.0: 1, 2.0: 1}
+    assert len(traced) == 1
+
+    def other(state, batch, step, values):
+        return {"loss": values["c"] * 2.0}
+    with pytest.raises(ValueError, match="'scaled' comes with another step function"):
+        tr.loop.run(Phase(name="scaled", steps=6, streams=base.streams, step_fn=other,
+                          values={"c": 1.0}), iterator, 1)
 
 
 def test_training_reads_no_method_config_field_by_name():

@@ -199,13 +199,14 @@ class Phase:
     """A stretch of training with one input layout and one train step.
 
     Attributes:
-      name: with a fingerprint of ``step_fn``, the key under which the trainer
-        caches the compiled loop (phases whose step constants differ are traced
-        anew).
+      name: the kind of phase: the trainer compiles one loop per name, so every
+        phase of a name brings the same ``step_fn`` (built once; a bound method
+        is) and what changes between them as ``values`` or state variables.
       steps: number of steps.
       streams: name -> Stream; each step's batch is a dict of one batch per stream.
       step_fn: ``fn(state, batch, step) -> dict of scalars`` (per replica; must
-        hold ``loss``), traced by the trainer.
+        hold ``loss``), traced by the trainer; with ``values``,
+        ``fn(state, batch, step, values)``.
       transform: optional ``fn(batch, seed, source) -> batch`` on the global
         batch inside tf.data (e.g. mixup of inputs).
       evaluate_at_end: evaluate when the phase ends (e.g. each DivideMix epoch).
@@ -215,6 +216,8 @@ class Phase:
         (e.g. DivideMix's division statistics).
       labels_judged: the method's ``label_evidence`` is new at this phase's start
         (DivideMix's co-divide): the trainer writes the label-issue report then.
+      values: name -> number the step reads, as float32 scalar tensors (its last
+        argument): a per-phase value (an epoch's ramp, a rate) without a retrace.
     """
     name: str
     steps: int
@@ -225,6 +228,7 @@ class Phase:
     salt: Optional[int] = None
     summaries: Mapping[str, float] = dataclasses.field(default_factory=dict)
     labels_judged: bool = False
+    values: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
 
 class Method:

@@ -206,6 +206,8 @@ class DivideMix(Method):
         }
         self._loss_fns = {k: functools.partial(common.per_sample_loss, state[f"net{k}"])
                           for k in (1, 2)}
+        # One step function per network trained (a phase kind): built once.
+        self._train_steps = {k: functools.partial(self.train_step, k=k) for k in (1, 2)}
         return state
 
     def networks(self, state):
@@ -243,7 +245,7 @@ class DivideMix(Method):
                                 augment=cfg.augment, with_labels=False),
         }
         return Phase(name=f"train_net{k}", steps=steps, streams=streams,
-                     step_fn=functools.partial(self.train_step, k=k), evaluate_at_end=(k == 2),
+                     step_fn=self._train_steps[k], evaluate_at_end=(k == 2),
                      summaries=summaries, labels_judged=bool(summaries))
 
     def divide(self, prob, where):

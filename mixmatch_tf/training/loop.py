@@ -2,54 +2,21 @@
 
 ``PhaseLoop.compiled(phase)`` traces ``phase.step_fn`` under ``strategy.run``
 inside one ``tf.function`` that runs up to ``n`` steps and stops early at a
-non-finite loss. Compiled loops are cached by the phase's name *and* a
-fingerprint of its step function (the function, the arguments bound into it,
-the plain values its closure holds and the plain attributes of the method it
-belongs to): a phase whose constants changed is traced again, never run with a
-stale trace. Values that change from step to step belong in tf.Variables of
-the method's state, as everywhere.
+non-finite loss. A compiled loop is kept per kind of phase (its name): a method
+builds each kind's step function once, and what changes from one phase to the
+next reaches the step as tensors -- ``Phase.values`` (passed as an argument, so a
+new value is never a stale constant of an old trace and never a retrace) or
+tf.Variables of the method's state. A phase that arrives with another step
+function under a name already compiled is refused, not run with the old trace.
 """
-import functools
 import time
 
 import tensorflow as tf
 
 from mixmatch_tf.data.pipeline import train_dataset
 
-_PLAIN = (bool, int, float, str, bytes, type(None))
-
-
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or Inf; the run stopped without saving."""
-
-
-def _plain(value, depth=0):
-    """``value`` if it is a (nested) plain Python constant, else its identity."""
-    if isinstance(value, _PLAIN):
-        return value
-    if isinstance(value, (tuple, list)) and depth < 3:
-        return tuple(_plain(v, depth + 1) for v in value)
-    try:
-        hash(value)
-        return ("obj", type(value).__name__, id(value), value)
-    except TypeError:
-        return ("obj", type(value).__name__, id(value))
-
-
-def fingerprint(fn):
-    """A hashable description of everything ``fn`` can bake into a trace as a constant."""
-    if isinstance(fn, functools.partial):
-        return ("partial", fingerprint(fn.func), tuple(_plain(a) for a in fn.args),
-                tuple(sorted((k, _plain(v)) for k, v in fn.keywords.items())))
-    owner = getattr(fn, "__self__", None)
-    if owner is not None:
-        attrs = tuple(sorted((k, _plain(v)) for k, v in vars(owner).items()
-                             if isinstance(v, _PLAIN + (tuple,))))
-        config = getattr(owner, "config", None)
-        return ("method", fn.__func__, id(owner), attrs, _plain(config))
-    cells = tuple(_plain(c.cell_contents) for c in (getattr(fn, "__closure__", None) or ()))
-    return ("function", getattr(fn, "__code__", fn), cells,
-            _plain(getattr(fn, "__defaults__", None)))
 
 
 class PhaseLoop:
@@ -79,18 +46,25 @@ class PhaseLoop:
         self._loops = {}
 
     def compiled(self, phase):
-        """``loop(iterator, n) -> (mean metrics, finite)`` of ``phase`` (cached)."""
-        key = (phase.name, fingerprint(phase.step_fn))
-        if key not in self._loops:
-            self._loops[key] = self._compile(phase)
-        return self._loops[key]
+        """``loop(iterator, n, values) -> (mean metrics, finite)`` of ``phase`` (one per
+        phase name)."""
+        step_fn, loop = self._loops.get(phase.name, (None, None))
+        if loop is None:
+            loop = self._compile(phase)
+            self._loops[phase.name] = (phase.step_fn, loop)
+        elif step_fn != phase.step_fn:  # bound methods compare equal; a new closure does not
+            raise ValueError(f"phase {phase.name!r} comes with another step function than the "
+                             "one it was compiled with: build a step function once per kind of "
+                             "phase and pass what changes as Phase.values or state variables")
+        return loop
 
     def _compile(self, phase):
         strategy, state, step_fn, name = self.strategy, self.state, phase.step_fn, phase.name
-        jit = self.jit_compile
+        jit, with_values = self.jit_compile, bool(phase.values)
 
-        def replica_fn(batch, step):
-            out = step_fn(state, batch, step)
+        def replica_fn(batch, step, values):
+            out = step_fn(state, batch, step, values) if with_values else step_fn(
+                state, batch, step)
             if "loss" not in out:
                 raise ValueError(f"the train step of phase {name!r} must return 'loss'")
             return {k: tf.cast(v, tf.float32) for k, v in out.items()}
@@ -105,9 +79,9 @@ class PhaseLoop:
         # A function of its own: the loop calls it before and inside the while loop,
         # and it is traced once instead of twice (tracing is most of a short run's time).
         @tf.function
-        def one_step(iterator):
+        def one_step(iterator, values):
             batch = next(iterator)
-            out = strategy.run(replica_fn, args=(batch, self.step.read_value()))
+            out = strategy.run(replica_fn, args=(batch, self.step.read_value(), values))
             out = {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
                    for k, v in out.items()}
             if self.unreadable is not None:
@@ -119,12 +93,12 @@ class PhaseLoop:
             return out
 
         @tf.function
-        def loop(iterator, n):
-            sums = one_step(iterator)
+        def loop(iterator, n, values):
+            sums = one_step(iterator, values)
             finite = tf.math.is_finite(sums["loss"])
             count = tf.constant(1, tf.int32)
             while count < n and finite:
-                m = one_step(iterator)
+                m = one_step(iterator, values)
                 finite = tf.math.is_finite(m["loss"])
                 sums = {k: sums[k] + m[k] for k in sums}
                 count += 1
@@ -139,7 +113,8 @@ class PhaseLoop:
             checkpoint are named; nothing is saved).
         """
         t0 = time.time()
-        metrics, finite = self.compiled(phase)(iterator, tf.constant(n, tf.int32))
+        values = {k: tf.constant(v, tf.float32) for k, v in phase.values.items()}
+        metrics, finite = self.compiled(phase)(iterator, tf.constant(n, tf.int32), values)
         if not bool(finite):
             last = f". Last good checkpoint: {self.last_good()}" if self.last_good else ""
             raise NonFiniteLossError(f"loss became {float(metrics['loss'])} at step "
