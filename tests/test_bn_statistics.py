@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from mixmatch_tf.methods import common
 from mixmatch_tf.training import RunConfig, Trainer
-from mixmatch_tf.training import records as results
+from mixmatch_tf.methods import semi as results
 
 
 def _bn_mlp(seed=0):

@@ -15,10 +15,9 @@ values), registers itself by name, and implements:
   evaluation and export;
 * optionally ``prepare_predict(state)`` -- eager work that brings the predicting
   networks up to date before evaluation and export (re-estimating an EMA
-  network's batch-norm statistics), and ``reference_predict(state, images)`` --
-  the trained network's own predictions where ``predict`` serves another one, so
-  the trainer can warn when the served network collapses and the trained one
-  does not.
+  network's batch-norm statistics), and ``extra_evaluations`` -- evaluations of
+  its own beside the served predictor's (the trained network where an EMA is
+  served, and a warning when the EMA's predictions collapse).
 
 and declares what it needs of the run from its config, so the trainer reads no
 config field by name: ``labeled_split`` (a class-balanced labeled subset, for
@@ -327,10 +326,16 @@ class Method:
     def prepare_predict(self, state):
         """Eager work before ``predict`` is used (evaluation, export); none by default."""
 
-    def reference_predict(self, state, images):
-        """The trained network's probabilities where ``predict`` serves another
-        network (an EMA of it), else None."""
-        return None
+    def extra_evaluations(self, state, test_error, served):
+        """Evaluations of the method's own beside the served predictor's, for the
+        evaluation record (evals.json, TensorBoard, metrics.json): a dict of numbers
+        (a name ending in ``_test_error`` is an error in %, summarised in
+        metrics.json) and optionally a ``warning`` (logged). ``test_error(fn)``
+        gives ``(error %, predictions per class)`` of ``fn(state-free normalised
+        images) -> probabilities`` (the same function object every call: it is
+        compiled once); ``served``: the served predictor's predictions per class.
+        None of its own by default."""
+        return {}
 
     def diagnostics(self, state):
         """Extra entries for metrics.json (method-specific); JSON-serialisable."""

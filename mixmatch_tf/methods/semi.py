@@ -204,7 +204,49 @@ class SemiSupervised(Method):
         net = state.get("ema", state["student"])
         return tf.nn.softmax(net(images, training=False))
 
-    def reference_predict(self, state, images):
+    def extra_evaluations(self, state, test_error, served):
+        """With an EMA served: the trained network's (the student's) test error, and a
+        warning when the EMA's predictions collapse onto few classes while the
+        student's do not (``collapse_warning``)."""
         if "ema" not in state:
-            return None
-        return tf.nn.softmax(state["student"](images, training=False))
+            return {}
+        if getattr(self, "_student_predict", None) is None:  # compiled once: one object
+            self._student_predict = lambda images: tf.nn.softmax(
+                state["student"](images, training=False))
+        error, spread = test_error(self._student_predict)
+        out = {"student_test_error": error}
+        warning = collapse_warning(served, spread)
+        if warning:
+            out["warning"] = warning
+        return out
+
+
+def effective_classes(counts):
+    """exp(entropy) of a histogram of predicted classes: C when the predictions
+    spread evenly over C classes, 1 when every prediction is one class."""
+    counts = np.asarray(counts, np.float64)
+    if counts.sum() <= 0:
+        return 0.0
+    p = counts[counts > 0] / counts.sum()
+    return float(np.exp(-np.sum(p * np.log(p))))
+
+
+def collapse_warning(served, trained, ratio=0.5):
+    """A warning when the served network's predictions collapse onto few classes
+    while the trained network's do not, else None.
+
+    Args:
+      served, trained: per-class counts of the test predictions of the network
+        that evaluation and export use (an EMA) and of the trained network.
+      ratio: warn when the served network's effective number of classes is
+        below ``ratio`` times the trained network's.
+    """
+    s, t = effective_classes(served), effective_classes(trained)
+    if t < 2.0 or s >= ratio * t:
+        return None
+    served = np.asarray(served, np.float64)
+    top = int(np.argmax(served))
+    return (f"predictions collapse: the evaluated network spreads its test predictions over "
+            f"{s:.1f} effective classes (class {top} takes {served[top] / served.sum():.0%}), "
+            f"the trained network over {t:.1f}; the evaluated network (an EMA) does not "
+            "serve what the trained one learned")

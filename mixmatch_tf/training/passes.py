@@ -15,7 +15,6 @@ import tensorflow as tf
 
 from mixmatch_tf.data.pipeline import eval_dataset
 from mixmatch_tf.data.preprocess import normalize
-from mixmatch_tf.training import records as results
 
 TOP5_MIN_CLASSES = 11
 
@@ -97,30 +96,24 @@ class Passes:
         return self.train_source.fetch(tf.constant(np.asarray(indices, np.int64)))["image"]
 
     def evaluation(self, method, state, details=False):
-        """``test_error`` (%) of ``method.predict``; with ``details``, where the method
-        serves another network than the one it trains (``reference_predict``: an
-        EMA), also the trained network's ``student_test_error`` and a ``warning``
-        when the served network's predictions collapse onto few classes while the
-        trained network's do not."""
+        """``test_error`` (%) of ``method.predict`` (and ``top5_test_error``,
+        ``unreadable_test_images`` where they apply); with ``details``, also the
+        method's own evaluations (``Method.extra_evaluations``: the trained network
+        of an EMA, and a ``warning``)."""
         if method not in self._predictors:
-            self._predictors[method] = (functools.partial(method.predict, state),
-                                        functools.partial(method.reference_predict, state))
-        predict, reference = self._predictors[method]
-        error, served = self.test_error(predict)
+            self._predictors[method] = functools.partial(method.predict, state)
+        error, served = self.test_error(self._predictors[method])
         record = {"test_error": error}
         record.update(self.last_details)
-        trained = self.test_error(reference) if details else None
-        if trained is not None:
-            record["student_test_error"], spread = trained
-            warning = results.collapse_warning(served, spread)
-            if warning:
-                record["warning"] = warning
+        if details:
+            record.update(method.extra_evaluations(state, self.test_error, served))
         return record
 
     def test_error(self, predict):
         """Test error (%) of ``predict(normalised images) -> probabilities``, and how
         many test images it assigns to each class (float64 [C]); None when
-        ``predict`` returns None (no such predictor).
+        ``predict`` returns None (no such predictor). ``predict`` is compiled once
+        per function object: pass the same one every time.
 
         ``last_details`` then holds ``top5_test_error`` (with more than
         ``TOP5_MIN_CLASSES - 1`` classes) and ``unreadable_test_images`` (streamed

@@ -40,42 +40,11 @@ def summarize(evals):
         "median_last_10_test_error": float(np.median(errors[-10:])),
         "median_last_20_test_error": float(np.median(errors[-20:])),
     }
-    if "student_test_error" in evals[-1]:  # the trained network, where an EMA is evaluated
-        out["student_test_error"] = evals[-1]["student_test_error"]
-    if "top5_test_error" in evals[-1]:  # more than 10 classes (ImageNet's second number)
-        out["top5_test_error"] = evals[-1]["top5_test_error"]
+    # The last evaluation's other errors: top-5 (more than 10 classes, ImageNet's
+    # second number) and a method's own (``Method.extra_evaluations``: an EMA's student).
+    out.update({k: v for k, v in evals[-1].items()
+                if k.endswith("_test_error") and k != "test_error"})
     return out
-
-
-def effective_classes(counts):
-    """exp(entropy) of a histogram of predicted classes: C when the predictions
-    spread evenly over C classes, 1 when every prediction is one class."""
-    counts = np.asarray(counts, np.float64)
-    if counts.sum() <= 0:
-        return 0.0
-    p = counts[counts > 0] / counts.sum()
-    return float(np.exp(-np.sum(p * np.log(p))))
-
-
-def collapse_warning(served, trained, ratio=0.5):
-    """A warning when the served network's predictions collapse onto few classes
-    while the trained network's do not, else None.
-
-    Args:
-      served, trained: per-class counts of the test predictions of the network
-        that evaluation and export use (an EMA) and of the trained network.
-      ratio: warn when the served network's effective number of classes is
-        below ``ratio`` times the trained network's.
-    """
-    s, t = effective_classes(served), effective_classes(trained)
-    if t < 2.0 or s >= ratio * t:
-        return None
-    served = np.asarray(served, np.float64)
-    top = int(np.argmax(served))
-    return (f"predictions collapse: the evaluated network spreads its test predictions over "
-            f"{s:.1f} effective classes (class {top} takes {served[top] / served.sum():.0%}), "
-            f"the trained network over {t:.1f}; the evaluated network (an EMA) does not "
-            "serve what the trained one learned")
 
 
 class Records:
@@ -124,22 +93,19 @@ class Records:
 
     def add_eval(self, step, phase_name, record):
         """Adds an evaluation: ``record`` holds ``test_error`` and optionally
-        ``top5_test_error``, ``unreadable_test_images``, ``student_test_error`` and a
-        ``warning`` (``Trainer.evaluate``)."""
+        ``top5_test_error``, ``unreadable_test_images``, a method's own numbers
+        (``Method.extra_evaluations``) and a ``warning`` (``Trainer.evaluate``)."""
         self.evals = [e for e in self.evals if e["step"] != step]
         self.evals.append(dict(step=step, phase=phase_name, **record))
         error = record["test_error"]
-        scalars = {"test_error": error, "test_accuracy": 100.0 - error}
-        for key in ("student_test_error", "top5_test_error", "unreadable_test_images"):
-            if key in record:
-                scalars[key] = record[key]
-        self.scalars("eval", step, scalars)
+        others = {k: v for k, v in record.items()
+                  if k != "test_error" and isinstance(v, (int, float))}
+        self.scalars("eval", step, dict(others, test_error=error, test_accuracy=100.0 - error))
         self.run_dir.write_json(EVALS_FILE, self.evals)
-        student = record.get("student_test_error")
-        top5 = record.get("top5_test_error")
-        logging.info("step %d: test error %.2f%%%s%s", step, error,
-                     "" if top5 is None else f" (top-5 {top5:.2f}%)",
-                     "" if student is None else f" (trained network {student:.2f}%)")
+        errors = {k: v for k, v in others.items() if k.endswith("_test_error")}
+        logging.info("step %d: test error %.2f%%%s", step, error, "".join(
+            f", {k.removesuffix('_test_error').replace('_', '-')} {v:.2f}%"
+            for k, v in sorted(errors.items())))
         if "warning" in record:
             logging.warning("step %d: %s", step, record["warning"])
 
