@@ -206,9 +206,10 @@ def step_caller(trainer, phase, steps_per_call):
         lambda ctx: train_dataset(trainer.source, phase.streams, seed=0, salt=1,
                                   transform=phase.transform, input_context=ctx))
     iterator = iter(dist)
+    from mixmatch_tf.training.loop import phase_values
     loop = trainer.loop.compiled(phase)  # the very loop fit() runs
-    n = tf.constant(steps_per_call, tf.int32)
-    return lambda: loop(iterator, n)[0]["loss"].numpy()
+    n, values = tf.constant(steps_per_call, tf.int32), phase_values(phase)
+    return lambda: loop(iterator, n, values)[0]["loss"].numpy()
 
 
 def reference_caller(method, precision):

@@ -113,14 +113,19 @@ class PhaseLoop:
             checkpoint are named; nothing is saved).
         """
         t0 = time.time()
-        values = {k: tf.constant(v, tf.float32) for k, v in phase.values.items()}
-        metrics, finite = self.compiled(phase)(iterator, tf.constant(n, tf.int32), values)
+        metrics, finite = self.compiled(phase)(iterator, tf.constant(n, tf.int32),
+                                               phase_values(phase))
         if not bool(finite):
             last = f". Last good checkpoint: {self.last_good()}" if self.last_good else ""
             raise NonFiniteLossError(f"loss became {float(metrics['loss'])} at step "
                                      f"{int(self.step)} (phase {phase.name!r}); stopped "
                                      f"without saving{last}")
         return {k: float(v) for k, v in metrics.items()}, time.time() - t0
+
+
+def phase_values(phase):
+    """``phase.values`` as the compiled loop takes them: float32 scalar tensors."""
+    return {k: tf.constant(v, tf.float32) for k, v in phase.values.items()}
 
 
 def phase_iterator(strategy, source, phase, seed, salt, start_step):
