@@ -1,8 +1,8 @@
 """The method-agnostic Trainer: orchestrates the run folder, the phase loop and the passes.
 
 The trainer knows nothing about any method. It asks the method what it needs
-(``labeled_split``, ``model_kwargs``), builds it, then asks it for phases
-(``Method.phase``) and runs each under the strategy (``loop.PhaseLoop``),
+(``labeled_split``, ``model_kwargs``), builds it, then (``fitting.Fitting``) asks it
+for phases (``Method.phase``) and runs each under the strategy (``loop.PhaseLoop``),
 evaluates through ``Method.predict`` (``passes.Passes``) and checkpoints
 everything the method built together with the step counters in the run folder
 (``run_dir.RunDir``, which documents the folder's files). Since the data stream
@@ -11,7 +11,6 @@ point and started again with the same command continues the same stream from
 its last intact checkpoint.
 """
 import dataclasses
-import time
 
 import keras
 from absl import logging
@@ -24,20 +23,18 @@ from mixmatch_tf.training import precision as precision_lib
 from mixmatch_tf.training.build import (Counters, make_context, method_config,
                                         model_factory, state_variables)
 from mixmatch_tf.training.config import RunConfig
-from mixmatch_tf.training.label_issues import label_issue_report
-from mixmatch_tf.training.loop import (NonFiniteLossError, PhaseLoop, StateGuard, call_size,
-                                       phase_iterator)
+from mixmatch_tf.training.fitting import Fitting
+from mixmatch_tf.training.loop import NonFiniteLossError, PhaseLoop, StateGuard
 from mixmatch_tf.training.passes import Passes
-from mixmatch_tf.training.progress import Progress, plan, resolve_verbose
 from mixmatch_tf.training.checkpoints import checkpoint_holds
-from mixmatch_tf.training.records import Records, run_record
+from mixmatch_tf.training.records import Records
 from mixmatch_tf.training.run_dir import RunDir, saved_run
 from mixmatch_tf.training.strategy import is_chief, make_strategy
 
 __all__ = ["NonFiniteLossError", "RunConfig", "Trainer", "load_run"]
 
 
-class Trainer:
+class Trainer(Fitting):
     """Trains one method on one data set, resumably.
 
     Everything that can be checked (settings, data, label set, splits, the model
@@ -138,120 +135,6 @@ class Trainer:
     def checkpoint_variables(self):
         """Every variable of the method's state (networks, optimizers, method state)."""
         return state_variables(self.state)
-
-    # ------------------------------------------------------------------ fit
-    def fit(self, on_progress=None, verbose="auto"):
-        """Trains to the end (or resumes and finishes) and writes metrics.json.
-
-        Says its plan first (``progress.plan``), then its progress as Keras' ``fit``
-        does (``progress.Progress``).
-
-        Args:
-          on_progress: optional ``fn(info)`` called after every compiled call
-            (``progress.Progress`` lists what ``info`` holds).
-          verbose: 1 a progress bar, 2 a line every ``log_every_seconds``, 0
-            silent; ``"auto"``: 1 on a terminal or in a notebook, else 2.
-
-        Returns:
-          The metrics; with ``stop_at_step`` reached first, only
-          ``{"steps", "complete": False}`` after saving a checkpoint.
-        """
-        if self.read_only:
-            raise RuntimeError(f"{self.run.model_dir} was opened read-only (load_run)")
-        if self.run_dir.writer:
-            self.run_dir.lock.acquire()
-        self._started, self._base_elapsed = time.time(), float(self.counters.elapsed.numpy())
-        verbose = resolve_verbose(verbose)
-        try:
-            return self._fit(on_progress, verbose)
-        finally:
-            self.run_dir.release()
-
-    def _fit(self, on_progress, verbose):
-        total, start = self.method.total_steps(), int(self.step)
-        line = plan(self.method_cls.name, self.data, self.config, self.context, self.run,
-                    self.method.networks(self.state), self._model_given, total,
-                    self.strategy.num_replicas_in_sync, start)
-        logging.info(line)
-        if verbose:
-            print(line, flush=True)
-        self.progress = progress = Progress(total, start, verbose, on_progress,
-                                            self.run.log_every_seconds)
-        stop_at = self.run.stop_at_step
-        while stop_at is None or int(self.step) < stop_at:
-            index, done = int(self.counters.phase_index), int(self.counters.phase_step)
-            phase = self.method.phase(index, self.state, fresh=(done == 0),
-                                      start_step=int(self.step) - done)
-            if phase is None:
-                if not self.records.evaluated_at(int(self.step)):
-                    self._record_eval("final")
-                self._save("final")
-                metrics = dict(self.write_metrics(), complete=True)
-                issues = label_issue_report(self, write=self.run_dir.writer, tensorboard=True)
-                if issues is not None:  # the method judged its labels: which look wrong
-                    metrics["label_issues"] = issues
-                    if verbose:
-                        print(issues["line"], flush=True)
-                if self.run.export_dir:
-                    metrics["export_path"] = self.export(self.run.export_dir)
-                return metrics
-            if done < phase.steps and not self._run_phase(phase, index, done, progress):
-                break
-            self.counters.phase_index.assign_add(1)
-            self.counters.phase_step.assign(0)
-            if done < phase.steps:
-                if phase.evaluate_at_end and not self.records.evaluated_at(int(self.step)):
-                    self._record_eval(phase.name)
-                self._save(phase.name)
-        self._save("stop")
-        return {"steps": int(self.step), "complete": False}
-
-    def _run_phase(self, phase, index, done, progress):
-        """Runs ``phase`` from its step ``done``; False when stopped at ``stop_at_step``."""
-        run, eval_every = self.run, self.method.eval_every()
-        iterator = phase_iterator(self.strategy, self.source, phase, run.seed,
-                                  index if phase.salt is None else phase.salt, done)
-        self.records.phase_summaries(int(self.step), phase.name, phase.summaries)
-        if phase.labels_judged and done == 0:
-            issues = label_issue_report(self, write=self.run_dir.writer, tensorboard=True)
-            if issues is not None:
-                logging.info("%s: %s", phase.name, issues["line"])
-        while int(self.counters.phase_step) < phase.steps:
-            left = phase.steps - int(self.counters.phase_step)
-            n = call_size(int(self.step), left, run, eval_every)
-            if n == 0:
-                return False  # at stop_at_step
-            metrics, seconds = self.loop.run(phase, iterator, n)
-            step = int(self.step)
-            self.records.add_train_metrics(step, metrics, int(self.counters.unreadable.numpy()))
-            progress.report(n, seconds, step, phase, int(self.counters.phase_step), metrics)
-            if eval_every and step % eval_every == 0:
-                self._record_eval(phase.name)
-            if step % run.checkpoint_every == 0:
-                self._save(phase.name)
-        return True
-
-    def _record_eval(self, phase_name):
-        record = self.evaluate(details=True)
-        self.records.add_eval(int(self.step), phase_name, record)
-        if getattr(self, "progress", None) is not None:
-            self.progress.evaluated(record["test_error"])
-        return record["test_error"]
-
-    def _save(self, phase_name):
-        """Saves a checkpoint, unless a weight went NaN/Inf (the last good one is kept)."""
-        self.guard.check(int(self.step), phase_name, self.run_dir.last_good())
-        self.counters.elapsed.assign(self._base_elapsed + time.time() - self._started)
-        self.records.before_checkpoint()
-        return self.run_dir.save_checkpoint(self.manager, int(self.step))
-
-    def write_metrics(self):
-        out = run_record(self.method_cls.name, self.data, self.run, self.config, int(self.step),
-                         float(self.counters.elapsed.numpy()), self.strategy.num_replicas_in_sync,
-                         int(self.counters.unreadable.numpy()))
-        out.update(self.method.train_errors(self.state))
-        out.update(self.method.diagnostics(self.state))
-        return self.records.write_metrics(out)
 
     # ----------------------------------------------------------- inference
     def map_train_set(self, fn):
