@@ -166,6 +166,25 @@ def test_dividemix_runs_and_reports_division_diagnostics(short_run, digits):
         assert div[key] is not None
 
 
+def test_the_estimated_noise_rate_is_the_share_the_division_flags(short_run, digits):
+    """metrics.json's noise estimate: the flagged share of the label-issue report (in all
+    and per given class) against the true share of wrong labels (50% replaced at random
+    over 10 classes: about 45% wrong)."""
+    trainer, m = short_run
+    est, issues = m["noise_estimate"], m["label_issues"]
+    labels = np.asarray(trainer.train_labels)
+    wrong = labels != digits.train_labels
+    assert est["rate"] == pytest.approx(issues["flagged"] / issues["examples"])
+    assert est["true_rate"] == pytest.approx(wrong.mean())
+    assert est["error"] == pytest.approx(est["rate"] - est["true_rate"])
+    names = list(digits.class_names)
+    for c in range(10):
+        assert est["per_class"][str(c)] == pytest.approx(
+            issues["per_class"][names[c]] / np.sum(labels == c))
+        assert est["true_per_class"][str(c)] == pytest.approx(wrong[labels == c].mean())
+    assert abs(est["error"]) < 0.15, est  # three epochs of a small CNN
+
+
 def test_a_finished_run_holds_its_label_issue_report(tmp_path, short_run, digits):
     """The table lists every example in index order, label_issues.csv the flagged ones by
     score; the summary's precision and recall are the table's against the true labels;
@@ -204,7 +223,8 @@ def test_tensorboard_gets_the_divisions_histograms_split_by_the_truth(short_run)
         for name in ("clean_prob", "loss"):
             assert {f"division_hist/net{k}_{name}", f"division_hist/net{k}_{name}_of_clean",
                     f"division_hist/net{k}_{name}_of_noisy"} <= tags, sorted(tags)
-    assert "division/net1_auc" in tags
+    assert {"division/net1_auc", "division/noise_rate_estimate",
+            "division/noise_rate_error"} <= tags
 
 
 def test_every_co_divide_writes_the_report_and_a_grid_of_the_top_flagged(short_run, digits):

@@ -295,6 +295,10 @@ class DivideMix(Method):
             summaries.update({f"division/net{k}_{name}": v for name, v in zip(STATS, values)
                               if v != -1.0})
         summaries.update(self.division_histograms(probs, losses_of))
+        estimate = self.noise_estimate(probs[1], probs[2])
+        summaries["division/noise_rate_estimate"] = estimate["rate"]
+        if "error" in estimate:
+            summaries["division/noise_rate_error"] = estimate["error"]
         div["stats"].assign(tf.tensor_scatter_nd_update(
             div["stats"], [[epoch_index]], tf.constant([stats], tf.float32)))
         return summaries
@@ -330,6 +334,24 @@ class DivideMix(Method):
                 if clean is not None:
                     out[f"division_hist/net{k}_{name}_of_clean"] = values[clean]
                     out[f"division_hist/net{k}_{name}_of_noisy"] = values[~clean]
+        return out
+
+    def noise_estimate(self, prob1, prob2):
+        """The share of wrong training labels as the division sees it: those whose mean
+        clean probability of the two networks is at most tau (the examples it treats as
+        unlabeled; the label-issue report's flags), in all and per given class; with a
+        clean reference, also the true shares and the estimate's error (points)."""
+        labels = np.asarray(self.ctx.train_labels)
+        noisy = (np.asarray(prob1) + np.asarray(prob2)) / 2 <= self.config.p_threshold
+        classes = [c for c in range(self.ctx.num_classes) if np.any(labels == c)]
+        out = {"rate": float(noisy.mean()),
+               "per_class": {str(c): float(noisy[labels == c].mean()) for c in classes}}
+        clean = self.ctx.label_is_true
+        if clean is not None:
+            out["true_rate"] = float(1.0 - clean.mean())
+            out["true_per_class"] = {str(c): float(1.0 - clean[labels == c].mean())
+                                     for c in classes}
+            out["error"] = out["rate"] - out["true_rate"]
         return out
 
     def division_stats(self, prob):
@@ -451,6 +473,8 @@ class DivideMix(Method):
         if epochs:
             last = epochs[-1]
             out["division"] = {k: v for k, v in last.items() if k != "epoch"}
+            out["noise_estimate"] = self.noise_estimate(div["prob1"].numpy(),
+                                                        div["prob2"].numpy())
         return out
 
 
