@@ -83,6 +83,11 @@ def test_a_second_call_resumes_and_other_settings_are_refused(three_folds, one_r
     with pytest.raises(ConfigError, match="folds=3"):
         kfold_label_report("erm", digits, str(folder), folds=4, seed=1, config=FAST,
                            noise_type="sym", noise_rate=0.4, strategy=one_replica)
+    before = sorted(os.listdir(folder))
+    with pytest.raises(ConfigError, match="^noise_rate: .*other settings"):
+        kfold_label_report("erm", digits, str(folder), folds=3, seed=1, config=FAST,
+                           noise_type="sym", noise_rate=0.3, strategy=one_replica)
+    assert sorted(os.listdir(folder)) == before
 
 
 def test_methods_that_need_an_unlabeled_pool_and_impossible_folds_are_refused(tmp_path,

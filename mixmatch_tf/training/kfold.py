@@ -55,12 +55,17 @@ def kfold_label_report(method, data, folder, output_dir=None, folds=5, seed=0, c
     if getattr(data, "train_images", None) is None:
         raise ConfigError("stream", f"{data.name} is streamed from its files; K-fold training "
                           "splits the training images in memory (use --stream=false)")
-    labels, truth = _labels(data, folder, seed, noise_type, noise_rate, noise_mapping, label_set)
-    if folds < 2 or np.bincount(labels, minlength=data.num_classes).max() < folds:
+    too_many = np.bincount(np.asarray(data.train_labels), minlength=data.num_classes).max()
+    if folds < 2 or folds > too_many:
         raise ConfigError("folds", f"is {folds}: it must be at least 2 and at most the "
-                          "number of examples of the largest class")
-    _check_settings(folder, {"method": method_cls.name, "dataset": data.name, "folds": folds,
-                             "seed": seed, "config": config.to_dict()})
+                          f"number of examples of the largest class ({too_many})")
+    settings = {"method": method_cls.name, "dataset": data.name, "folds": folds, "seed": seed,
+                "config": config.to_dict(),
+                "labels": {"noise_type": noise_type, "noise_rate": noise_rate,
+                           "noise_mapping": noise_mapping, "label_set": label_set}}
+    _check_settings(folder, settings)  # before anything is written
+    labels, truth = _labels(data, folder, seed, noise_type, noise_rate, noise_mapping, label_set)
+    _check_settings(folder, settings, write=True)
     probs, fold_of, _ = out_of_sample(method_cls.name, data, labels, folds, folder, seed, config,
                                       precision, strategy, model, verbose)
     evidence = label_issues.confident_learning(labels, probs)
@@ -120,8 +125,9 @@ def _labels(data, folder, seed, noise_type, noise_rate, noise_mapping, label_set
     return labels, labels == np.asarray(data.train_labels)
 
 
-def _check_settings(folder, settings):
-    """Records what the folds are; folds of other settings are never mixed in."""
+def _check_settings(folder, settings, write=False):
+    """Refuses a folder of folds of other settings; ``write``: records the settings
+    (``kfold.json``) in a folder that has none."""
     path = os.path.join(folder, SETTINGS_FILE)
     if os.path.exists(path):
         with open(path, encoding="utf-8") as f:
@@ -129,10 +135,16 @@ def _check_settings(folder, settings):
         if saved != json.loads(json.dumps(settings)):
             differ = sorted(k for k in settings if saved.get(k) != json.loads(
                 json.dumps(settings[k])))
-            raise ConfigError(differ[0] if differ else "model_dir",
+            field = differ[0] if differ else "model_dir"
+            if field == "labels":  # name the flag: the label setting that differs
+                field = next(k for k in settings["labels"]
+                             if saved.get("labels", {}).get(k) != settings["labels"][k])
+            raise ConfigError(field,
                               f"{folder} holds K-fold runs with other settings ({path}: "
                               f"{', '.join(f'{k}={saved.get(k)!r}' for k in differ)}); use a "
                               "new folder or the same settings")
+        return
+    if not write:
         return
     with open(path, "w", encoding="utf-8") as f:
         json.dump(settings, f, indent=1)
