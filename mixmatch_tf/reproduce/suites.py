@@ -140,6 +140,40 @@ def fashion_noisy_runs(seeds):
     return grid(rows, columns, seeds, base=(("dataset", FASHION_5K), ("model", "small_cnn")))
 
 
+# DivideMix's official settings per cell (CIFAR-10 column of Train_CIFAR.py's table):
+# lambda_u 0 at 20% symmetric and 40% asymmetric noise, 25 at 50% and 80%; alpha 4; one GMM.
+OFFICIAL_LAMBDA_U = {"sym 20%": "0", "sym 50%": "25", "sym 80%": "25", "asym 40%": "0"}
+# Fashion-MNIST's look-alike classes, each pair swapped both ways: T-shirt/top <-> Shirt,
+# Pullover <-> Coat, Sneaker <-> Ankle boot.
+FASHION_PAIRS = "0:6,6:0,2:4,4:2,7:9,9:7"
+
+
+def dividemix_settings_runs(seeds):
+    """DivideMix with the settings it chooses from the data against its official settings,
+    ERM and Co-teaching: the digits at four noise settings, Fashion-MNIST 5k at two."""
+    columns = [("digits " + label, "digits", t, r, label, ())
+               for label, t, r in NOISE_SETTINGS]
+    fashion = (("model", "small_cnn"),)
+    columns += [("fashion sym 50%", FASHION_5K, "sym", "0.5", "sym 50%", fashion),
+                ("fashion pairs 40%", FASHION_5K, "asym", "0.4", "asym 40%",
+                 fashion + (("noise_mapping", FASHION_PAIRS),))]
+    runs = []
+    for column, dataset, noise_type, rate, official, extra in columns:
+        base = (("dataset", dataset), ("noise_type", noise_type), ("noise_rate", rate)) + extra
+        # Fashion's ERM and Co-teaching rows as in fashion_noisy (60 epochs of 64).
+        epochs = (("epochs", "60"), ("batch_size", "64")) if dataset == FASHION_5K else ()
+        official_schedule = ((("epochs", "60"), ("warmup_epochs", "20"))
+                             if dataset == FASHION_5K else ())
+        rows = [("ERM", (("method", "erm"),) + epochs),
+                ("Co-teaching (+ crop)", (("method", "coteaching"), ("augment", "true")) + epochs),
+                ("DivideMix (official settings)",
+                 (("method", "dividemix"), ("lambda_u", OFFICIAL_LAMBDA_U[official]),
+                  ("mixup_alpha", "4"), ("gmm_per_class", "false")) + official_schedule)]
+        runs += [RunSpec(row=row, column=column, flags=base + flags, seed=s)
+                 for row, flags in rows for s in seeds]
+    return runs
+
+
 # The mixup paper's ablation table (CIFAR-10, PreAct ResNet-18): row -> (flags,
 # paper's median test error of the last 10 epochs at weight decay 1e-4 and 5e-4).
 ABLATION = [
@@ -421,6 +455,22 @@ register(Suite(
     fashion_noisy_runs,
     metrics=(("test_error", "last-epoch test error (%)"),) + CIFAR_NOISY_METRICS,
     figures=("error_curves", "division_auc")))
+
+register(Suite(
+    "dividemix_settings", "DivideMix's settings chosen from the data",
+    "DivideMix with no setting given (chosen from the data after the warm-up) against its "
+    "official settings (alpha 4, one GMM, lambda_u 0 at 20% symmetric and 40% asymmetric "
+    "noise, 25 at 50% and 80%), ERM and Co-teaching (+ crop): the bundled digits at four "
+    "noise settings (small CNN, the digits defaults of each method) and the 5,000-image "
+    "Fashion-MNIST subset at 50% symmetric noise and with its look-alike pairs (T-shirt/top "
+    "<-> Shirt, Pullover <-> Coat, Sneaker <-> Ankle boot) swapped at 40% (small CNN; ERM, "
+    "Co-teaching and the official DivideMix 60 epochs, DivideMix 20 of them warm-up). Build "
+    "the Fashion data first: python scripts/make_fashion_mnist.py --train_size=5000 "
+    "--out=data/fashion_mnist_5k.npz.",
+    dividemix_settings_runs,
+    metrics=(("mean_last_10_test_error", "test error (%), mean of the last 10 epochs"),
+             ("test_error", "last-epoch test error (%)")),
+    figures=("error_curves",)))
 
 register(Suite(
     "mixup_ablation_digits", "The mixup ablation table on the bundled digits",
