@@ -2,8 +2,7 @@
 
 Below both ``methods/`` (whose Configs declare their fields with ``setting``) and
 ``training/`` (whose ``RunConfig`` uses ``bounded``): a field's help, the interval a
-number must lie in, the value older run folders behaved as (``legacy_values``), the
-checks every config runs (``check_finite``, ``check_ranges``, ``check_fits``) and
+number must lie in, the checks every config runs (``check_finite``, ``check_ranges``, ``check_fits``) and
 ``resolve_config`` (paper defaults, then the data set's, then the user's).
 ``ConfigError`` names the field, which is the flag of the same name.
 """
@@ -129,15 +128,12 @@ def check_fits(config, image_shape, num_replicas, named_model=True):
           f"(--cpu_replicas or the GPUs); use a multiple of {num_replicas}")
 
 
-_UNCHANGED = object()
 
-
-def setting(default, help_text, before=_UNCHANGED, within=None, words=()):
+def setting(default, help_text, within=None, words=()):
     """A Config field with its help text (the flag's help, per method).
 
-    ``before``: for a setting added after runs were trained without it, the value
-    those runs behaved as (when it is not ``default``): a run folder whose config
-    lacks the field resumes only with that value (``legacy_values``).
+    (What a run folder of an older version behaved as, for a setting it lacks, is
+    ``training.identity``'s one migration.)
     ``within``: for a number (or a tuple of numbers), the ``Interval`` it must lie
     in, e.g. ``"(0, 1]"``; every numeric setting declares one (tested), and
     ``check_ranges`` refuses a value outside it before any work.
@@ -149,15 +145,7 @@ def setting(default, help_text, before=_UNCHANGED, within=None, words=()):
         metadata["within"] = Interval(within)
     if words:
         metadata["words"] = tuple(words)
-    if before is not _UNCHANGED:
-        metadata["before"] = before
     return dataclasses.field(default=default, metadata=metadata)
-
-
-def legacy_values(config_cls):
-    """field -> the value a run of an older version that lacks the field behaved as:
-    the field's ``before`` where declared, else its default."""
-    return {f.name: f.metadata.get("before", f.default) for f in dataclasses.fields(config_cls)}
 
 
 def resolve_config(method_cls, data, overrides):

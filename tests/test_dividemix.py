@@ -89,8 +89,7 @@ def _co_divide(losses, noisy, clean, **config):
     (clean probability from net1's losses, net1's normalised losses)."""
     from mixmatch_tf.methods.base import Context
     ctx = Context(num_classes=int(noisy.max()) + 1, image_shape=(8, 8, 1), train_labels=noisy,
-                  seed=0, model_fn=None, map_train_set=lambda fn: fn(),
-                  clean_labels=np.where(clean, noisy, (noisy + 1) % (noisy.max() + 1)))
+                  seed=0, model_fn=None, map_train_set=lambda fn: fn())
     m = dividemix.DivideMix(dividemix.Config(epochs=3.0, warmup_epochs=1.0, **config), ctx)
     n = len(noisy)
     state = {"division": {
@@ -101,7 +100,7 @@ def _co_divide(losses, noisy, clean, **config):
         "loss_hist": tf.Variable(tf.zeros([2, dividemix.HIST_BINS])),
         "loss_hist_epoch": tf.Variable(-1.0)}}
     m._loss_fns = {1: lambda: losses, 2: lambda: losses}
-    m.co_divide(state, 0)
+    m.co_divide(state)
     return state["division"]["prob1"].numpy(), state["division"]["history1"].numpy()[0]
 
 

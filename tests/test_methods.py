@@ -87,7 +87,8 @@ def test_method_steps_alike_on_1_and_2_replicas_resumes_exports_and_predicts(
 @pytest.mark.parametrize("method", method_names())
 def test_no_method_trains_on_the_true_labels(tmp_path, one_replica, digits, method):
     """The same noisy labels (and labeled subset), the true labels permuted: identical
-    weights after three steps. Only diagnostics may read the true labels."""
+    weights after three steps. Only diagnostics may read the true labels: the
+    method's Context has none."""
     import dataclasses
     import shutil
     from mixmatch_tf.data import noise, splits
@@ -107,6 +108,13 @@ def test_no_method_trains_on_the_true_labels(tmp_path, one_replica, digits, meth
     b.fit()
     for x, y in zip(state_values(a), state_values(b)):
         np.testing.assert_array_equal(x, y)
+    # The true labels reach the diagnostics (the Trainer's Truth), never the method's
+    # Context: none of its fields holds them.
+    np.testing.assert_array_equal(b.truth.labels, shuffled)
+    for field in dataclasses.fields(b.context):
+        value = getattr(b.context, field.name)
+        assert not (isinstance(value, np.ndarray) and value.shape == shuffled.shape
+                    and np.array_equal(value, shuffled)), field.name
 
 
 # ------------------------------------------------------------------ layering

@@ -236,30 +236,27 @@ def test_identity_difference_hand_values():
     ) == ("config.a", "a", 1, 2)
     # keys an older run.json lacks are not compared
     assert identity_lib.identity_difference(saved, dict(saved, num_classes=3)) is None
-    # a setting added since (not in the saved config) compares as what the older run did
     newer = {"method": "erm", "config": {"a": 1, "b": (1, 2), "c": ()}, "precision": "float32"}
-    assert identity_lib.identity_difference(saved, newer, {"c": ()}) is None
-    assert identity_lib.identity_difference(
-        saved, dict(newer, config={"a": 1, "b": (1, 2), "c": (30,)}), {"c": ()}
-    ) == ("config.c", "c", [], [30])
     assert identity_lib.identity_difference(saved, newer) == ("config.c", "c", None, [])
-    # ... which is not the new default where the setting changed the behaviour
-    # (ema_warmup: runs before it had a constant decay)
-    warm = dict(newer, config={"a": 1, "b": (1, 2), "c": (), "ema_warmup": True})
-    assert identity_lib.identity_difference(saved, warm, {"c": (), "ema_warmup": False}) == (
-        "config.ema_warmup", "ema_warmup", False, True)
-    assert identity_lib.identity_difference(
-        saved, dict(warm, config=dict(warm["config"], ema_warmup=False)),
-        {"c": (), "ema_warmup": False}) is None
 
 
-def test_legacy_values_of_a_setting_added_since():
-    from mixmatch_tf import settings
+def test_migrate_completes_an_older_config_as_the_run_behaved():
+    """The one migration: a setting added since reads as its default, except where the
+    older runs behaved otherwise (the EMA warm-up: a constant decay before it); a key
+    that is no setting of the method is refused, naming the file."""
     from mixmatch_tf.methods import get_method
-    values = settings.legacy_values(get_method("mixmatch").Config)
-    assert values["ema_warmup"] is False  # runs before the setting: constant decay
-    assert get_method("mixmatch").Config().ema_warmup is True  # new runs: warm-up
-    assert values["lambda_u"] == get_method("mixmatch").Config().lambda_u  # others: default
+    config = get_method("mixmatch").Config().to_dict()
+    del config["ema_warmup"], config["lambda_u"]
+    saved = {k: None for k in identity_lib.IDENTITY_KEYS + ("normalization",)}
+    saved.update(format=3, method="mixmatch", config=config)
+    migrated = identity_lib.migrate(saved, "run.json", "retrain")
+    assert migrated["config"]["ema_warmup"] is False  # not the new default, True
+    assert get_method("mixmatch").Config().ema_warmup is True
+    assert migrated["config"]["lambda_u"] == get_method("mixmatch").Config().lambda_u
+    assert "lambda_u" not in saved["config"]  # the file's content is not changed
+    with pytest.raises(RunFolderError, match=r"run\.json: config holds 'colour', not a "
+                                             r"setting of method 'mixmatch'; retrain"):
+        identity_lib.migrate(dict(saved, config=dict(config, colour=1)), "run.json", "retrain")
 
 
 def test_a_run_from_before_the_ema_warmup_resumes_only_with_its_constant_decay(
@@ -462,7 +459,8 @@ def test_a_config_key_no_method_has_is_named(trained, one_replica, digits):
     with pytest.raises(RunFolderError, match="config holds 'mixup_alphaa', not a setting of "
                                              "method 'erm'"):
         load_run(str(trained), strategy=one_replica, data=digits)
-    with pytest.raises(ConfigError, match=r"config\.mixup_alphaa=2\.0, not None"):
+    with pytest.raises(RunFolderError, match="run.json: config holds 'mixup_alphaa', not a "
+                                             "setting of method 'erm'; restore it"):
         make(trained, one_replica, digits)
 
 

@@ -110,11 +110,8 @@ class Context:
       map_train_set: ``fn(per_replica_fn) -> np.ndarray`` running
         ``per_replica_fn(batch)`` over the un-augmented training set under the
         strategy and returning its per-example outputs in index order.
-      clean_labels: the true labels where the run has a clean reference -- the noise
-        was made by the package (``noise_type``) or the training labels are another
-        label set of the data (CIFAR-N) -- else None: a user's own labels are taken
-        as given. For diagnostics only (never in a train step).
-      noise_type, noise_rate: the synthetic label noise the user asked for, if any.
+      noise_type, noise_rate: the synthetic label noise the user asked for, if any
+        (what the user says of the labels; the true labels are not here: see ``Truth``).
       train_images: the training images (uint8), for methods that need the input
         space itself (mixup's nearest-neighbour partners).
       fetch_images: ``fn(indices) -> float tensor [n, H, W, C]``, the normalised,
@@ -132,7 +129,6 @@ class Context:
     labeled_indices: Optional[np.ndarray] = None
     unlabeled_indices: Optional[np.ndarray] = None
     map_train_set: Optional[Callable] = None
-    clean_labels: Optional[np.ndarray] = None
     noise_type: Optional[str] = None
     noise_rate: float = 0.0
     train_images: Optional[np.ndarray] = None
@@ -145,13 +141,28 @@ class Context:
             return int(self.num_examples)
         return int(len(self.train_labels))
 
+@dataclasses.dataclass(frozen=True)
+class Truth:
+    """The true labels of the training set, where the run has a clean reference: the
+    noise was made by the package (``--noise_type``) or the training labels are another
+    label set of the data (CIFAR-N). A user's own labels have none: they are taken as
+    given.
+
+    Only the diagnostics hooks receive it (``Method.judge``, ``diagnostics``,
+    ``train_errors``); ``build``, ``phase`` and the train steps cannot see it, because
+    the ``Context`` has no such field.
+
+    Attributes:
+      labels: int [N], the true label of each training example.
+      given: int [N], the label the run trains on.
+    """
+    labels: np.ndarray
+    given: np.ndarray
+
     @property
     def label_is_true(self):
-        """bool [N]: whether each training label is the true one (diagnostics only), or
-        None without a clean reference."""
-        if self.clean_labels is None:
-            return None
-        return self.clean_labels == self.train_labels
+        """bool [N]: whether each training label is the true one."""
+        return np.asarray(self.labels) == np.asarray(self.given)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,7 +225,8 @@ class Phase:
       summaries: scalars the trainer writes to TensorBoard when the phase starts
         (e.g. DivideMix's division statistics).
       labels_judged: the method's ``label_evidence`` is new at this phase's start
-        (DivideMix's co-divide): the trainer writes the label-issue report then.
+        (DivideMix's co-divide): the trainer then calls ``judge`` and writes the
+        label-issue report.
       values: name -> number the step reads, as float32 scalar tensors (its last
         argument): a per-phase value (an epoch's ramp, a rate) without a retrace.
     """
@@ -337,27 +349,37 @@ class Method:
         None of its own by default."""
         return {}
 
-    def diagnostics(self, state):
-        """Extra entries for metrics.json (method-specific); JSON-serialisable."""
+    def judge(self, state, truth):
+        """Called when a phase whose ``labels_judged`` is set starts: how the method's
+        new view of its labels compares with ``truth`` (a ``Truth``, or None without a
+        clean reference). Returns start-of-phase summaries (numbers as scalars, arrays
+        as histograms) and may record in ``state`` what ``diagnostics`` reports later.
+        None by default."""
         return {}
 
-    def train_errors(self, state):
+    def diagnostics(self, state, truth):
+        """Extra entries for metrics.json (method-specific); JSON-serialisable.
+        ``truth``: a ``Truth``, or None."""
+        return {}
+
+    def train_errors(self, state, truth):
         """Training error (%) of the predictor on the examples whose labels are real
         and on those whose labels were corrupted (against the corrupted label): the
-        mixup paper's measure of memorisation. Empty without corrupted labels."""
+        mixup paper's measure of memorisation. Empty without corrupted labels
+        (``truth`` None, or every label true)."""
         ctx = self.ctx
-        if ctx.clean_labels is None or ctx.map_train_set is None:
+        if truth is None or ctx.map_train_set is None:
             return {}
-        corrupted = ~ctx.label_is_true
+        corrupted = ~truth.label_is_true
         if not corrupted.any():
             return {}
         self.prepare_predict(state)
         pred = ctx.map_train_set(lambda b: self.predict(state, b["image"])).argmax(axis=-1)
         real = ~corrupted
         return {
-            "train_error_real": 100.0 * float(np.mean(pred[real] != ctx.clean_labels[real])),
+            "train_error_real": 100.0 * float(np.mean(pred[real] != truth.labels[real])),
             "train_error_corrupted": 100.0 * float(np.mean(pred[corrupted]
-                                                           != ctx.train_labels[corrupted])),
+                                                           != truth.given[corrupted])),
         }
 
     def label_evidence(self, state):

@@ -41,12 +41,13 @@ penalty uses the global mean prediction (all-reduced); the per-sample losses
 are gathered over all replicas and workers in index order. One step therefore
 does not depend on the replica count (with synchronised BN).
 
-Diagnostics each epoch (TensorBoard and metrics.json): examples divided as
-clean for each network, AUC of the clean probability against the true clean
-mask, precision and recall of the division. They read the true labels, which no
-train step ever sees, and exist only where the run has them (synthetic noise, a
-CIFAR-N label set): a user's own labels are taken as given, and metrics.json's
-``division_reference`` says so.
+Diagnostics each epoch (``judge``; TensorBoard and metrics.json): examples
+divided as clean for each network, the noise-rate estimate and, against the true
+labels (the ``Truth`` only the diagnostics hooks receive; the method's Context
+has no true labels), AUC of the clean probability, precision and recall of the
+division and the estimate's error. Those exist only where the run has true labels
+(synthetic noise, a CIFAR-N label set): a user's own labels are taken as given,
+and metrics.json's ``division_reference`` says so.
 
 References:
   Li, Socher, Hoi, DivideMix: Learning with Noisy Labels as Semi-supervised
@@ -230,9 +231,9 @@ class DivideMix(Method):
             return None
         epoch = cfg.warmup_epochs + epoch_index
         div = state["division"]
-        summaries = {}
-        if k == 1 and fresh:
-            summaries = self.co_divide(state, epoch_index)
+        divided = k == 1 and fresh
+        if divided:
+            self.co_divide(state)
         prob_other = div[f"prob{3 - k}"].numpy()
         labeled, unlabeled = self.divide(prob_other, f"epoch {epoch:g}, net{k}")
         steps = max(cfg.min_steps_per_epoch, len(labeled) // cfg.batch_size + 1)
@@ -246,7 +247,7 @@ class DivideMix(Method):
         }
         return Phase(name=f"train_net{k}", steps=steps, streams=streams,
                      step_fn=self._train_steps[k], evaluate_at_end=(k == 2),
-                     summaries=summaries, labels_judged=bool(summaries))
+                     labels_judged=divided)
 
     def divide(self, prob, where):
         """(labeled, unlabeled) indices for threshold tau, topped up when too small."""
@@ -265,11 +266,10 @@ class DivideMix(Method):
         return labeled, unlabeled
 
     # ------------------------------------------------------------ co-divide
-    def co_divide(self, state, epoch_index):
-        """Lines 4-5 of Algorithm 1 for both networks; returns the epoch's diagnostics."""
+    def co_divide(self, state):
+        """Lines 4-5 of Algorithm 1 for both networks: their clean probabilities."""
         div = state["division"]
         count = min(int(div["history_count"].numpy()) + 1, self.config.loss_history)
-        probs, losses_of = {}, {}
         groups = self.loss_groups()
         for k in (1, 2):
             raw = self.ctx.map_train_set(self._loss_fns[k]).astype(np.float64)
@@ -278,24 +278,38 @@ class DivideMix(Method):
                 losses[group] = min_max_normalise(raw[group])
             history = div[f"history{k}"]
             history.assign(tf.concat([history[1:], tf.constant(losses[None], tf.float32)], 0))
-            if k == 1:
-                self.record_loss_histogram(state, losses, epoch_index)
             fit_on = fitted_losses(div, k, count)
             prob = np.zeros_like(fit_on)
             for group in groups:
                 prob[group] = clean_probability(fit_on[group], f"net{k}")
-            probs[k] = prob.astype(np.float32)
-            losses_of[k] = fit_on
-            div[f"prob{k}"].assign(probs[k])
+            div[f"prob{k}"].assign(prob.astype(np.float32))
         div["history_count"].assign(count)
+
+    def judge(self, state, truth):
+        """The last co-divide's diagnostics: each division's size (and AUC, precision,
+        recall against ``truth``), histograms of the clean probabilities and losses,
+        the noise-rate estimate; recorded for metrics.json (``diagnostics``)."""
+        div = state["division"]
+        count = int(div["history_count"].numpy())
+        epoch = float(div["ramp"].numpy()[0])
+        epoch_index = int(round(epoch - self.config.warmup_epochs))
+        probs = {k: div[f"prob{k}"].numpy() for k in (1, 2)}
+        losses = {k: fitted_losses(div, k, count) for k in (1, 2)}
+        clean = None if truth is None else truth.label_is_true
+        if clean is not None:  # net1's normalised losses of this epoch, clean / noisy
+            bins = np.linspace(0.0, 1.0, HIST_BINS + 1)
+            latest = div["history1"].numpy()[-1]
+            div["loss_hist"].assign(np.asarray(
+                [np.histogram(latest[m], bins)[0] for m in (clean, ~clean)], np.float32))
+            div["loss_hist_epoch"].assign(epoch)
         stats, summaries = [], {}
         for k in (1, 2):  # network k trains on the division made by the other network
-            values = self.division_stats(probs[3 - k])
+            values = self.division_stats(probs[3 - k], clean)
             stats += values
             summaries.update({f"division/net{k}_{name}": v for name, v in zip(STATS, values)
                               if v != -1.0})
-        summaries.update(self.division_histograms(probs, losses_of))
-        estimate = self.noise_estimate(probs[1], probs[2])
+        summaries.update(self.division_histograms(probs, losses, clean))
+        estimate = self.noise_estimate(probs[1], probs[2], clean)
         summaries["division/noise_rate_estimate"] = estimate["rate"]
         if "error" in estimate:
             summaries["division/noise_rate_error"] = estimate["error"]
@@ -311,22 +325,10 @@ class DivideMix(Method):
         labels = np.asarray(self.ctx.train_labels)
         return [np.flatnonzero(labels == c) for c in np.unique(labels)]
 
-    def record_loss_histogram(self, state, losses, epoch_index):
-        """Histograms of normalised losses of truly clean and noisy examples (diagnostics;
-        none without a clean reference)."""
-        clean = self.ctx.label_is_true
-        if clean is None:
-            return
-        bins = np.linspace(0.0, 1.0, HIST_BINS + 1)
-        counts = [np.histogram(losses[mask], bins)[0] for mask in (clean, ~clean)]
-        state["division"]["loss_hist"].assign(np.asarray(counts, np.float32))
-        state["division"]["loss_hist_epoch"].assign(self.config.warmup_epochs + epoch_index)
-
-    def division_histograms(self, probs, losses):
+    def division_histograms(self, probs, losses, clean=None):
         """Each network's clean probabilities and the normalised losses its GMM was fitted
         on, as TensorBoard histograms; split into the truly clean and the truly noisy
-        examples where the run has a clean reference."""
-        clean = self.ctx.label_is_true
+        examples where the run has a clean reference (``clean``: bool [N], or None)."""
         out = {}
         for k in (1, 2):
             for name, values in (("clean_prob", probs[k]), ("loss", losses[k])):
@@ -336,17 +338,17 @@ class DivideMix(Method):
                     out[f"division_hist/net{k}_{name}_of_noisy"] = values[~clean]
         return out
 
-    def noise_estimate(self, prob1, prob2):
+    def noise_estimate(self, prob1, prob2, clean=None):
         """The share of wrong training labels as the division sees it: those whose mean
         clean probability of the two networks is at most tau (the examples it treats as
         unlabeled; the label-issue report's flags), in all and per given class; with a
-        clean reference, also the true shares and the estimate's error (points)."""
+        clean reference (``clean``: bool [N], whether each label is true), also the true
+        shares and the estimate's error."""
         labels = np.asarray(self.ctx.train_labels)
         noisy = (np.asarray(prob1) + np.asarray(prob2)) / 2 <= self.config.p_threshold
         classes = [c for c in range(self.ctx.num_classes) if np.any(labels == c)]
         out = {"rate": float(noisy.mean()),
                "per_class": {str(c): float(noisy[labels == c].mean()) for c in classes}}
-        clean = self.ctx.label_is_true
         if clean is not None:
             out["true_rate"] = float(1.0 - clean.mean())
             out["true_per_class"] = {str(c): float(1.0 - clean[labels == c].mean())
@@ -354,11 +356,11 @@ class DivideMix(Method):
             out["error"] = out["rate"] - out["true_rate"]
         return out
 
-    def division_stats(self, prob):
-        """(labeled count, AUC, precision, recall) of a division against the true labels;
-        -1 where undefined (no noisy or no clean examples, or no clean reference)."""
+    def division_stats(self, prob, clean=None):
+        """(labeled count, AUC, precision, recall) of a division against ``clean`` (bool
+        [N], whether each label is true); -1 where undefined (no noisy or no clean
+        examples, or no clean reference)."""
         from sklearn.metrics import roc_auc_score
-        clean = self.ctx.label_is_true
         labeled = prob > self.config.p_threshold
         if clean is None:
             return [float(labeled.sum()), -1.0, -1.0, -1.0]
@@ -447,7 +449,7 @@ class DivideMix(Method):
                              f"score 1 - the two networks' mean clean probability at the last "
                              f"co-divide; flagged at or below tau = {tau:g}")
 
-    def diagnostics(self, state):
+    def diagnostics(self, state, truth):
         stats = state["division"]["stats"].numpy()
         epochs = []
         for i, row in enumerate(stats):
@@ -457,13 +459,13 @@ class DivideMix(Method):
             for k in (1, 2):
                 for j, name in enumerate(STATS):
                     value = float(row[(k - 1) * len(STATS) + j])
-                    if name == "labeled" or self.ctx.clean_labels is not None:
+                    if name == "labeled" or truth is not None:
                         entry[f"net{k}_{name}"] = None if value == -1.0 else value
             epochs.append(entry)
         # Without a clean reference, the division's quality cannot be measured: no
         # precision, recall or AUC (against the given labels they would read 1.0).
         out = {"division_history": epochs,
-               "division_reference": ("true labels" if self.ctx.clean_labels is not None
+               "division_reference": ("true labels" if truth is not None
                                       else "none: the labels are taken as given")}
         div = state["division"]
         if float(div["loss_hist_epoch"].numpy()) >= 0:
@@ -473,8 +475,9 @@ class DivideMix(Method):
         if epochs:
             last = epochs[-1]
             out["division"] = {k: v for k, v in last.items() if k != "epoch"}
-            out["noise_estimate"] = self.noise_estimate(div["prob1"].numpy(),
-                                                        div["prob2"].numpy())
+            out["noise_estimate"] = self.noise_estimate(
+                div["prob1"].numpy(), div["prob2"].numpy(),
+                None if truth is None else truth.label_is_true)
         return out
 
 

@@ -56,7 +56,7 @@ class SemiConfig(TrainConfig):
                                "num_updates: a short run's EMA forgets the random initial "
                                "weights (at a constant 0.999 they are still 13.5% of it after "
                                "2,000 steps); the same decay after 9,000 steps. False: the "
-                               "official constant decay", before=False)
+                               "official constant decay")
     ema_bn_examples: int = setting(4096, "training images over which the EMA network's "
                                    "batch-norm statistics are estimated before evaluation "
                                    "and export", within="[1, 10000000]")

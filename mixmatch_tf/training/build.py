@@ -4,9 +4,10 @@ import dataclasses
 import re
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from mixmatch_tf.methods.base import Context
+from mixmatch_tf.methods.base import Context, Truth
 from mixmatch_tf.settings import resolve_config
 from mixmatch_tf.models import build_model
 from mixmatch_tf.training import precision as precision_lib
@@ -14,18 +15,24 @@ from mixmatch_tf.training import precision as precision_lib
 
 def make_context(data, run, train_labels, labeled, unlabeled, map_train_set, model_fn,
                  num_replicas, fetch_images):
-    """The ``Context`` a method is given: what it may know about the run. The data set's
-    labels are a clean reference only when the training labels were derived from them
-    (synthetic noise, another label set): otherwise they are the training labels
-    themselves, and a division measured against them would look perfect."""
-    reference = run.noise_type is not None or run.label_set is not None
+    """The ``Context`` a method is given: what it may know about the run (never the
+    true labels: ``make_truth``)."""
     return Context(
         num_classes=data.num_classes, image_shape=data.image_shape, train_labels=train_labels,
         seed=run.seed, model_fn=model_fn, num_replicas=num_replicas, map_train_set=map_train_set,
-        clean_labels=data.train_labels if reference else None, labeled_indices=labeled,
-        unlabeled_indices=unlabeled, noise_type=run.noise_type, noise_rate=run.noise_rate,
-        train_images=data.train_images, fetch_images=fetch_images,
+        labeled_indices=labeled, unlabeled_indices=unlabeled, noise_type=run.noise_type,
+        noise_rate=run.noise_rate, train_images=data.train_images, fetch_images=fetch_images,
         num_examples=data.num_train)
+
+
+def make_truth(data, run, train_labels):
+    """The run's ``Truth`` for the diagnostics, or None. The data set's labels are a
+    clean reference only when the training labels were derived from them (synthetic
+    noise, another label set): otherwise they are the training labels themselves,
+    and a division measured against them would look perfect."""
+    if (run.noise_type is None and run.label_set is None) or train_labels is None:
+        return None
+    return Truth(labels=np.asarray(data.train_labels), given=np.asarray(train_labels))
 
 
 def method_config(method_cls, data, config, model):

@@ -4,7 +4,7 @@
 trainer into ``Model``): the Trainer builds the run (the folder, the method, its
 state, the passes and the phase loop), this runs it. It reads only what every
 Trainer has: ``method``, ``state``, ``run``, ``run_dir``, ``records``, ``loop``,
-``counters``, ``guard``, ``manager`` and the passes.
+``counters``, ``guard``, ``manager``, ``truth`` and the passes.
 """
 import time
 
@@ -92,6 +92,8 @@ class Fitting:
                                   index if phase.salt is None else phase.salt, done)
         self.records.phase_summaries(int(self.step), phase.name, phase.summaries)
         if phase.labels_judged and done == 0:
+            self.records.phase_summaries(int(self.step), phase.name,
+                                         self.method.judge(self.state, self.truth))
             issues = self._report_labels()
             if issues is not None:
                 logging.info("%s: %s", phase.name, issues["line"])
@@ -133,6 +135,6 @@ class Fitting:
         out = run_record(self.method_cls.name, self.data, self.run, self.config, int(self.step),
                          float(self.counters.elapsed.numpy()), self.strategy.num_replicas_in_sync,
                          int(self.counters.unreadable.numpy()))
-        out.update(self.method.train_errors(self.state))
-        out.update(self.method.diagnostics(self.state))
+        out.update(self.method.train_errors(self.state, self.truth))
+        out.update(self.method.diagnostics(self.state, self.truth))
         return self.records.write_metrics(out)

@@ -3,9 +3,10 @@
 A resume must train what the folder holds: run.json records the settings that
 define the run (``IDENTITY_KEYS``), compared on every start. Its ``format`` says
 which keys it holds; ``migrate`` is the one place that reads an older run.json as
-the current format (keys added since get the value older runs behaved as), or
-refuses it in one line naming the file.
+the current format (keys and method settings added since get the value older runs
+behaved as), or refuses it in one line naming the file.
 """
+import dataclasses
 import hashlib
 import json
 
@@ -14,7 +15,7 @@ import numpy as np
 from mixmatch_tf.data import noise as noise_lib
 from mixmatch_tf.data import run_labels
 from mixmatch_tf.methods.base import get_method
-from mixmatch_tf.settings import ConfigError, legacy_values
+from mixmatch_tf.settings import ConfigError
 from mixmatch_tf.training.folder import RunFolderError, to_json
 
 # run.json's format: 3 writes every identity key below and "format"; a run.json
@@ -24,6 +25,13 @@ RUN_FORMAT = 3
 # The keys each format added, with the value runs of older formats behaved as: an
 # older run.json is read as if it held them (``migrate``).
 ADDED_IN_FORMAT = {3: {"noise_mapping": None}}
+# Method settings added after runs were trained without them, where those runs did not
+# behave as the new default: an older run's config is read with these values
+# (``migrate``); any other setting it lacks reads as the setting's default.
+CONFIG_BEHAVED_AS = {
+    # Runs before the EMA warm-up evaluated an EMA of constant decay.
+    "ema_warmup": False,
+}
 LEGACY_REQUIRED = ("method", "config", "dataset", "seed", "noise_type", "noise_rate",
                    "label_set", "normalization_kind", "sync_bn", "image_shape", "num_classes",
                    "class_names", "normalization")
@@ -48,25 +56,21 @@ def _jsonable(obj):
     return json.loads(json.dumps(obj, default=to_json))
 
 
-def identity_difference(saved, settings, config_defaults=None):
+def identity_difference(saved, settings):
     """(name, flag, saved value, new value) of the first identity difference, or None.
 
-    Keys missing from ``saved`` (run folders of older versions) are not compared.
-    A config field the saved config lacks (a setting added since) is compared as
-    the value the older version behaved as (``config_defaults``: field -> that
-    value, ``legacy_values``), None where unknown.
+    ``saved``: run.json as read by ``migrate`` (its config complete). Keys missing
+    from it (run folders of older versions) are not compared.
     """
     settings = _jsonable(settings)
-    defaults = _jsonable(config_defaults or {})
     for key in IDENTITY_KEYS:
         if key not in saved:
             continue
         old, new = saved[key], settings.get(key)
         if key == "config":
             for field in sorted(set(old) | set(new)):
-                before = old[field] if field in old else defaults.get(field)
-                if before != new.get(field):
-                    return f"config.{field}", field, before, new.get(field)
+                if old.get(field) != new.get(field):
+                    return f"config.{field}", field, old.get(field), new.get(field)
         elif old != new:
             return key, _FLAG_OF.get(key, key), old, new
     return None
@@ -123,13 +127,30 @@ def migrate(saved, path, fix):
             and saved.get("data_options", {}).get("stream") == "false":
         # A folder read into memory trained without flips before the policy was named.
         saved["augmentation"] = "pad_crop"
+    saved["config"] = _complete_config(saved, path, fix)
     return saved
+
+
+def _complete_config(saved, path, fix):
+    """The saved config with every setting of its method: those it lacks (added since)
+    as the run behaved (``CONFIG_BEHAVED_AS``, else the default); a key that is no
+    setting of the method is refused."""
+    try:
+        fields = dataclasses.fields(get_method(saved["method"]).Config)
+    except ValueError as e:
+        raise RunFolderError(f"{path}: {e}; {fix}") from None
+    names = {f.name for f in fields}
+    unknown = sorted(set(saved["config"]) - names)
+    if unknown:
+        raise RunFolderError(f"{path}: config holds {', '.join(repr(k) for k in unknown)}, not "
+                             f"a setting of method {saved['method']!r}; {fix}")
+    behaved = {f.name: _jsonable(CONFIG_BEHAVED_AS.get(f.name, f.default)) for f in fields}
+    return dict(behaved, **saved["config"])
 
 
 def check_identity(saved, settings, model_dir):
     """Refuses a resume whose settings differ from the run's, naming the field."""
-    diff = identity_difference(saved, settings,
-                               legacy_values(get_method(settings["method"]).Config))
+    diff = identity_difference(saved, settings)
     if diff:
         name, flag, old, new = diff
         raise ConfigError(flag, f"{model_dir} holds a run with {name}={old!r}, not {new!r}; "

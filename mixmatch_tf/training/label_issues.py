@@ -47,7 +47,8 @@ def label_issue_report(trainer, output_dir=None, write=True, tensorboard=False):
     names = list(trainer.data.class_names)
     rows = report_rows(given, probs, names, getattr(trainer.data, "train_files", None),
                        evidence)
-    summary = summarise(evidence, given, names, ctx.label_is_true)
+    truth = trainer.truth
+    summary = summarise(evidence, given, names, None if truth is None else truth.label_is_true)
     summary["step"] = int(trainer.step)
     if not write:
         return summary

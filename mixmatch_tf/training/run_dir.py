@@ -20,7 +20,6 @@ import tensorflow as tf
 from mixmatch_tf.data import run_labels
 from mixmatch_tf.data.preprocess import Normalization
 from mixmatch_tf.methods.base import get_method
-from mixmatch_tf.settings import legacy_values
 from mixmatch_tf.training import identity
 from mixmatch_tf.training import precision as precision_lib
 from mixmatch_tf.training.checkpoints import checkpoint_numbers, find_checkpoint
@@ -222,15 +221,9 @@ def saved_run(model_dir):
     if saved is None:
         raise FileNotFoundError(f"{model_dir} holds no run ({RUN_FILE} is missing); pass the "
                                 "--model_dir of a training run")
-    method_cls = get_method(saved["method"])
-    unknown = sorted(set(saved["config"]) - set(legacy_values(method_cls.Config)))
-    if unknown:
-        raise RunFolderError(f"{os.path.join(model_dir, RUN_FILE)}: config holds "
-                             f"{', '.join(repr(k) for k in unknown)}, not a setting of method "
-                             f"{saved['method']!r}; restore the file, or retrain")
-    values = dict(legacy_values(method_cls.Config), **saved["config"])
+    method_cls = get_method(saved["method"])  # run.json's config is complete (migrate)
     config = method_cls.Config(**{k: tuple(v) if isinstance(v, list) else v
-                                  for k, v in values.items()})
+                                  for k, v in saved["config"].items()})
     run = RunConfig(model_dir=model_dir, seed=saved["seed"], noise_type=saved["noise_type"],
                     noise_rate=saved["noise_rate"], noise_mapping=saved["noise_mapping"],
                     label_set=saved["label_set"],

@@ -20,7 +20,7 @@ from mixmatch_tf.data import as_data
 from mixmatch_tf.methods.base import get_method
 from mixmatch_tf.settings import check_fits
 from mixmatch_tf.training import precision as precision_lib
-from mixmatch_tf.training.build import (Counters, make_context, method_config,
+from mixmatch_tf.training.build import (Counters, make_context, make_truth, method_config,
                                         model_factory, state_variables)
 from mixmatch_tf.training.config import RunConfig
 from mixmatch_tf.training.fitting import Fitting
@@ -92,6 +92,7 @@ class Trainer(Fitting):
             model_factory(model, self.config.model, data.image_shape, data.num_classes, kwargs,
                           run.precision, run.seed),
             self.strategy.num_replicas_in_sync, self.passes.fetch_images)
+        self.truth = make_truth(data, run, self.train_labels)
         self.method = self.method_cls(self.config, self.context)
         with self.strategy.scope():
             self.state = self.method.build()
