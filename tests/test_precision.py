@@ -45,8 +45,6 @@ def test_resolve_keeps_explicit_and_resumed_precisions():
     # a resume keeps the run's precision whatever this machine would pick
     assert resolve("auto", {"precision": "mixed_bfloat16"}, AVX2, None) == "mixed_bfloat16"
     assert resolve("auto", {"precision": "float32"}, AVX2, (8, 0)) == "float32"
-    # run folders of versions that did not record it trained in float32
-    assert resolve("auto", {"method": "erm"}, AVX2 | {"amx_bf16"}, None) == "float32"
 
 
 def test_slow_precision_warning_says_by_how_much():

@@ -248,12 +248,16 @@ def test_migrate_completes_an_older_config_as_the_run_behaved():
     config = get_method("mixmatch").Config().to_dict()
     del config["ema_warmup"], config["lambda_u"]
     saved = {k: None for k in identity_lib.IDENTITY_KEYS + ("normalization",)}
-    saved.update(format=3, method="mixmatch", config=config)
+    saved.update(format=3, method="mixmatch", config=config, dataset="digits")
     migrated = identity_lib.migrate(saved, "run.json", "retrain")
     assert migrated["config"]["ema_warmup"] is False  # not the new default, True
     assert get_method("mixmatch").Config().ema_warmup is True
     assert migrated["config"]["lambda_u"] == get_method("mixmatch").Config().lambda_u
     assert "lambda_u" not in saved["config"]  # the file's content is not changed
+    # a run.json of the first format (no "format"; LEGACY_REQUIRED) trained in float32
+    legacy = {k: saved[k] for k in identity_lib.LEGACY_REQUIRED}
+    assert identity_lib.migrate(legacy, "run.json", "retrain")["precision"] == "float32"
+    assert identity_lib.migrate(saved, "run.json", "retrain")["precision"] is None
     with pytest.raises(RunFolderError, match=r"run\.json: config holds 'colour', not a "
                                              r"setting of method 'mixmatch'; retrain"):
         identity_lib.migrate(dict(saved, config=dict(config, colour=1)), "run.json", "retrain")

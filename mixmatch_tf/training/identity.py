@@ -24,7 +24,8 @@ from mixmatch_tf.training.folder import RunFolderError, to_json
 RUN_FORMAT = 3
 # The keys each format added, with the value runs of older formats behaved as: an
 # older run.json is read as if it held them (``migrate``).
-ADDED_IN_FORMAT = {3: {"noise_mapping": None}}
+ADDED_IN_FORMAT = {2: {"precision": "float32"},  # before --precision, every run was float32
+                   3: {"noise_mapping": None}}
 # Method settings added after runs were trained without them, where those runs did not
 # behave as the new default: an older run's config is read with these values
 # (``migrate``); any other setting it lacks reads as the setting's default.

@@ -15,8 +15,9 @@ would pick a 16-bit type on a CPU (``bf16_pays_off``):
   products by conversions, and a bf16 step runs several times slower than a
   float32 one (16-20 times on an AVX2 + FMA CPU, issue 14).
 
-A resumed run keeps the precision recorded in its ``run.json`` (a run folder of an
-older version that records none trained under that version's default, float32).
+A resumed run keeps the precision recorded in its ``run.json`` (``identity.migrate``
+gives a run folder of an older version that records none its version's default,
+float32).
 An explicit mixed precision on a CPU without the instructions for it trains as
 asked, after a one-line warning with the slowdown a short convolution probe measured.
 
@@ -39,8 +40,6 @@ NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
 # ... and of native float16 arithmetic (AVX512-FP16, AMX-FP16).
 NATIVE_FP16 = ("avx512_fp16", "amx_fp16")
 TENSOR_CORES = (7, 0)  # the first compute capability with float16 tensor cores (Volta)
-# A run folder that records no precision was trained by a version whose default this was.
-UNRECORDED = "float32"
 
 
 def cpu_flags(path="/proc/cpuinfo"):
@@ -87,7 +86,8 @@ def resolve(requested, saved=None, flags=None, capability=None, probe=None):
 
     Args:
       requested: "auto" or one of ``PRECISIONS``.
-      saved: the run.json settings of the run to resume, or None for a new run.
+      saved: the run.json settings of the run to resume (as ``identity.migrate``
+        reads them), or None for a new run.
       flags, capability: the hardware (``cpu_flags()``, ``gpu_capability()`` when None).
       probe: ``fn(dtype) -> slowdown`` for ``bf16_pays_off`` (``conv_slowdown``
         when None).
@@ -100,7 +100,7 @@ def resolve(requested, saved=None, flags=None, capability=None, probe=None):
     if requested != AUTO:
         return requested
     if saved is not None:
-        return saved.get("precision", UNRECORDED)
+        return saved["precision"]
     if flags is None:
         flags, capability = cpu_flags(), gpu_capability()
     choice = auto_precision(flags, capability)
