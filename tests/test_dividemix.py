@@ -1,5 +1,6 @@
 """DivideMix and Co-teaching: the GMM against scikit-learn, targets by hand, division
 handling, clean labels never read, resume mid-run, replicas."""
+import dataclasses
 import json
 import os
 import shutil
@@ -98,7 +99,9 @@ def _co_divide(losses, noisy, clean, **config):
         "history_count": tf.Variable(tf.zeros([], tf.int64)),
         "stats": tf.Variable(tf.fill([2, 8], -1.0)),
         "loss_hist": tf.Variable(tf.zeros([2, dividemix.HIST_BINS])),
-        "loss_hist_epoch": tf.Variable(-1.0)}}
+        "loss_hist_epoch": tf.Variable(-1.0)},
+        "settings": {name: tf.Variable(float(getattr(m.config, name)))
+                     for name in dividemix.rule.CHOSEN}}
     m._loss_fns = {1: lambda: losses, 2: lambda: losses}
     m.co_divide(state)
     return state["division"]["prob1"].numpy(), state["division"]["history1"].numpy()[0]
@@ -426,3 +429,66 @@ def test_coteaching_adam_uses_the_epochs_beta_1():
         assert float(out["beta_1"]) == pytest.approx([0.9, 0.1][index > 0])
         moments.append(np.concatenate([m.numpy().ravel() for m in state["opt1"]._momentums]))
     np.testing.assert_allclose(moments[1], 9.0 * moments[0], rtol=1e-4, atol=1e-7)
+
+
+def test_the_settings_rule_on_hand_computed_estimates():
+    """Two well-separated loss levels: the GMM flags the high ones (2, 3, 7). The
+    networks predict otherwise than given at 2, 3 and 7 (noise 3/8) and as given on the
+    whole clean side (fit 1)."""
+    from mixmatch_tf.methods import dividemix_rule as rule
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    predicted = np.array([0, 0, 1, 1, 1, 1, 1, 0])
+    losses = np.array([0.1, 0.12, 5.0, 5.1, 0.11, 0.1, 0.13, 5.05])
+    est = rule.estimate(losses, losses, labels, predicted, 2, 0.5)
+    assert est == {"noise_rate": 0.375, "noise_per_class": {"0": 0.5, "1": 0.25},
+                   "fit": 1.0, "smallest_class": 4}
+    # one clean-side label predicted otherwise: fit 4/5
+    est_miss = rule.estimate(losses, losses, labels, np.where(np.arange(8) == 0, 1, predicted),
+                             2, 0.5)
+    assert est_miss["fit"] == 0.8 and est_miss["noise_rate"] == 0.5
+    none = dict.fromkeys(rule.CHOSEN)
+    assert rule.choose(est, none) == {"gmm_per_class": False, "lambda_u": 25.0,
+                                      "mixup_alpha": 4.0}
+    # a given setting is never chosen
+    assert rule.choose(est, dict(none, lambda_u=7.0)) == {"gmm_per_class": False,
+                                                         "mixup_alpha": 4.0}
+    # big classes: one GMM each; the official table's rows
+    assert rule.choose(dict(est, smallest_class=20), none)["gmm_per_class"] is True
+    assert rule.choose(dict(est, noise_rate=0.35), none)["lambda_u"] == 0.0
+    assert rule.choose(dict(est, noise_rate=0.85), none)["lambda_u"] == 25.0
+    assert rule.choose(dict(est, noise_rate=0.86), none)["lambda_u"] == 50.0
+    # data hard for the network (fit < 0.92 at noise <= 0.6): lambda_u 0, alpha 0.5
+    hard = {"gmm_per_class": False, "lambda_u": 0.0, "mixup_alpha": 0.5}
+    assert rule.choose(dict(est, fit=0.91, noise_rate=0.6), none) == hard
+    assert rule.choose(dict(est, fit=0.91, noise_rate=0.61), none)["mixup_alpha"] == 4.0
+    assert rule.choose(dict(est, fit=0.92, noise_rate=0.5), none)["mixup_alpha"] == 4.0
+
+
+def test_settings_left_to_the_data_are_chosen_once_recorded_and_kept_on_resume(
+        tmp_path, one_replica, digits):
+    """A bare DivideMix on the digits chooses at its first co-divide: the rule's values
+    for its recorded estimates, in the state the step reads, in run.json and
+    metrics.json; a resume reads them from the checkpoint and does not choose again."""
+    import json
+    from mixmatch_tf.methods import dividemix_rule as rule
+    run = RunConfig(model_dir=str(tmp_path), precision="float32", **SHORT_RUN)
+    a = Trainer("dividemix", digits, run, config=SHORT, strategy=one_replica)
+    assert {name: getattr(a.config, name) for name in rule.CHOSEN} == dict.fromkeys(rule.CHOSEN)
+    first_divide = a.method.warmup_steps() + 1
+    a.run = dataclasses.replace(a.run, stop_at_step=first_divide)
+    a.fit(verbose=0)
+    chosen = a.method.chosen_settings(a.state)
+    est = chosen.pop("estimates")
+    expected = rule.choose(dict(est, noise_per_class={}), dict.fromkeys(rule.CHOSEN))
+    assert chosen == {k: rule.typed(k, v) for k, v in expected.items()}
+    assert est["smallest_class"] == np.bincount(a.train_labels).min()
+    assert 0.0 <= est["noise_rate"] <= 1.0 and 0.0 <= est["fit"] <= 1.0
+    assert json.load(open(tmp_path / "run.json"))["chosen"] == dict(chosen, estimates=est)
+    for name in rule.CHOSEN:
+        assert float(a.state["settings"][name].numpy()) == float(chosen[name])
+    b = Trainer("dividemix", digits, RunConfig(model_dir=str(tmp_path), precision="float32",
+                                               **SHORT_RUN), config=SHORT, strategy=one_replica)
+    assert int(b.step) == first_divide
+    b.method.choose = None  # never called again
+    metrics = b.fit(verbose=0)
+    assert metrics["chosen_settings"] == dict(chosen, estimates=est)

@@ -382,6 +382,12 @@ class Method:
                                                            != truth.given[corrupted])),
         }
 
+    def chosen_settings(self, state):
+        """Settings the method chose from the data during the run (name -> value), which
+        the trainer records in run.json (``chosen``) and metrics.json
+        (``chosen_settings``); none by default."""
+        return {}
+
     def label_evidence(self, state):
         """A ``LabelEvidence`` on the training labels, or None where the method has none
         (it does not judge its labels, or has not yet)."""

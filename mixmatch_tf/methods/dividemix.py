@@ -66,6 +66,7 @@ from absl import logging
 from mixmatch_tf import ops
 from mixmatch_tf.data.pipeline import Stream
 from mixmatch_tf.methods import common
+from mixmatch_tf.methods import dividemix_rule as rule
 from mixmatch_tf.methods.base import LabelEvidence, Method, Phase, TrainConfig, register
 from mixmatch_tf.settings import check, setting
 from mixmatch_tf.ops import gmm
@@ -99,28 +100,32 @@ class Config(TrainConfig):
                                  "epoch 150 of 300)", within="(0, 1)")
     lr_decay_factor: float = setting(0.1, "learning-rate multiplier at each lr_decay_at",
                                      within="(0, 1]")
-    lambda_u: float = setting(25.0, "weight of the unlabeled loss L_u after its ramp-up, >= 0 "
-                              "(paper, CIFAR-10: 0 at sym 20% and asym 40%, 25 at sym 50-80%, "
-                              "50 at sym 90%; CIFAR-100: 25 at sym 20%, else 150)",
-                              within="[0, inf)")
+    lambda_u: Optional[float] = setting(
+        25.0, "weight of the unlabeled loss L_u after its ramp-up, >= 0 (paper, CIFAR-10: 0 at "
+        "sym 20% and asym 40%, 25 at sym 50-80%, 50 at sym 90%; CIFAR-100: 25 at sym 20%, else "
+        "150); on data sets of no paper's table, chosen from the data after the warm-up "
+        "unless given (dividemix_rule)", within="[0, inf)")
     rampup_epochs: float = setting(16.0, "epochs after warm-up over which lambda_u ramps "
                                    "linearly from 0 (official: 16)", within="[0, 1e6]")
     p_threshold: float = setting(0.5, "tau, in (0, 1): clean probability above which an example "
                                  "is labeled (paper: 0.5, 0.6 at 90% noise)", within="(0, 1)")
     sharpen_temperature: float = setting(0.5, "T of Sharpen, > 0 (paper: 0.5)",
                                          within="[1e-3, 1e3]")
-    mixup_alpha: float = setting(4.0, "alpha of Beta(alpha, alpha), the mixing weight's "
-                                 "distribution, > 0 (paper: 4)", within="(0, 1e6]")
+    mixup_alpha: Optional[float] = setting(
+        4.0, "alpha of Beta(alpha, alpha), the mixing weight's distribution, > 0 (paper: 4 on "
+        "CIFAR, 0.5 on Clothing1M and WebVision); on data sets of no paper's table, chosen "
+        "from the data after the warm-up unless given (dividemix_rule)", within="(0, 1e6]")
     lambda_prior: float = setting(1.0, "weight of the uniform-prior penalty L_reg (paper: 1)",
                                   within="[0, inf)")
     confidence_penalty: Optional[bool] = setting(None, "add the negative-entropy confidence "
                                                  "penalty during warm-up; None: on for "
                                                  "asymmetric noise only (as the official code)")
-    gmm_per_class: bool = setting(False, "normalise the losses and fit the GMM within each "
-                                  "noisy-label class, so each class gets its own clean/noisy "
-                                  "threshold (not in the official code, which fits one GMM "
-                                  "on all examples: there the clean examples of a hard class "
-                                  "look noisy and leave it with few labels)")
+    gmm_per_class: Optional[bool] = setting(
+        False, "normalise the losses and fit the GMM within each noisy-label class, so each "
+        "class gets its own clean/noisy threshold (not in the official code, which fits one "
+        "GMM on all examples: there the clean examples of a hard class look noisy and leave it "
+        "with few labels); on data sets of no paper's table, chosen from the data after the "
+        "warm-up unless given (dividemix_rule)")
     loss_history: int = setting(1, "epochs over which each example's normalised loss is "
                                 "averaged before the GMM, >= 1 (paper: 5 at 90% noise, else 1)",
                                 within="[1, 1000]")
@@ -137,8 +142,11 @@ class Config(TrainConfig):
               f"must be in [0, epochs={self.epochs}), got {self.warmup_epochs}")
 
 
-# The bundled digits: a small CNN, ~200 warm-up steps, 40 epochs of >= 20 steps per network.
-DIGITS = {"model": "small_cnn", "epochs": 60.0, "warmup_epochs": 20.0, "rampup_epochs": 16.0}
+# The bundled digits (and any data set of no paper's table, ``data_defaults``): a small
+# CNN, ~200 warm-up steps, 40 epochs of >= 20 steps per network; the settings the
+# official code keys on the noise setting are chosen from the data (dividemix_rule).
+DIGITS = {"model": "small_cnn", "epochs": 60.0, "warmup_epochs": 20.0, "rampup_epochs": 16.0,
+          **{name: None for name in rule.CHOSEN}}
 
 
 @register("dividemix")
@@ -182,6 +190,7 @@ class DivideMix(Method):
         check(not self.config.gmm_per_class or self.ctx.train_labels is not None,
               "gmm_per_class", "needs the training labels in memory; this data set streams "
               "them with its images (use --gmm_per_class=false)")
+        cfg = self.config
         state = {}
         for k in (1, 2):
             net = self.ctx.model_fn(k - 1)  # independent networks: never start identical
@@ -205,8 +214,21 @@ class DivideMix(Method):
             "loss_hist": variable(tf.zeros([2, HIST_BINS])),
             "loss_hist_epoch": variable(tf.constant(-1.0)),
         }
+        # The settings the step and the co-divide read: the config's, or (None there)
+        # chosen from the data at the first co-divide (dividemix_rule); -1 = not yet.
+        state["settings"] = {name: variable(tf.constant(
+            -1.0 if getattr(cfg, name) is None else float(getattr(cfg, name))))
+            for name in rule.CHOSEN}
+        state["settings_evidence"] = variable(tf.fill([len(rule.EVIDENCE)], -1.0))
+        left = [name for name in rule.CHOSEN if getattr(cfg, name) is None]
+        if left:
+            logging.info("DivideMix: %s will be chosen from the data after the warm-up "
+                         "(give them as flags to fix them)", ", ".join(left))
         self._loss_fns = {k: functools.partial(common.per_sample_loss, state[f"net{k}"])
                           for k in (1, 2)}
+        # Passes over the training set compile once per function object: made once.
+        self._predicted = lambda b: tf.argmax(self.predict(state, b["image"]), axis=-1)
+        self._given = lambda b: b["label"]
         # One step function per network trained (a phase kind): built once.
         self._train_steps = {k: functools.partial(self.train_step, k=k) for k in (1, 2)}
         return state
@@ -234,6 +256,11 @@ class DivideMix(Method):
         divided = k == 1 and fresh
         if divided:
             self.co_divide(state)
+        undecided = [n for n, v in state["settings"].items() if float(v.numpy()) < 0]
+        if undecided:
+            raise RuntimeError(f"DivideMix's {', '.join(undecided)} are chosen from the data "
+                               "at the first co-divide, which has not run: give them in the "
+                               "config to train without it")
         prob_other = div[f"prob{3 - k}"].numpy()
         labeled, unlabeled = self.divide(prob_other, f"epoch {epoch:g}, net{k}")
         steps = max(cfg.min_steps_per_epoch, len(labeled) // cfg.batch_size + 1)
@@ -267,12 +294,16 @@ class DivideMix(Method):
 
     # ------------------------------------------------------------ co-divide
     def co_divide(self, state):
-        """Lines 4-5 of Algorithm 1 for both networks: their clean probabilities."""
+        """Lines 4-5 of Algorithm 1 for both networks: their clean probabilities. The
+        first co-divide also chooses the settings left to the data (``choose``)."""
         div = state["division"]
         count = min(int(div["history_count"].numpy()) + 1, self.config.loss_history)
-        groups = self.loss_groups()
+        raws = {k: self.ctx.map_train_set(self._loss_fns[k]).astype(np.float64) for k in (1, 2)}
+        if min(float(v.numpy()) for v in state["settings"].values()) < 0:
+            self.choose(state, raws)
+        groups = self.loss_groups(state)
         for k in (1, 2):
-            raw = self.ctx.map_train_set(self._loss_fns[k]).astype(np.float64)
+            raw = raws[k]
             losses = np.zeros_like(raw)
             for group in groups:
                 losses[group] = min_max_normalise(raw[group])
@@ -317,10 +348,45 @@ class DivideMix(Method):
             div["stats"], [[epoch_index]], tf.constant([stats], tf.float32)))
         return summaries
 
-    def loss_groups(self):
+    def choose(self, state, raw_losses):
+        """Sets the settings left to the data (None in the config) by ``dividemix_rule``
+        from the warm-up networks' per-sample losses and predictions; logged in one line
+        (``chosen_settings`` gives them to the run record)."""
+        predicted = self.ctx.map_train_set(self._predicted)
+        labels = self.ctx.train_labels
+        if labels is None:
+            labels = self.ctx.map_train_set(self._given)
+        estimates = rule.estimate(raw_losses[1], raw_losses[2], labels, predicted,
+                                  self.ctx.num_classes, self.config.p_threshold)
+        given = {name: getattr(self.config, name) for name in rule.CHOSEN}
+        if self.ctx.train_labels is None:  # streamed labels: one GMM (see build)
+            given["gmm_per_class"] = given["gmm_per_class"] or False
+        chosen = rule.choose(estimates, given)
+        for name, value in chosen.items():
+            state["settings"][name].assign(float(value))
+        state["settings_evidence"].assign([estimates[k] for k in rule.EVIDENCE])
+        logging.info("DivideMix settings chosen from the data after the warm-up: %s",
+                     rule.describe(chosen, estimates, given))
+
+    def chosen_settings(self, state):
+        """The settings chosen from the data (name -> value) and the ``estimates`` they
+        were chosen by; empty when the config gave every one or before the first
+        co-divide."""
+        values = {name: float(v.numpy()) for name, v in state["settings"].items()}
+        if any(getattr(self.config, name) is None for name in rule.CHOSEN) \
+                and min(values.values()) >= 0:
+            out = {name: rule.typed(name, values[name]) for name in rule.CHOSEN
+                   if getattr(self.config, name) is None}
+            evidence = state["settings_evidence"].numpy().tolist()
+            out["estimates"] = {k: (int(v) if k == "smallest_class" else round(v, 4))
+                                for k, v in zip(rule.EVIDENCE, evidence)}
+            return out
+        return {}
+
+    def loss_groups(self, state):
         """Index sets whose losses are normalised and divided together: all examples
         (official), or one set per noisy-label class (``gmm_per_class``)."""
-        if not self.config.gmm_per_class:
+        if float(state["settings"]["gmm_per_class"].numpy()) <= 0:
             return [np.arange(self.ctx.num_train)]
         labels = np.asarray(self.ctx.train_labels)
         return [np.flatnonzero(labels == c) for c in np.unique(labels)]
@@ -409,11 +475,14 @@ class DivideMix(Method):
         q_x = ops.sharpen(ops.co_refine(y, lb["clean_prob"], p_x), cfg.sharpen_temperature)
 
         # MixMatch over [x1, x2, u1, u2] with one lambda' per batch (line 27).
-        xs, ys = common.global_mixup([x1, x2, u1, u2], [q_x, q_x, q_u, q_u], cfg.mixup_alpha,
+        settings = state["settings"]  # the config's values, or those chosen from the data
+        xs, ys = common.global_mixup([x1, x2, u1, u2], [q_x, q_x, q_u, q_u],
+                                     settings["mixup_alpha"].read_value(),
                                      ops.make_seed(self.ctx.seed, 3, step), per_example=False)
         epoch, start, length = tf.unstack(state["division"]["ramp"])
         progress = epoch + (tf.cast(step, tf.float32) - start) / length - cfg.warmup_epochs
-        lambda_u = cfg.lambda_u * ops.linear_rampup(progress, cfg.rampup_epochs)
+        lambda_u = settings["lambda_u"].read_value() * ops.linear_rampup(progress,
+                                                                          cfg.rampup_epochs)
         b = int(x1.shape[0])
         with tf.GradientTape() as tape:
             logits = net(tf.concat(xs, 0), training=True)

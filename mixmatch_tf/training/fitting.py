@@ -94,6 +94,12 @@ class Fitting:
         if phase.labels_judged and done == 0:
             self.records.phase_summaries(int(self.step), phase.name,
                                          self.method.judge(self.state, self.truth))
+            chosen = self.method.chosen_settings(self.state)
+            if chosen and self.run_dir.record_chosen(chosen) and self.progress.verbose:
+                print("settings chosen from the data: " + ", ".join(
+                    f"{k}={v}" for k, v in chosen.items() if k != "estimates")
+                    + f" (estimates {chosen.get('estimates', {})}; run.json 'chosen')",
+                    flush=True)
             issues = self._report_labels()
             if issues is not None:
                 logging.info("%s: %s", phase.name, issues["line"])
@@ -135,6 +141,9 @@ class Fitting:
         out = run_record(self.method_cls.name, self.data, self.run, self.config, int(self.step),
                          float(self.counters.elapsed.numpy()), self.strategy.num_replicas_in_sync,
                          int(self.counters.unreadable.numpy()))
+        chosen = self.method.chosen_settings(self.state)
+        if chosen:
+            out["chosen_settings"] = chosen
         out.update(self.method.train_errors(self.state, self.truth))
         out.update(self.method.diagnostics(self.state, self.truth))
         return self.records.write_metrics(out)

@@ -40,8 +40,7 @@ def label_issue_report(trainer, output_dir=None, write=True, tensorboard=False):
     evidence = method.label_evidence(state)
     if evidence is None:
         return None
-    method.prepare_predict(state)
-    probs = trainer.map_train_set(lambda b: method.predict(state, b["image"]))
+    probs = trainer.train_probabilities()
     given = (np.asarray(ctx.train_labels) if ctx.train_labels is not None
              else trainer.map_train_set(lambda b: b["label"]))
     names = list(trainer.data.class_names)

@@ -77,6 +77,16 @@ class RunDir:
         if self.writer:
             write_json(self.path(name), obj)
 
+    def record_chosen(self, chosen):
+        """Adds the settings the method chose from the data (name -> value) to run.json,
+        as ``chosen``: a record for the user and tools (a resume reads them from the
+        checkpoint, with the rest of the method's state). True when they are new."""
+        saved = self.read_json(RUN_FILE)
+        if isinstance(saved, dict) and saved.get("chosen") != chosen:
+            self.write_json(RUN_FILE, dict(saved, chosen=chosen))
+            return self.writer
+        return False
+
     # -- identity -----------------------------------------------------------
     def saved_settings(self):
         """The settings in run.json (``identity.migrate``d), or None for a new run.

@@ -142,6 +142,14 @@ class Trainer(Fitting):
         """``fn(batch)`` per replica over the un-augmented training set (``Passes``)."""
         return self.passes.map_train_set(fn)
 
+    def train_probabilities(self):
+        """The served predictor's class probabilities of every training example
+        (un-augmented, in index order); its pass is compiled once per Trainer."""
+        if getattr(self, "_probabilities", None) is None:
+            self._probabilities = lambda b: self.method.predict(self.state, b["image"])
+        self.method.prepare_predict(self.state)
+        return self.map_train_set(self._probabilities)
+
     def evaluate(self, details=False):
         """Test error (%) of the method's predictor with the current weights.
 

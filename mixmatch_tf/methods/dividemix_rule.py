@@ -1,0 +1,118 @@
+"""DivideMix's settings chosen from the data: the estimates and the rule.
+
+The official code keys lambda_u (and, between its data sets, mixup's alpha) on the
+noise setting, which a user's data does not state. After the warm-up, the first
+co-divide sees the training set through two networks that have not memorised the
+noise yet (the warm-up is short for that reason). ``estimate`` measures, from their
+per-sample losses and ensemble predictions:
+
+* ``noise_rate``: the share of labels the ensemble predicts otherwise than given.
+  After the warm-up the networks predict the true class of most wrong labels and the
+  given class of most right ones. Measured on the digits (seeds 0-1) it was 1-4
+  points from the truth at 20/50/80% symmetric and 40% asymmetric noise; on the
+  Fashion-MNIST subset 4-14 points above it (the networks still mispredict some
+  clean images of look-alike classes): enough to pick a row of the official table.
+* ``fit``: the share of the labels one GMM over all losses divides as clean that the
+  ensemble predicts as given: how well the network fits the data it is asked to
+  learn. Measured after the warm-up: 0.96-1.00 on the digits, 0.83-0.88 on the
+  Fashion-MNIST subset with the small CNN.
+* ``smallest_class``: the fewest examples of any given class.
+
+``choose`` sets, for each setting the config leaves to the data (None):
+
+* ``gmm_per_class``: one GMM per given class (each class its own clean/noisy
+  threshold) unless a class has fewer than ``MIN_CLASS_EXAMPLES`` examples, too
+  few to fit a two-component mixture on. After the warm-up it divided as well as one
+  GMM or better on every measured setting (fewer clean labels flagged), and later in
+  training far better where classes differ in difficulty (Fashion-MNIST's shirts).
+* The data is *hard for the network* when it fits less than ``EASY_FIT`` of its
+  clean side at an estimated noise rate up to ``HARD_UP_TO`` (above it, the clean
+  side holds so many wrong labels that ``fit`` measures the noise, not the data).
+* ``lambda_u``: the official CIFAR-10 table on the estimated noise rate (0 up to
+  ``LOW_NOISE``, 25 up to ``HIGH_NOISE``, 50 above), and 0 on data hard for the
+  network: there the unlabeled term teaches the peer's guesses back onto the right
+  labels of hard examples that the division left unlabeled (measured on Fashion-MNIST
+  at 50% noise: 14.7% test error with 0, 15.8% with 25).
+* ``mixup_alpha``: 4, the CIFAR value, except on data hard for the network: 0.5,
+  the official value on the real-world data sets (Clothing1M, WebVision). Strong
+  mixing costs a network that cannot fit even its clean labels more than it
+  regularises (the small CNN on clean Fashion-MNIST labels: 13.3% test error with
+  mixup at alpha 4, 11.5% without).
+"""
+import numpy as np
+
+from mixmatch_tf.ops import gmm
+
+# The settings the rule chooses, in the order they are logged.
+CHOSEN = ("gmm_per_class", "lambda_u", "mixup_alpha")
+# The estimates it chooses them by (``estimate``'s numbers, as recorded in the run).
+EVIDENCE = ("noise_rate", "fit", "smallest_class")
+MIN_CLASS_EXAMPLES = 20
+LOW_NOISE = 0.35
+HIGH_NOISE = 0.85
+EASY_FIT = 0.92
+HARD_UP_TO = 0.6
+
+
+def _normalise(losses):
+    span = losses.max() - losses.min()
+    return (losses - losses.min()) / span if span > 0 else np.zeros_like(losses)
+
+
+def _clean_probability(losses):
+    if len(np.unique(losses)) < 2:
+        return 1.0 - losses
+    prob, _ = gmm.clean_probability(losses)
+    return prob if np.all(np.isfinite(prob)) else 1.0 - losses
+
+
+def estimate(losses1, losses2, labels, predicted, num_classes, tau):
+    """The estimates ``choose`` reads (see the module docstring), as a dict.
+
+    Args:
+      losses1, losses2: each network's per-sample cross-entropy [N] on the given labels.
+      labels: the given labels [N].
+      predicted: the ensemble's predicted class [N].
+      tau: the division's threshold (``p_threshold``).
+    """
+    labels, predicted = np.asarray(labels), np.asarray(predicted)
+    prob = (_clean_probability(_normalise(np.asarray(losses1, np.float64)))
+            + _clean_probability(_normalise(np.asarray(losses2, np.float64)))) / 2
+    flagged = prob <= tau
+    agree = predicted == labels
+    counts = np.bincount(labels, minlength=num_classes)
+    return {
+        "noise_rate": float(np.mean(~agree)),
+        "noise_per_class": {str(c): float(np.mean(~agree[labels == c]))
+                            for c in range(num_classes) if counts[c]},
+        "fit": float(agree[~flagged].mean()) if (~flagged).any() else 0.0,
+        "smallest_class": int(counts[counts > 0].min()),
+    }
+
+
+def choose(estimates, given):
+    """name -> value for each setting of ``CHOSEN`` that ``given`` (name -> the config's
+    value) leaves None; the others are not returned."""
+    rate = estimates["noise_rate"]
+    hard = estimates["fit"] < EASY_FIT and rate <= HARD_UP_TO
+    rules = {
+        "gmm_per_class": estimates["smallest_class"] >= MIN_CLASS_EXAMPLES,
+        "lambda_u": (0.0 if hard or rate <= LOW_NOISE
+                     else 25.0 if rate <= HIGH_NOISE else 50.0),
+        "mixup_alpha": 0.5 if hard else 4.0,
+    }
+    return {name: rules[name] for name in CHOSEN if given.get(name) is None}
+
+
+def typed(name, value):
+    """A chosen value as its setting's type (the state holds them as floats)."""
+    return bool(value > 0) if name == "gmm_per_class" else float(value)
+
+
+def describe(chosen, estimates, given):
+    """One line: the chosen values, the given ones, and the estimates behind them."""
+    parts = [f"{name}={typed(name, chosen[name])!r}" if name in chosen
+             else f"{name}={given[name]!r} (given)" for name in CHOSEN]
+    return (", ".join(parts) + f" from an estimated noise rate of "
+            f"{estimates['noise_rate']:.1%}, {estimates['fit']:.1%} of the clean side "
+            f"fitted, smallest class {estimates['smallest_class']} examples")
