@@ -432,19 +432,17 @@ def test_coteaching_adam_uses_the_epochs_beta_1():
 
 
 def test_the_settings_rule_on_hand_computed_estimates():
-    """Two well-separated loss levels: the GMM flags the high ones (2, 3, 7). The
-    networks predict otherwise than given at 2, 3 and 7 (noise 3/8) and as given on the
-    whole clean side (fit 1)."""
+    """The division flags 2, 3 and 7; the networks predict otherwise than given at 2, 3
+    and 7 (noise 3/8) and as given on the whole clean side (fit 1)."""
     from mixmatch_tf.methods import dividemix_rule as rule
     labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
     predicted = np.array([0, 0, 1, 1, 1, 1, 1, 0])
-    losses = np.array([0.1, 0.12, 5.0, 5.1, 0.11, 0.1, 0.13, 5.05])
-    est = rule.estimate(losses, losses, labels, predicted, 2, 0.5)
+    prob = np.array([0.9, 0.8, 0.1, 0.2, 0.95, 0.7, 0.6, 0.5])  # tau 0.5: 7 is flagged
+    est = rule.estimate(prob, labels, predicted, 2, 0.5)
     assert est == {"noise_rate": 0.375, "noise_per_class": {"0": 0.5, "1": 0.25},
                    "fit": 1.0, "smallest_class": 4}
     # one clean-side label predicted otherwise: fit 4/5
-    est_miss = rule.estimate(losses, losses, labels, np.where(np.arange(8) == 0, 1, predicted),
-                             2, 0.5)
+    est_miss = rule.estimate(prob, labels, np.where(np.arange(8) == 0, 1, predicted), 2, 0.5)
     assert est_miss["fit"] == 0.8 and est_miss["noise_rate"] == 0.5
     none = dict.fromkeys(rule.CHOSEN)
     assert rule.choose(est, none) == {"gmm_per_class": False, "lambda_u": 25.0,

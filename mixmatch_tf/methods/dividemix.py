@@ -350,14 +350,17 @@ class DivideMix(Method):
 
     def choose(self, state, raw_losses):
         """Sets the settings left to the data (None in the config) by ``dividemix_rule``
-        from the warm-up networks' per-sample losses and predictions; logged in one line
-        (``chosen_settings`` gives them to the run record)."""
+        from the warm-up networks' official division (one GMM over their per-sample
+        losses) and predictions; logged in one line (``chosen_settings`` gives them to
+        the run record)."""
         predicted = self.ctx.map_train_set(self._predicted)
         labels = self.ctx.train_labels
         if labels is None:
             labels = self.ctx.map_train_set(self._given)
-        estimates = rule.estimate(raw_losses[1], raw_losses[2], labels, predicted,
-                                  self.ctx.num_classes, self.config.p_threshold)
+        official = np.mean([clean_probability(min_max_normalise(raw_losses[k]), f"net{k}")
+                            for k in (1, 2)], axis=0)
+        estimates = rule.estimate(official, labels, predicted, self.ctx.num_classes,
+                                  self.config.p_threshold)
         given = {name: getattr(self.config, name) for name in rule.CHOSEN}
         if self.ctx.train_labels is None:  # streamed labels: one GMM (see build)
             given["gmm_per_class"] = given["gmm_per_class"] or False

@@ -41,8 +41,6 @@ per-sample losses and ensemble predictions:
 """
 import numpy as np
 
-from mixmatch_tf.ops import gmm
-
 # The settings the rule chooses, in the order they are logged.
 CHOSEN = ("gmm_per_class", "lambda_u", "mixup_alpha")
 # The estimates it chooses them by (``estimate``'s numbers, as recorded in the run).
@@ -54,38 +52,25 @@ EASY_FIT = 0.92
 HARD_UP_TO = 0.6
 
 
-def _normalise(losses):
-    span = losses.max() - losses.min()
-    return (losses - losses.min()) / span if span > 0 else np.zeros_like(losses)
-
-
-def _clean_probability(losses):
-    if len(np.unique(losses)) < 2:
-        return 1.0 - losses
-    prob, _ = gmm.clean_probability(losses)
-    return prob if np.all(np.isfinite(prob)) else 1.0 - losses
-
-
-def estimate(losses1, losses2, labels, predicted, num_classes, tau):
+def estimate(clean_prob, labels, predicted, num_classes, tau):
     """The estimates ``choose`` reads (see the module docstring), as a dict.
 
     Args:
-      losses1, losses2: each network's per-sample cross-entropy [N] on the given labels.
+      clean_prob: [N], the two networks' mean clean probability under one GMM over all
+        (min-max normalised) losses: the official division.
       labels: the given labels [N].
       predicted: the ensemble's predicted class [N].
       tau: the division's threshold (``p_threshold``).
     """
     labels, predicted = np.asarray(labels), np.asarray(predicted)
-    prob = (_clean_probability(_normalise(np.asarray(losses1, np.float64)))
-            + _clean_probability(_normalise(np.asarray(losses2, np.float64)))) / 2
-    flagged = prob <= tau
+    clean = np.asarray(clean_prob) > tau
     agree = predicted == labels
     counts = np.bincount(labels, minlength=num_classes)
     return {
         "noise_rate": float(np.mean(~agree)),
         "noise_per_class": {str(c): float(np.mean(~agree[labels == c]))
                             for c in range(num_classes) if counts[c]},
-        "fit": float(agree[~flagged].mean()) if (~flagged).any() else 0.0,
+        "fit": float(agree[clean].mean()) if clean.any() else 0.0,
         "smallest_class": int(counts[counts > 0].min()),
     }
 
