@@ -450,8 +450,12 @@ def test_the_settings_rule_on_hand_computed_estimates():
     # a given setting is never chosen
     assert rule.choose(est, dict(none, lambda_u=7.0)) == {"gmm_per_class": False,
                                                          "mixup_alpha": 4.0}
-    # big classes: one GMM each; the official table's rows
+    # big classes: one GMM each, up to 60% noise; the official table's rows
     assert rule.choose(dict(est, smallest_class=20), none)["gmm_per_class"] is True
+    assert rule.choose(dict(est, smallest_class=20, noise_rate=0.6),
+                       none)["gmm_per_class"] is True
+    assert rule.choose(dict(est, smallest_class=20, noise_rate=0.61),
+                       none)["gmm_per_class"] is False
     assert rule.choose(dict(est, noise_rate=0.35), none)["lambda_u"] == 0.0
     assert rule.choose(dict(est, noise_rate=0.85), none)["lambda_u"] == 25.0
     assert rule.choose(dict(est, noise_rate=0.86), none)["lambda_u"] == 50.0

@@ -21,10 +21,14 @@ per-sample losses and ensemble predictions:
 ``choose`` sets, for each setting the config leaves to the data (None):
 
 * ``gmm_per_class``: one GMM per given class (each class its own clean/noisy
-  threshold) unless a class has fewer than ``MIN_CLASS_EXAMPLES`` examples, too
-  few to fit a two-component mixture on. After the warm-up it divided as well as one
-  GMM or better on every measured setting (fewer clean labels flagged), and later in
-  training far better where classes differ in difficulty (Fashion-MNIST's shirts).
+  threshold) at an estimated noise rate up to ``PER_CLASS_UP_TO``, unless a class has
+  fewer than ``MIN_CLASS_EXAMPLES`` examples, too few to fit a two-component mixture
+  on. After the warm-up it divided as well as one GMM or better on every measured
+  setting (fewer clean labels flagged), and later in training far better where
+  classes differ in difficulty (Fashion-MNIST's shirts). At higher noise the clean
+  labels are a small minority of each class, and one GMM, which pools them over the
+  classes, trained better (the digits at 80% noise, seeds 0-1: 4.3% test error against
+  5.3% per class).
 * The data is *hard for the network* when it fits less than ``EASY_FIT`` of its
   clean side at an estimated noise rate up to ``HARD_UP_TO`` (above it, the clean
   side holds so many wrong labels that ``fit`` measures the noise, not the data).
@@ -50,6 +54,7 @@ LOW_NOISE = 0.35
 HIGH_NOISE = 0.85
 EASY_FIT = 0.92
 HARD_UP_TO = 0.6
+PER_CLASS_UP_TO = 0.6
 
 
 def estimate(clean_prob, labels, predicted, num_classes, tau):
@@ -81,7 +86,8 @@ def choose(estimates, given):
     rate = estimates["noise_rate"]
     hard = estimates["fit"] < EASY_FIT and rate <= HARD_UP_TO
     rules = {
-        "gmm_per_class": estimates["smallest_class"] >= MIN_CLASS_EXAMPLES,
+        "gmm_per_class": (rate <= PER_CLASS_UP_TO
+                          and estimates["smallest_class"] >= MIN_CLASS_EXAMPLES),
         "lambda_u": (0.0 if hard or rate <= LOW_NOISE
                      else 25.0 if rate <= HIGH_NOISE else 50.0),
         "mixup_alpha": 0.5 if hard else 4.0,
