@@ -3,7 +3,6 @@ handling, clean labels never read, resume mid-run, replicas."""
 import dataclasses
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +14,6 @@ import tensorflow as tf
 
 from conftest import ROOT, checkpoint_weights, run_script
 from mixmatch_tf import ops
-from mixmatch_tf.data import noise
 from mixmatch_tf.methods import coteaching, dividemix
 from mixmatch_tf.ops import gmm
 from mixmatch_tf.training import RunConfig, Trainer
@@ -259,23 +257,6 @@ def test_every_co_divide_writes_the_report_and_a_grid_of_the_top_flagged(short_r
                                       digits.train_images[int(r["index"])])
         assert (f"| {i // 6 + 1}.{i % 6 + 1} | {r['index']} | {r['given_class']} | "
                 f"{r['predicted_class']} ({float(r['predicted_probability']):.2f}) |") in text
-
-
-def test_no_step_reads_clean_labels(tmp_path, short_run, one_replica, digits):
-    """Poisoned true labels with the same noisy labels: identical training, other diagnostics."""
-    import dataclasses
-    a, ma = short_run
-    poisoned = dataclasses.replace(digits, train_labels=(digits.train_labels + 3) % 10)
-    os.makedirs(tmp_path / "b")
-    shutil.copy(os.path.join(a.run.model_dir, noise.NOISE_FILE), tmp_path / "b" / noise.NOISE_FILE)
-    b = Trainer("dividemix", poisoned, RunConfig(model_dir=str(tmp_path / "b"), **SHORT_RUN),
-                config=SHORT, strategy=one_replica)
-    np.testing.assert_array_equal(a.train_labels, b.train_labels)
-    mb = b.fit()
-    for x, y in zip(a.state["net1"].get_weights() + a.state["net2"].get_weights(),
-                    b.state["net1"].get_weights() + b.state["net2"].get_weights()):
-        np.testing.assert_array_equal(x, y)
-    assert ma["division"]["net1_auc"] != mb["division"]["net1_auc"]
 
 
 # The warm-up step alone is cross-entropy on two networks: the same step on one and two
