@@ -435,7 +435,8 @@ register(Suite(
     "digits_noisy", "Learning with noisy labels on the bundled digits",
     "ERM, mixup (alpha 8), Co-teaching and DivideMix with 20/50/80% symmetric and 40% "
     "asymmetric label noise (DivideMix's definitions; digits mapping 7<->1, 3->8, 5->6, 9->4); "
-    "small CNN, the digits defaults of each method.",
+    "small CNN, the digits defaults of each method (DivideMix with one GMM, lambda_u 25 and "
+    "alpha 4, the values it was measured with).",
     digits_noisy_runs, metrics=(("test_error", "last-epoch test error (%)"),
                                 ("best_test_error", "best test error (%)")),
     figures=("error_curves", "division_auc", "loss_histograms")))
@@ -455,7 +456,8 @@ register(Suite(
     "fashion_noisy", "Learning with noisy labels on a 5,000-image Fashion-MNIST subset",
     "ERM, mixup (alpha 8), Co-teaching and DivideMix at 50% and 80% symmetric noise on a "
     "class-balanced 5,000-image subset of Fashion-MNIST (the full 10,000-image test set); "
-    "small CNN, 60 epochs (DivideMix: 20 of them warm-up); DivideMix (per-class GMM): one GMM "
+    "small CNN, 60 epochs (DivideMix: 20 of them warm-up, one GMM, lambda_u 25, alpha 4); "
+    "DivideMix (per-class GMM): one GMM "
     "per noisy-label class, alpha 0.5, lambda_u 0, 120 epochs, 10 of them warm-up, learning "
     "rate / 10 at epoch 90. Build the data first: "
     "python scripts/make_fashion_mnist.py --train_size=5000 --out=data/fashion_mnist_5k.npz.",
