@@ -475,3 +475,26 @@ def test_settings_left_to_the_data_are_chosen_once_recorded_and_kept_on_resume(
     b.method.choose = None  # never called again
     metrics = b.fit(verbose=0)
     assert metrics["chosen_settings"] == dict(chosen, estimates=est)
+
+
+def test_a_checkpoint_from_before_the_chosen_settings_resumes_with_the_configs(
+        tmp_path, one_replica, digits):
+    """A DivideMix checkpoint written before the state held its settings (an older
+    version) resumes: the settings keep the run config's values, which that version
+    trained with, and the run trains on to its end."""
+    config = dict(SHORT, lambda_u=5.0, mixup_alpha=2.0, gmm_per_class=False)
+    run = RunConfig(model_dir=str(tmp_path), precision="float32", **SHORT_RUN)
+    a = Trainer("dividemix", digits, run, config=config, strategy=one_replica)
+    stop = a.method.warmup_steps() + 2
+    a.run = dataclasses.replace(a.run, stop_at_step=stop)
+    a.fit(verbose=0)
+    prefix = a.run_dir.latest_checkpoint()
+    older = {k: v for k, v in a.state.items() if k not in ("settings", "settings_evidence")}
+    written = a.counters.checkpoint(a.method, older)  # as the older version wrote it
+    written.save_counter.assign(a.checkpoint.save_counter)
+    written.write(prefix)
+    b = Trainer("dividemix", digits, run, config=config, strategy=one_replica)
+    assert int(b.step) == stop
+    assert {k: float(v.numpy()) for k, v in b.state["settings"].items()} == {
+        "gmm_per_class": 0.0, "lambda_u": 5.0, "mixup_alpha": 2.0}
+    assert b.fit(verbose=0)["complete"]

@@ -29,6 +29,13 @@ def checkpoint_holds(prefix, name):
     return tf.train.load_checkpoint(prefix).has_tensor(f"{name}/.ATTRIBUTES/VARIABLE_VALUE")
 
 
+def checkpoint_tops(prefix):
+    """The names at the top of the checkpoint ``prefix``'s object graph (``step``,
+    ``state_division``, ...)."""
+    return {name.split("/")[0]
+            for name in tf.train.load_checkpoint(prefix).get_variable_to_shape_map()}
+
+
 def checkpoint_numbers(ckpt_dir):
     """The numbers of the checkpoints whose files are in ``ckpt_dir`` (intact or not)."""
     if not os.path.isdir(ckpt_dir):

@@ -26,7 +26,7 @@ from mixmatch_tf.training.config import RunConfig
 from mixmatch_tf.training.fitting import Fitting
 from mixmatch_tf.training.loop import NonFiniteLossError, PhaseLoop, StateGuard
 from mixmatch_tf.training.passes import Passes
-from mixmatch_tf.training.checkpoints import checkpoint_holds
+from mixmatch_tf.training.checkpoints import checkpoint_holds, checkpoint_tops
 from mixmatch_tf.training.records import Records
 from mixmatch_tf.training.run_dir import RunDir, saved_run
 from mixmatch_tf.training.strategy import is_chief, make_strategy
@@ -126,7 +126,18 @@ class Trainer(Fitting):
             self.method, self.state, unreadable=not self.restored_from
             or checkpoint_holds(self.restored_from, "unreadable"))
         if self.restored_from:
-            self.checkpoint.restore(self.restored_from).assert_existing_objects_matched()
+            # A method state entry added since the checkpoint was written (DivideMix's
+            # chosen settings) keeps the value the method built it with: that of the
+            # run's config, which the older version trained with.
+            held = checkpoint_tops(self.restored_from)
+            missing = [k for k in self.state if f"state_{k}" not in held]
+            restoring = self.checkpoint if not missing else self.counters.checkpoint(
+                self.method, {k: v for k, v in self.state.items() if k not in missing},
+                unreadable="unreadable" in held)
+            restoring.restore(self.restored_from).assert_existing_objects_matched()
+            if missing:
+                logging.info("%s holds no %s (written by an older version): as built",
+                             self.restored_from, ", ".join(missing))
             logging.info("Resumed from %s at step %d", self.restored_from, int(self.step))
         self.manager = self.run_dir.checkpoint_manager(
             self.checkpoint, self.run.keep_checkpoints,
