@@ -13,6 +13,7 @@ its last intact checkpoint.
 import dataclasses
 
 import keras
+import tensorflow as tf
 from absl import logging
 
 from mixmatch_tf.data.preprocess import normalize
@@ -130,7 +131,9 @@ class Trainer(Fitting):
             # chosen settings) keeps the value the method built it with: that of the
             # run's config, which the older version trained with.
             held = checkpoint_tops(self.restored_from)
-            missing = [k for k in self.state if f"state_{k}" not in held]
+            # (variables only: a network's weights may be saved under another path)
+            missing = [k for k, v in self.state.items() if f"state_{k}" not in held
+                       and all(isinstance(x, tf.Variable) for x in tf.nest.flatten(v))]
             restoring = self.checkpoint if not missing else self.counters.checkpoint(
                 self.method, {k: v for k, v in self.state.items() if k not in missing},
                 unreadable="unreadable" in held)
