@@ -412,6 +412,30 @@ def test_coteaching_adam_uses_the_epochs_beta_1():
     np.testing.assert_allclose(moments[1], 9.0 * moments[0], rtol=1e-4, atol=1e-7)
 
 
+def test_an_epoch_of_each_network_is_its_labeled_side_or_as_long_as_erms():
+    """min_steps_per_epoch: the official epoch, len(labeled) // B + 1 steps, at least the
+    floor; 'all': N // B + 1 steps (ERM's epoch) whatever the division. 100 examples,
+    batches of 16, 30 of them above tau in the peer's division."""
+    import keras
+    from mixmatch_tf.methods import base
+    ctx = base.Context(num_classes=3, image_shape=(2, 2, 1),
+                       train_labels=np.arange(100) % 3, seed=0, noise_type="sym", noise_rate=0.5,
+                       model_fn=lambda index=0: keras.Sequential([keras.Input((2, 2, 1)),
+                                                          keras.layers.Flatten(),
+                                                          keras.layers.Dense(3)]))
+    prob = np.where(np.arange(100) < 30, 0.9, 0.1).astype(np.float32)
+    for floor, steps in ((1, 30 // 16 + 1), (4, 4), ("all", 100 // 16 + 1)):
+        method = dividemix.DivideMix(dividemix.Config(
+            batch_size=16, epochs=3.0, warmup_epochs=1.0, min_steps_per_epoch=floor,
+            lambda_u=25.0, mixup_alpha=4.0, gmm_per_class=False), ctx)
+        state = method.build()
+        for k in (1, 2):
+            state["division"][f"prob{k}"].assign(prob)
+        assert [method.phase(i, state, fresh=False).steps for i in (1, 2, 3, 4)] == [steps] * 4
+        assert method.total_steps() == method.warmup_steps() + 2 * 2 * max(
+            steps if floor == "all" else floor, 100 // 32 + 1)
+
+
 def test_the_settings_rule_on_hand_computed_estimates():
     """The division flags 2, 3 and 7; the networks predict otherwise than given at 2, 3
     and 7 (noise 3/8) and as given on the whole clean side (fit 1)."""

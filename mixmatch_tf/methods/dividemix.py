@@ -22,8 +22,10 @@ Algorithm 1 of the paper, with two networks held by role (``net1``, ``net2``):
 
 The length of warm-up and epochs is sized in steps, so that small data sets
 train as well as CIFAR: an epoch of network k has max(len(labeled) // B + 1,
-``min_steps_per_epoch``) steps (the official formula, with a floor), and a
-division that comes out empty or tiny is topped up with the examples of highest
+``min_steps_per_epoch``) steps (the official formula, with a floor; on data sets
+of no paper's table the floor is ``all``, N // B + 1 steps, ERM's epoch, so that the
+run's length does not shrink as the noise grows), and a division that comes out
+empty or tiny is topped up with the examples of highest
 (or lowest) clean probability, logged, and training goes on.
 
 Batch norm, as in the official code (``net.train()``, ``net2.eval()``, guesses
@@ -56,7 +58,7 @@ References:
 import dataclasses
 import functools
 import math
-from typing import Optional
+from typing import Optional, Union
 
 import keras
 import numpy as np
@@ -73,6 +75,8 @@ from mixmatch_tf.ops import gmm
 
 STATS = ("labeled", "auc", "precision", "recall")
 HIST_BINS = 20
+# min_steps_per_epoch's word: an epoch of each network as long as ERM's.
+WHOLE_SET = "all"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,9 +133,12 @@ class Config(TrainConfig):
     loss_history: int = setting(1, "epochs over which each example's normalised loss is "
                                 "averaged before the GMM, >= 1 (paper: 5 at 90% noise, else 1)",
                                 within="[1, 1000]")
-    min_steps_per_epoch: int = setting(20, "at least this many steps per network per epoch "
-                                       "(for small data sets; none in the official code)",
-                                       within="[1, 1e6]")
+    min_steps_per_epoch: Union[int, str] = setting(
+        20, "at least this many steps per network per epoch (for small data sets; none in the "
+        "official code); 'all': as many as the whole training set has batches (N // "
+        "batch_size + 1, ERM's epoch), so the run's length does not shrink with the labeled "
+        "side as the noise grows (the default on data sets of no paper's table)",
+        within="[1, 1e6]", words=(WHOLE_SET,))
     augment: bool = setting(True, "random crop (+ flip where valid)")
 
     def __post_init__(self):
@@ -146,7 +153,7 @@ class Config(TrainConfig):
 # CNN, ~200 warm-up steps, 40 epochs of >= 20 steps per network; the settings the
 # official code keys on the noise setting are chosen from the data (dividemix_rule).
 DIGITS = {"model": "small_cnn", "epochs": 60.0, "warmup_epochs": 20.0, "rampup_epochs": 16.0,
-          **{name: None for name in rule.CHOSEN}}
+          "min_steps_per_epoch": WHOLE_SET, **{name: None for name in rule.CHOSEN}}
 
 
 @register("dividemix")
@@ -168,9 +175,13 @@ class DivideMix(Method):
 
     def total_steps(self):
         """An estimate (divisions decide the real length), for progress and ETA."""
-        per_net = max(self.config.min_steps_per_epoch,
-                      self.ctx.num_train // (2 * self.config.batch_size) + 1)
+        per_net = max(self.min_steps(), self.ctx.num_train // (2 * self.config.batch_size) + 1)
         return self.warmup_steps() + 2 * self.train_epochs() * per_net
+
+    def min_steps(self):
+        """The fewest steps of an epoch of one network (``min_steps_per_epoch``)."""
+        floor = self.config.min_steps_per_epoch
+        return self.ctx.num_train // self.config.batch_size + 1 if floor == WHOLE_SET else floor
 
     def eval_every(self):
         return self.config.eval_every  # None: evaluate at the end of every epoch
@@ -263,7 +274,7 @@ class DivideMix(Method):
                                "config to train without it")
         prob_other = div[f"prob{3 - k}"].numpy()
         labeled, unlabeled = self.divide(prob_other, f"epoch {epoch:g}, net{k}")
-        steps = max(cfg.min_steps_per_epoch, len(labeled) // cfg.batch_size + 1)
+        steps = max(self.min_steps(), len(labeled) // cfg.batch_size + 1)
         div["ramp"].assign([epoch, start_step, steps])
         common.set_learning_rate(state[f"opt{k}"], self.learning_rate(epoch))
         streams = {
