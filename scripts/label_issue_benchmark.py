@@ -60,7 +60,7 @@ def trained(method, data, folder, run_settings):
     # DivideMix with the official CIFAR-10 settings the docs' tables were measured with
     # (on these data sets a bare run chooses them from the data).
     config = ({"lambda_u": 25.0, "mixup_alpha": 4.0, "gmm_per_class": False,
-               "min_steps_per_epoch": 20}
+               "min_steps_per_epoch": 20, "lr_decay_at": (0.5,)}
               if method == "dividemix" else None)
     trainer = Trainer(method, data, run, config=config)
     metrics = trainer.fit(verbose=0)

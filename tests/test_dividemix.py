@@ -436,6 +436,19 @@ def test_an_epoch_of_each_network_is_its_labeled_side_or_as_long_as_erms():
             steps if floor == "all" else floor, 100 // 32 + 1)
 
 
+def test_the_learning_rate_decays_where_given_or_halfway_after_the_warm_up():
+    """lr_decay_at None: at (warm-up + epochs) / 2, the digits' 60 with 20 of warm-up at
+    epoch 40; given fractions count over all epochs (official: 150 of 300)."""
+    def rates(**config):
+        method = dividemix.DivideMix(dividemix.Config(**config), None)
+        return [round(method.learning_rate(e), 6) for e in (0, 29, 30, 39, 40, 59)]
+    assert rates(epochs=60.0, warmup_epochs=20.0, lr_decay_at=None) == [0.02] * 4 + [0.002] * 2
+    assert rates(epochs=60.0, warmup_epochs=20.0) == [0.02] * 2 + [0.002] * 4
+    assert rates(epochs=60.0, warmup_epochs=0.0, lr_decay_at=None) == [0.02] * 2 + [0.002] * 4
+    assert rates(epochs=60.0, warmup_epochs=20.0, lr_decay_at=(0.25, 0.5)) == [
+        0.02, 0.002, 0.0002, 0.0002, 0.0002, 0.0002]
+
+
 def test_the_settings_rule_on_hand_computed_estimates():
     """The division flags 2, 3 and 7; the networks predict otherwise than given at 2, 3
     and 7 (noise 3/8) and as given on the whole clean side (fit 1)."""

@@ -94,10 +94,11 @@ def digits_ssl_runs(seeds):
 
 # DivideMix's CIFAR-10 defaults, which the digits and Fashion tables below were measured
 # with: one GMM, lambda_u 25, alpha 4, an epoch of each network its labeled side (the
-# official formula) with at least 20 steps.
+# official formula) with at least 20 steps, the learning rate / 10 at half of the epochs.
 OFFICIAL_EPOCH = (("min_steps_per_epoch", "20"),)
+OFFICIAL_SCHEDULE = OFFICIAL_EPOCH + (("lr_decay_at", "0.5"),)
 DIVIDEMIX_FIXED = (("lambda_u", "25"), ("mixup_alpha", "4"),
-                   ("gmm_per_class", "false")) + OFFICIAL_EPOCH
+                   ("gmm_per_class", "false")) + OFFICIAL_SCHEDULE
 NOISE_SETTINGS = [("sym 20%", "sym", "0.2"), ("sym 50%", "sym", "0.5"), ("sym 80%", "sym", "0.8"),
                   ("asym 40%", "asym", "0.4")]
 
@@ -177,7 +178,7 @@ def dividemix_settings_runs(seeds):
                 ("Co-teaching (+ crop)", (("method", "coteaching"), ("augment", "true")) + epochs),
                 ("DivideMix (official settings)",
                  (("method", "dividemix"), ("lambda_u", OFFICIAL_LAMBDA_U[official]),
-                  ("mixup_alpha", "4"), ("gmm_per_class", "false")) + OFFICIAL_EPOCH
+                  ("mixup_alpha", "4"), ("gmm_per_class", "false")) + OFFICIAL_SCHEDULE
                  + official_schedule),
                 ("DivideMix (settings from the data)", (("method", "dividemix"),))]
         runs += [RunSpec(row=row, column=column, flags=base + flags, seed=s)
