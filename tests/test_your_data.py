@@ -217,7 +217,10 @@ def test_defaults_are_sized_to_a_users_data_and_the_papers_stay_the_papers(tmp_p
     no_pool = resolve_config(get_method("mean_teacher"), from_arrays(x, y), {})
     assert no_pool.num_labeled == round(0.1 * 1037) and no_pool.train_steps == 1500
     assert no_pool.consistency_weight == 10.0  # the digits' small-data weight, not 50
-    assert resolve_config(get_method("dividemix"), mine, {}).epochs == 60.0  # not 300
+    dividemix = resolve_config(get_method("dividemix"), mine, {})
+    assert dividemix.epochs == 60.0  # not 300
+    # each network's epoch as long as ERM's, the decay halfway after the warm-up
+    assert (dividemix.min_steps_per_epoch, dividemix.lr_decay_at) == ("all", None)
     assert resolve_config(get_method("mixmatch"), mine, {"train_steps": 7}).train_steps == 7
     big = from_arrays(np.zeros((40, 32, 32, 3), np.uint8), np.arange(40) % 4, name="big")
     assert resolve_config(get_method("dividemix"), big, {}).model == "preact_resnet18"
@@ -226,6 +229,8 @@ def test_defaults_are_sized_to_a_users_data_and_the_papers_stay_the_papers(tmp_p
         cifar = load.load_dataset("cifar10", data_dir=str(tmp_path))
     paper = resolve_config(get_method("mixmatch"), cifar, {})
     assert (paper.train_steps, paper.num_labeled, paper.model) == (1 << 20, 4000, None)
+    official = resolve_config(get_method("dividemix"), cifar, {})
+    assert (official.min_steps_per_epoch, official.lr_decay_at) == (20, (0.5,))
 
 
 # ------------------------------------------------------------- the README's examples
