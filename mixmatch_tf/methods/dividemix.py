@@ -192,18 +192,19 @@ class DivideMix(Method):
 
     def learning_rate(self, epoch):
         cfg = self.config
-        decays = sum(epoch >= f * cfg.epochs for f in self.lr_decay_fractions())
+        decays = sum(epoch >= e for e in self.lr_decay_epochs())
         return cfg.learning_rate * cfg.lr_decay_factor ** decays
 
-    def lr_decay_fractions(self):
-        """``lr_decay_at``, or halfway through the epochs after the warm-up: with few
-        epochs after a long warm-up, half of all epochs leaves little training at the
-        full rate (the digits' 60 with 20 of warm-up: 10 epochs of 40), while the
-        official 150 of 300 after 10 of warm-up is about half of those after it."""
+    def lr_decay_epochs(self):
+        """The epochs of ``lr_decay_at``, or halfway through the epochs after the warm-up
+        (computed as an epoch, not a fraction, so no rounding moves it): with few epochs
+        after a long warm-up, half of all epochs leaves little training at the full rate
+        (the digits' 60 with 20 of warm-up: 10 epochs of 40), while the official 150 of
+        300 after 10 of warm-up is about half of those after it."""
         cfg = self.config
         if cfg.lr_decay_at is not None:
-            return cfg.lr_decay_at
-        return ((cfg.warmup_epochs + cfg.epochs) / 2 / cfg.epochs,)
+            return [f * cfg.epochs for f in cfg.lr_decay_at]
+        return [(cfg.warmup_epochs + cfg.epochs) / 2]
 
     def penalize_confidence(self):
         if self.config.confidence_penalty is not None:
