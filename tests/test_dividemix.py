@@ -458,7 +458,7 @@ def test_the_settings_rule_on_hand_computed_estimates():
     prob = np.array([0.9, 0.8, 0.1, 0.2, 0.95, 0.7, 0.6, 0.5])  # tau 0.5: 7 is flagged
     est = rule.estimate(prob, labels, predicted, 2, 0.5)
     assert est == {"noise_rate": 0.375, "noise_per_class": {"0": 0.5, "1": 0.25},
-                   "fit": 1.0, "smallest_class": 4}
+                   "fit": 1.0, "class_dependence": -1.0, "smallest_class": 4}
     # one clean-side label predicted otherwise: fit 4/5
     est_miss = rule.estimate(prob, labels, np.where(np.arange(8) == 0, 1, predicted), 2, 0.5)
     assert est_miss["fit"] == 0.8 and est_miss["noise_rate"] == 0.5
@@ -477,11 +477,35 @@ def test_the_settings_rule_on_hand_computed_estimates():
     assert rule.choose(dict(est, noise_rate=0.35), none)["lambda_u"] == 0.0
     assert rule.choose(dict(est, noise_rate=0.85), none)["lambda_u"] == 25.0
     assert rule.choose(dict(est, noise_rate=0.86), none)["lambda_u"] == 50.0
+    # noise that looks class-dependent: lambda_u 0 (the official asymmetric row)
+    assert rule.choose(dict(est, class_dependence=0.5), none)["lambda_u"] == 0.0
+    assert rule.choose(dict(est, class_dependence=0.49), none)["lambda_u"] == 25.0
+    assert rule.choose(dict(est, class_dependence=0.9, noise_rate=0.86),
+                       none)["lambda_u"] == 0.0
     # data hard for the network (fit < 0.92 at noise <= 0.6): lambda_u 0, alpha 0.5
     hard = {"gmm_per_class": False, "lambda_u": 0.0, "mixup_alpha": 0.5}
     assert rule.choose(dict(est, fit=0.91, noise_rate=0.6), none) == hard
     assert rule.choose(dict(est, fit=0.91, noise_rate=0.61), none)["mixup_alpha"] == 4.0
     assert rule.choose(dict(est, fit=0.92, noise_rate=0.5), none)["mixup_alpha"] == 4.0
+
+
+def test_class_dependence_is_how_concentrated_the_confusion_of_disagreeing_labels_is():
+    """Four classes: the top predicted class of each given class holds 2 + 1 + 2 of the
+    6 disagreements, (5/6 - 1/3) / (1 - 1/3) = 0.75; pairs swapped: 1; spread evenly
+    over the other classes: 0; two classes or no disagreement: unknown (-1)."""
+    from mixmatch_tf.methods import dividemix_rule as rule
+    assert rule.class_dependence(np.array([0, 0, 0, 1, 2, 2]), np.array([1, 1, 2, 0, 3, 3]),
+                                 4) == pytest.approx(0.75)
+    assert rule.class_dependence(np.array([0, 1, 1, 3]), np.array([1, 0, 0, 2]), 4) == 1.0
+    assert rule.class_dependence(np.array([0, 0, 0, 1, 1, 1]), np.array([1, 2, 3, 0, 2, 3]),
+                                 4) == 0.0
+    assert rule.class_dependence(np.array([0, 1]), np.array([1, 0]), 2) == -1.0
+    assert rule.class_dependence(np.array([], int), np.array([], int), 4) == -1.0
+    # through estimate: given 0 0 1 1 2 2, predicted 1 0 1 1 0 2 -> disagreements (0, 1)
+    # and (2, 0), each its class's only one: 1
+    est = rule.estimate(np.full(6, 0.9), np.array([0, 0, 1, 1, 2, 2]),
+                        np.array([1, 0, 1, 1, 0, 2]), 3, 0.5)
+    assert est["class_dependence"] == 1.0 and est["noise_rate"] == pytest.approx(1 / 3)
 
 
 def test_settings_left_to_the_data_are_chosen_once_recorded_and_kept_on_resume(
@@ -503,6 +527,7 @@ def test_settings_left_to_the_data_are_chosen_once_recorded_and_kept_on_resume(
     assert chosen == {k: rule.typed(k, v) for k, v in expected.items()}
     assert est["smallest_class"] == np.bincount(a.train_labels).min()
     assert 0.0 <= est["noise_rate"] <= 1.0 and 0.0 <= est["fit"] <= 1.0
+    assert 0.0 <= est["class_dependence"] <= 1.0
     assert json.load(open(tmp_path / "run.json"))["chosen"] == dict(chosen, estimates=est)
     for name in rule.CHOSEN:
         assert float(a.state["settings"][name].numpy()) == float(chosen[name])
@@ -526,7 +551,7 @@ def test_a_checkpoint_from_before_the_chosen_settings_resumes_with_the_configs(
     a.run = dataclasses.replace(a.run, stop_at_step=stop)
     a.fit(verbose=0)
     prefix = a.run_dir.latest_checkpoint()
-    older = {k: v for k, v in a.state.items() if k not in ("settings", "settings_evidence")}
+    older = {k: v for k, v in a.state.items() if k not in ("settings", "settings_estimates")}
     written = a.counters.checkpoint(a.method, older)  # as the older version wrote it
     written.save_counter.assign(a.checkpoint.save_counter)
     written.write(prefix)
@@ -535,3 +560,25 @@ def test_a_checkpoint_from_before_the_chosen_settings_resumes_with_the_configs(
     assert {k: float(v.numpy()) for k, v in b.state["settings"].items()} == {
         "gmm_per_class": 0.0, "lambda_u": 5.0, "mixup_alpha": 2.0}
     assert b.fit(verbose=0)["complete"]
+
+
+def test_a_checkpoint_from_before_the_class_dependence_estimate_keeps_its_chosen_settings(
+        tmp_path, one_replica, digits):
+    """A checkpoint whose state held three estimates (``settings_evidence``, before the
+    class dependence) resumes with the settings it chose; its estimates are not reported
+    (the checkpoint holds none under the current name) rather than misread."""
+    run = RunConfig(model_dir=str(tmp_path), precision="float32", **SHORT_RUN)
+    a = Trainer("dividemix", digits, run, config=SHORT, strategy=one_replica)
+    stop = a.method.warmup_steps() + 1
+    a.run = dataclasses.replace(a.run, stop_at_step=stop)
+    a.fit(verbose=0)
+    chosen = a.method.chosen_settings(a.state)
+    chosen.pop("estimates")
+    older = {k: v for k, v in a.state.items() if k != "settings_estimates"}
+    older["settings_evidence"] = tf.Variable(a.state["settings_estimates"].numpy()[[0, 1, 3]])
+    written = a.counters.checkpoint(a.method, older)  # as the older version wrote it
+    written.save_counter.assign(a.checkpoint.save_counter)
+    written.write(a.run_dir.latest_checkpoint())
+    b = Trainer("dividemix", digits, run, config=SHORT, strategy=one_replica)
+    assert int(b.step) == stop
+    assert b.method.chosen_settings(b.state) == chosen
