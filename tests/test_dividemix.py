@@ -224,7 +224,8 @@ def test_tensorboard_gets_the_divisions_histograms_split_by_the_truth(short_run)
             assert {f"division_hist/net{k}_{name}", f"division_hist/net{k}_{name}_of_clean",
                     f"division_hist/net{k}_{name}_of_noisy"} <= tags, sorted(tags)
     assert {"division/net1_auc", "division/noise_rate_estimate",
-            "division/noise_rate_error"} <= tags
+            "division/noise_rate_error", "division_hist/noise_rate_estimate_per_class",
+            "division_hist/noise_rate_error_per_class"} <= tags
 
 
 def test_every_co_divide_writes_the_report_and_a_grid_of_the_top_flagged(short_run, digits):

@@ -369,8 +369,14 @@ class DivideMix(Method):
         summaries.update(self.division_histograms(probs, losses, clean))
         estimate = self.noise_estimate(probs[1], probs[2], clean)
         summaries["division/noise_rate_estimate"] = estimate["rate"]
+        # per given class as histograms (one scalar per class would not scale to 1,000)
+        summaries["division_hist/noise_rate_estimate_per_class"] = np.asarray(
+            list(estimate["per_class"].values()))
         if "error" in estimate:
             summaries["division/noise_rate_error"] = estimate["error"]
+            summaries["division_hist/noise_rate_error_per_class"] = np.asarray(
+                [estimate["per_class"][c] - estimate["true_per_class"][c]
+                 for c in estimate["per_class"]])
         div["stats"].assign(tf.tensor_scatter_nd_update(
             div["stats"], [[epoch_index]], tf.constant([stats], tf.float32)))
         return summaries
