@@ -245,8 +245,8 @@ class DivideMix(Method):
         state["settings"] = {name: variable(tf.constant(
             -1.0 if getattr(cfg, name) is None else float(getattr(cfg, name))))
             for name in rule.CHOSEN}
-        # The estimates they were chosen by (rule.EVIDENCE); -1 = not measured.
-        state["settings_estimates"] = variable(tf.fill([len(rule.EVIDENCE)], -1.0))
+        # The estimates they were chosen by (rule.ESTIMATES); -1 = not measured.
+        state["settings_estimates"] = variable(tf.fill([len(rule.ESTIMATES)], -1.0))
         left = [name for name in rule.CHOSEN if getattr(cfg, name) is None]
         if left:
             logging.info("DivideMix: %s will be chosen from the data after the warm-up "
@@ -400,7 +400,7 @@ class DivideMix(Method):
         chosen = rule.choose(estimates, given)
         for name, value in chosen.items():
             state["settings"][name].assign(float(value))
-        state["settings_estimates"].assign([estimates[k] for k in rule.EVIDENCE])
+        state["settings_estimates"].assign([estimates[k] for k in rule.ESTIMATES])
         logging.info("DivideMix settings chosen from the data after the warm-up: %s",
                      rule.describe(chosen, estimates, given))
 
@@ -413,10 +413,10 @@ class DivideMix(Method):
                 and min(values.values()) >= 0:
             out = {name: rule.typed(name, values[name]) for name in rule.CHOSEN
                    if getattr(self.config, name) is None}
-            evidence = state["settings_estimates"].numpy().tolist()
-            if evidence[0] >= 0:  # (not held by checkpoints older than the estimates)
+            measured = state["settings_estimates"].numpy().tolist()
+            if measured[0] >= 0:  # (not held by checkpoints older than the estimates)
                 out["estimates"] = {k: (int(v) if k == "smallest_class" else round(v, 4))
-                                    for k, v in zip(rule.EVIDENCE, evidence)}
+                                    for k, v in zip(rule.ESTIMATES, measured)}
             return out
         return {}
 

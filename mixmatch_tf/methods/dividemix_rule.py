@@ -65,7 +65,7 @@ import numpy as np
 # The settings the rule chooses, in the order they are logged.
 CHOSEN = ("gmm_per_class", "lambda_u", "mixup_alpha")
 # The estimates it chooses them by (``estimate``'s numbers, as recorded in the run).
-EVIDENCE = ("noise_rate", "fit", "class_dependence", "smallest_class")
+ESTIMATES = ("noise_rate", "fit", "class_dependence", "smallest_class")
 MIN_CLASS_EXAMPLES = 20
 CLASS_DEPENDENT = 0.5
 LOW_NOISE = 0.35
