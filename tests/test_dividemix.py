@@ -478,11 +478,19 @@ def test_the_settings_rule_on_hand_computed_estimates():
     assert rule.choose(dict(est, noise_rate=0.35), none)["lambda_u"] == 0.0
     assert rule.choose(dict(est, noise_rate=0.85), none)["lambda_u"] == 25.0
     assert rule.choose(dict(est, noise_rate=0.86), none)["lambda_u"] == 50.0
-    # noise that looks class-dependent: lambda_u 0 (the official asymmetric row)
-    assert rule.choose(dict(est, class_dependence=0.5), none)["lambda_u"] == 0.0
-    assert rule.choose(dict(est, class_dependence=0.49), none)["lambda_u"] == 25.0
-    assert rule.choose(dict(est, class_dependence=0.9, noise_rate=0.86),
-                       none)["lambda_u"] == 0.0
+    # noise that looks class-dependent, read where the smallest class is expected to
+    # hold 10 disagreeing labels (0.375 x 27 = 10.1): hard, as the official asymmetric
+    # row (lambda_u 0) and the real-world data sets (alpha 0.5)
+    swaps = dict(est, smallest_class=27)
+    assert rule.choose(dict(swaps, class_dependence=0.5), none) == {
+        "gmm_per_class": True, "lambda_u": 0.0, "mixup_alpha": 0.5}
+    assert rule.choose(dict(swaps, class_dependence=0.49), none) == {
+        "gmm_per_class": True, "lambda_u": 25.0, "mixup_alpha": 4.0}
+    assert rule.choose(dict(swaps, class_dependence=0.9, noise_rate=0.86), none) == {
+        "gmm_per_class": False, "lambda_u": 0.0, "mixup_alpha": 0.5}
+    # too few disagreeing labels in the smallest class (0.375 x 26 = 9.75): not read
+    assert rule.choose(dict(swaps, class_dependence=1.0, smallest_class=26), none) == {
+        "gmm_per_class": True, "lambda_u": 25.0, "mixup_alpha": 4.0}
     # data hard for the network (fit < 0.92 at noise <= 0.6): lambda_u 0, alpha 0.5
     hard = {"gmm_per_class": False, "lambda_u": 0.0, "mixup_alpha": 0.5}
     assert rule.choose(dict(est, fit=0.91, noise_rate=0.6), none) == hard
