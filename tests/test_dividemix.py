@@ -157,7 +157,9 @@ def short_run(tmp_path_factory, one_replica, digits):
 
 
 def test_dividemix_runs_and_reports_division_diagnostics(short_run, digits):
-    _, m = short_run
+    trainer, m = short_run
+    # its epochs follow the divisions: the last epoch's estimate of the length is exact
+    assert trainer.progress.total == m["steps"] == int(trainer.step)
     assert len(m["division_history"]) == 2 and len(m["evals"]) == 3  # after warm-up + 2 epochs
     div = m["division"]
     assert m["division_reference"] == "true labels"  # the package made the noise
@@ -435,6 +437,16 @@ def test_an_epoch_of_each_network_is_its_labeled_side_or_as_long_as_erms():
         assert [method.phase(i, state, fresh=False).steps for i in (1, 2, 3, 4)] == [steps] * 4
         assert method.total_steps() == method.warmup_steps() + 2 * 2 * max(
             steps if floor == "all" else floor, 100 // 32 + 1)
+    # each phase re-estimates the steps after it from the latest division: net1 trains
+    # on net2's (50 labeled: 4 steps), net2 on net1's (30: 2 steps)
+    method = dividemix.DivideMix(dataclasses.replace(method.config, min_steps_per_epoch=1),
+                                 ctx)
+    state = method.build()
+    state["division"]["prob1"].assign(prob)
+    state["division"]["prob2"].assign(np.where(np.arange(100) < 50, 0.9, 0.1))
+    phases = [method.phase(i, state, fresh=False) for i in (1, 2, 3, 4)]
+    assert [p.steps for p in phases] == [4, 2, 4, 2]
+    assert [p.steps_after for p in phases] == [4 + 2 * 2, 4 + 2, 2, 0]
 
 
 def test_the_learning_rate_decays_where_given_or_halfway_after_the_warm_up():

@@ -229,6 +229,9 @@ class Phase:
         label-issue report.
       values: name -> number the step reads, as float32 scalar tensors (its last
         argument): a per-phase value (an epoch's ramp, a rate) without a retrace.
+      steps_after: the steps the run takes after this phase, where the method now
+        knows them better than its ``total_steps`` did (DivideMix, whose epochs follow
+        its divisions); the progress total and ETA follow it. None: no new estimate.
     """
     name: str
     steps: int
@@ -240,6 +243,7 @@ class Phase:
     summaries: Mapping[str, float] = dataclasses.field(default_factory=dict)
     labels_judged: bool = False
     values: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    steps_after: Optional[int] = None
 
 
 class Method:

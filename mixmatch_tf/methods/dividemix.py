@@ -178,9 +178,15 @@ class DivideMix(Method):
         return int(math.ceil(self.config.epochs - self.config.warmup_epochs))
 
     def total_steps(self):
-        """An estimate (divisions decide the real length), for progress and ETA."""
+        """An estimate (divisions decide the real length), for progress and ETA; each
+        epoch's phase estimates the rest again from the latest division (``steps_after``)."""
         per_net = max(self.min_steps(), self.ctx.num_train // (2 * self.config.batch_size) + 1)
         return self.warmup_steps() + 2 * self.train_epochs() * per_net
+
+    def epoch_steps(self, labeled):
+        """The steps of an epoch of one network with ``labeled`` examples on its labeled
+        side: the official len(labeled) // B + 1, at least ``min_steps``."""
+        return max(self.min_steps(), labeled // self.config.batch_size + 1)
 
     def min_steps(self):
         """The fewest steps of an epoch of one network (``min_steps_per_epoch``)."""
@@ -290,7 +296,13 @@ class DivideMix(Method):
                                "config to train without it")
         prob_other = div[f"prob{3 - k}"].numpy()
         labeled, unlabeled = self.divide(prob_other, f"epoch {epoch:g}, net{k}")
-        steps = max(self.min_steps(), len(labeled) // cfg.batch_size + 1)
+        steps = self.epoch_steps(len(labeled))
+        # the phases left after this one, as long as the latest division makes them
+        epochs_after = self.train_epochs() - epoch_index - 1
+        later = {1: epochs_after, 2: epochs_after + (k == 1)}  # network -> its phases
+        steps_after = sum(count * self.epoch_steps(max(
+            int(np.sum(div[f"prob{3 - j}"].numpy() > cfg.p_threshold)), cfg.batch_size))
+            for j, count in later.items())
         div["ramp"].assign([epoch, start_step, steps])
         common.set_learning_rate(state[f"opt{k}"], self.learning_rate(epoch))
         streams = {
@@ -301,7 +313,7 @@ class DivideMix(Method):
         }
         return Phase(name=f"train_net{k}", steps=steps, streams=streams,
                      step_fn=self._train_steps[k], evaluate_at_end=(k == 2),
-                     labels_judged=divided)
+                     labels_judged=divided, steps_after=steps_after)
 
     def divide(self, prob, where):
         """(labeled, unlabeled) indices for threshold tau, topped up when too small."""

@@ -74,6 +74,8 @@ class Fitting:
                 if self.run.export_dir:
                     metrics["export_path"] = self.export(self.run.export_dir)
                 return metrics
+            if phase.steps_after is not None:
+                progress.retotal(int(self.step) - done + phase.steps + phase.steps_after)
             if done < phase.steps and not self._run_phase(phase, index, done, progress):
                 break
             self.counters.phase_index.assign_add(1)

@@ -92,6 +92,12 @@ class Progress:
                 print(line, flush=True)
         logging.debug(line)
 
+    def retotal(self, total):
+        """A new estimate of the run's total steps (the bar's target follows it)."""
+        self.total = total
+        if self._bar is not None:
+            self._bar.target = max(1, total - self.start)
+
     def evaluated(self, test_error):
         """The test error of the last evaluation, shown from the next report on."""
         self._test_error = test_error
