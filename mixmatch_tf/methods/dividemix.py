@@ -123,9 +123,10 @@ class Config(TrainConfig):
         "from the data after the warm-up unless given (dividemix_rule)", within="(0, 1e6]")
     lambda_prior: float = setting(1.0, "weight of the uniform-prior penalty L_reg (paper: 1)",
                                   within="[0, inf)")
-    confidence_penalty: Optional[bool] = setting(None, "add the negative-entropy confidence "
-                                                 "penalty during warm-up; None: on for "
-                                                 "asymmetric noise only (as the official code)")
+    confidence_penalty: Optional[bool] = setting(
+        None, "add the negative-entropy confidence penalty during warm-up; None: on for "
+        "synthetic asymmetric noise only (as the official code); off by default on data sets "
+        "of no paper's table, whose labels do not say how their noise is made")
     gmm_per_class: Optional[bool] = setting(
         False, "normalise the losses and fit the GMM within each noisy-label class, so each "
         "class gets its own clean/noisy threshold (not in the official code, which fits one "
@@ -154,9 +155,11 @@ class Config(TrainConfig):
 # The bundled digits (and any data set of no paper's table, ``data_defaults``): a small
 # CNN, ~200 warm-up steps, then 40 epochs of each network as long as ERM's, the learning
 # rate / 10 after 20 of them; the settings the official code keys on the noise setting
-# are chosen from the data (dividemix_rule).
+# are chosen from the data (dividemix_rule). No confidence penalty: it acts in the warm-up,
+# before anything is estimated, and your labels do not say whether their noise is
+# asymmetric (synthetic asymmetric noise must not turn on what your own labels would not).
 DIGITS = {"model": "small_cnn", "epochs": 60.0, "warmup_epochs": 20.0, "rampup_epochs": 16.0,
-          "min_steps_per_epoch": WHOLE_SET, "lr_decay_at": None,
+          "min_steps_per_epoch": WHOLE_SET, "lr_decay_at": None, "confidence_penalty": False,
           **{name: None for name in rule.CHOSEN}}
 
 
