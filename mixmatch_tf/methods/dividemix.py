@@ -303,9 +303,8 @@ class DivideMix(Method):
         # the phases left after this one, as long as the latest division makes them
         epochs_after = self.train_epochs() - epoch_index - 1
         later = {1: epochs_after, 2: epochs_after + (k == 1)}  # network -> its phases
-        steps_after = sum(count * self.epoch_steps(max(
-            int(np.sum(div[f"prob{3 - j}"].numpy() > cfg.p_threshold)), cfg.batch_size))
-            for j, count in later.items())
+        steps_after = sum(count * self.epoch_steps(
+            self.labeled_size(div[f"prob{3 - j}"].numpy())) for j, count in later.items())
         div["ramp"].assign([epoch, start_step, steps])
         common.set_learning_rate(state[f"opt{k}"], self.learning_rate(epoch))
         streams = {
@@ -318,8 +317,13 @@ class DivideMix(Method):
                      step_fn=self._train_steps[k], evaluate_at_end=(k == 2),
                      labels_judged=divided, steps_after=steps_after)
 
+    def labeled_size(self, prob):
+        """The size of the labeled side ``divide`` makes of ``prob`` (without dividing)."""
+        return max(int(np.sum(prob > self.config.p_threshold)), self.config.batch_size)
+
     def divide(self, prob, where):
-        """(labeled, unlabeled) indices for threshold tau, topped up when too small."""
+        """(labeled, unlabeled) indices for threshold tau, topped up when too small (to
+        ``labeled_size``)."""
         tau, least = self.config.p_threshold, self.config.batch_size
         labeled = np.flatnonzero(prob > tau)
         unlabeled = np.flatnonzero(prob <= tau)
