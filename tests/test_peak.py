@@ -47,3 +47,71 @@ def test_cpuinfo_is_read_from_the_first_cpu(tmp_path):
     read = peak.cpu_info(str(path))
     assert read == info("AuthenticAMD", 26, "fpu avx2 fma avx512f avx512_bf16", mhz=2596.096)
     assert peak.cpu_info(str(tmp_path / "missing")) is None
+
+
+ZEN5 = info("AuthenticAMD", 26, "avx2 fma avx512f avx512bw avx512_bf16")
+SPR = info("GenuineIntel", 6, "avx2 fma avx512f avx512_bf16 amx_bf16 amx_tile")
+
+
+@pytest.mark.parametrize("cpu,isa,expected", [
+    (ZEN5, "all", (64, 128)),
+    (ZEN5, "avx2", (32, 32)),              # AVX2 + FMA kernels; bf16 computed in float32
+    (ZEN5, "avx512_core", (64, 64)),       # AVX-512 without its bf16 products
+    (ZEN5, "avx512_core_bf16", (64, 128)),
+    (SPR, "avx512_core_bf16", (64, 128)),  # AMX off
+    (SPR, "avx2", (32, 32)),
+    (SPR, "ALL", (64, 1024)),              # a cap the table does not know leaves all
+])
+def test_a_cap_removes_the_instruction_sets_above_it(cpu, isa, expected):
+    assert peak.flops_per_cycle(peak.capped(cpu, isa)) == expected
+    assert cpu["flags"] >= peak.capped(cpu, isa)["flags"]
+
+
+def test_limit_isa_sets_onednn_and_pytorch_caps_and_max_isa_reads_them():
+    environ = {"ATEN_CPU_CAPABILITY": "avx512"}
+    assert peak.max_isa(environ) == "all"
+    peak.limit_isa("avx2", environ)
+    assert environ == {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+    assert peak.max_isa(environ) == "avx2"
+    peak.limit_isa("avx512_core_bf16", environ)
+    assert environ == {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16", "ATEN_CPU_CAPABILITY": "avx512"}
+    peak.limit_isa("all", environ)
+    assert environ == {"ONEDNN_MAX_CPU_ISA": "ALL"}
+    with pytest.raises(ValueError, match="'avx3'.*valid: all, avx2, avx512_core"):
+        peak.limit_isa("avx3", environ)
+
+
+CAPPED_CONV = """
+import tensorflow as tf
+from mixmatch_tf.cli import peak
+peak.limit_isa("avx2")  # after TensorFlow's import, before its first kernel, as the benchmark
+x = tf.random.normal([4, 8, 8, 16])
+with tf.GradientTape() as tape:
+    w = tf.Variable(tf.random.normal([3, 3, 16, 16]))
+    y = tf.reduce_sum(tf.nn.conv2d(x, w, 1, "SAME"))
+tape.gradient(y, w).numpy()
+try:
+    import torch
+except ImportError:
+    torch = None
+if torch is not None:
+    print("torch", torch.backends.cpu.get_cpu_capability())
+"""
+
+
+@pytest.mark.skipif("avx2" not in (peak.cpu_info() or {"flags": ()})["flags"],
+                    reason="an x86 CPU with AVX2")
+def test_the_cap_holds_for_tensorflows_onednn_kernels_and_pytorch():
+    """oneDNN's own log names the instruction set of every kernel it ran."""
+    import re
+    from conftest import run_script
+    done = run_script(["-c", CAPPED_CONV],
+                      env={"ONEDNN_VERBOSE": "1", "TF_ENABLE_ONEDNN_OPTS": "1"}, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    log = done.stdout + done.stderr
+    kernels = re.findall(r"^onednn_verbose,.*,exec,cpu,convolution,([^,]+),", log, re.M)
+    assert len(kernels) >= 2, log[-2000:]  # the forward pass and the weights' gradient
+    assert all(k.endswith(":avx2") for k in kernels), kernels
+    assert re.search(r"^onednn_verbose,.*,isa:Intel AVX2$", log, re.M), log[-2000:]
+    if "torch " in done.stdout:  # with the bench extra: PyTorch's own kernels too
+        assert "torch AVX2" in done.stdout

@@ -14,7 +14,7 @@ method and precision:
   method=mixmatch model=wrn28_2 precision=float32 train_images_per_s=... step_seconds=...
   clean_steps=... timed_steps=... reference_images_per_s=... ratio=...
   pipeline_images_per_s=... gflops_per_s=... matmul_gflops_per_s=... matmul_fraction=...
-  peak_gflops_per_s=... peak_fraction=...
+  peak_gflops_per_s=... peak_fraction=... max_cpu_isa=...
 
 ``mixup_imagenet`` (asked for by name: slow on a CPU) is the mixup paper's
 ImageNet step: ResNet-50 at 224 x 224 x 3 over 1000 classes, alpha 0.2, a batch of
@@ -55,6 +55,12 @@ ones, or ``--max_rounds`` of each ran; then ``clean_steps`` and
 ``reference_clean_steps`` say how many were clean, and without enough clean steps on
 both sides there is no ``ratio`` (a warning says how loaded the machine was): on a
 loaded machine the two sides slow down by different factors.
+
+``--max_cpu_isa=avx2`` times, on a CPU with AVX-512, the kernels an AVX2 + FMA CPU
+runs: oneDNN's (ours and the reference's) and PyTorch's own are capped at AVX2
+(``mixmatch_tf/cli/peak.py``), ``auto`` picks by the instruction sets left, and the
+physical peak is the AVX2 one. It is the same code on the same cores, not a
+different CPU: caches and clocks stay this machine's.
 """
 import os
 import statistics
@@ -65,8 +71,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from mixmatch_tf import cli
-from mixmatch_tf.cli import load
-from mixmatch_tf.cli.peak import effective_mhz, peak_gflops
+from mixmatch_tf.cli import load, peak
 
 
 def define_flags():
@@ -88,6 +93,11 @@ def define_flags():
     flags.DEFINE_integer("loss_pass_images", 50000, "Images of DivideMix's per-sample loss pass.")
     flags.DEFINE_integer("pipeline_steps", 30, "Steps drawn to time the input pipeline alone.")
     flags.DEFINE_integer("eval_batch_size", 500, "Batch of the per-sample loss pass.")
+    flags.DEFINE_enum("max_cpu_isa", None, list(peak.ISA_CAPS),
+                      "Cap the instruction sets of oneDNN's and PyTorch's kernels, ours and the "
+                      "reference's alike (ONEDNN_MAX_CPU_ISA, ATEN_CPU_CAPABILITY): avx2 runs "
+                      "an AVX2 + FMA CPU's kernels on an AVX-512 one. Default: the "
+                      "environment's ONEDNN_MAX_CPU_ISA, else all.")
     flags.DEFINE_bool("torch_reference", True, "Time the PyTorch reference step alongside ours "
                       "(when torch imports and TensorFlow runs on the CPU).")
 
@@ -300,7 +310,7 @@ def time_pipeline(trainer, phase, steps, images_per_step):
     return steps * images_per_step / (time.perf_counter() - t)
 
 
-def benchmark(entry, precision, data, ceiling, device, clock_mhz=None):
+def benchmark(entry, precision, data, ceiling, device, clock_mhz=None, cpu=None):
     from mixmatch_tf.training import RunConfig, Trainer
     method, model, config, images = SETUPS[entry]
     run = RunConfig(model_dir=tempfile.mkdtemp(prefix="mixmatch_tf_bench_"), precision=precision,
@@ -352,11 +362,12 @@ def benchmark(entry, precision, data, ceiling, device, clock_mhz=None):
     out["gflops_per_s"] = step_flops(entry, trainer) / seconds / 1e9
     out["matmul_gflops_per_s"] = ceiling
     out["matmul_fraction"] = out["gflops_per_s"] / ceiling
-    peak = peak_gflops(precision, cores(), clock_mhz) if device == "CPU" else None
-    if peak:
+    physical = (peak.peak_gflops(precision, cores(), clock_mhz, info=cpu)
+                if device == "CPU" and cpu else None)
+    if physical:
         out["clock_mhz"] = clock_mhz
-        out["peak_gflops_per_s"] = peak
-        out["peak_fraction"] = out["gflops_per_s"] / peak
+        out["peak_gflops_per_s"] = physical
+        out["peak_fraction"] = out["gflops_per_s"] / physical
     out.update(extra)
     return out
 
@@ -391,6 +402,11 @@ def main(argv):
     del argv
     import tensorflow as tf
     from mixmatch_tf.training import precision as precision_lib
+    if FLAGS.max_cpu_isa:  # before the first kernel is chosen (peak.limit_isa)
+        peak.limit_isa(FLAGS.max_cpu_isa)
+    isa = peak.max_isa()
+    cpu = peak.cpu_info()
+    cpu = peak.capped(cpu, isa) if cpu else None
     if FLAGS.threads:
         tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
         tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
@@ -403,8 +419,10 @@ def main(argv):
         raise app.UsageError(f"Invalid flag --precision: {sorted(unknown)}; valid: {', '.join(valid)}")
     device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
     precisions = []
-    for precision in FLAGS.precision:
-        precision = precision_lib.resolve(precision)
+    for precision in FLAGS.precision:  # auto by the instruction sets left under the cap
+        precision = precision_lib.resolve(
+            precision, flags=frozenset(cpu["flags"]) if cpu else None,
+            capability=precision_lib.gpu_capability())
         if precision not in precisions:
             precisions.append(precision)
     datasets = {}  # IMAGENET's (image size, classes), or None for the CIFAR-shaped arrays
@@ -417,17 +435,19 @@ def main(argv):
             return datasets[key]
         # The clock for the physical peak: boost clocks exceed the reported one, and a
         # float32 matmul shows how far (peak.effective_mhz).
-        clock_mhz = effective_mhz(matmul_gflops("float32"), cores())
+        clock_mhz = (peak.effective_mhz(matmul_gflops("float32"), cores(), info=cpu)
+                     if cpu else None)
         for precision in precisions:
             ceiling = matmul_gflops(precision)
             for entry in FLAGS.method:
                 result = benchmark(entry, precision, data_for(entry), ceiling, device,
-                                   clock_mhz)
+                                   clock_mhz, cpu)
                 fields = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                           for k, v in result.items()]
                 print(" ".join(fields + [f"device={device}", f"jit={int(FLAGS.jit_compile)}",
                                          f"steps_per_call={FLAGS.steps_per_call}",
-                                         f"threads={tf_threads()}", f"onednn={onednn()}"]),
+                                         f"threads={tf_threads()}", f"onednn={onednn()}",
+                                         f"max_cpu_isa={isa}"]),
                       flush=True)
 
 

@@ -1,4 +1,5 @@
-"""The CPU's physical peak FLOP rate, float32 and bfloat16, from its instruction sets.
+"""The CPU's physical peak FLOP rate, float32 and bfloat16, from its instruction sets,
+and oneDNN's cap on the instruction sets the kernels may use.
 
 A step's achieved rate means little across machines until it is set against what the
 cores can do at most: cores x clock x FLOPs per cycle and core, where a fused
@@ -20,8 +21,25 @@ a float32 matmul's measured rate implies (``effective_mhz``): a lower bound on t
 true clock, making the peak a lower bound on the true peak. The cores are those the
 process may run on (a virtual CPU counts as a core: a hypervisor does not say whether
 two share one). Written out here because no library reports these numbers.
+
+The cap (``limit_isa``): oneDNN, inside TensorFlow and PyTorch alike, uses no
+instruction set above ``ONEDNN_MAX_CPU_ISA``, and PyTorch's own vectorised kernels none
+above ``ATEN_CPU_CAPABILITY``; both are read when the first kernel is chosen. Capped at
+``avx2``, an AVX-512 machine runs the kernels an AVX2 + FMA CPU runs (``capped``: the
+flags the peak is computed from lose what the cap forbids). TensorFlow's other kernels
+are built for AVX and never use AVX-512 anyway.
 """
+import os
+
 PROC_CPUINFO = "/proc/cpuinfo"
+# ONEDNN_MAX_CPU_ISA's values (lower case) -> prefixes of the /proc/cpuinfo flags above
+# the cap, and the ATEN_CPU_CAPABILITY of the same instruction set (None: PyTorch's own).
+ISA_CAPS = {
+    "all": ((), None),
+    "avx2": (("avx512", "amx"), "avx2"),
+    "avx512_core": (("avx512_bf16", "amx"), "avx512"),
+    "avx512_core_bf16": (("amx",), "avx512"),
+}
 
 
 def cpu_info(path=PROC_CPUINFO):
@@ -42,6 +60,33 @@ def cpu_info(path=PROC_CPUINFO):
                 "mhz": float(fields.get("cpu MHz", "0"))}
     except ValueError:
         return None
+
+
+def max_isa(environ=None):
+    """The cap in force: ``ONEDNN_MAX_CPU_ISA`` in lower case, or "all" when unset."""
+    environ = os.environ if environ is None else environ
+    return environ.get("ONEDNN_MAX_CPU_ISA", "all").lower()
+
+
+def limit_isa(isa, environ=None):
+    """Caps the instruction sets of oneDNN's and PyTorch's kernels at ``isa`` (a key of
+    ``ISA_CAPS``), for this process: call it before the first kernel runs."""
+    if isa not in ISA_CAPS:
+        raise ValueError(f"unknown instruction-set cap {isa!r}; valid: {', '.join(ISA_CAPS)}")
+    environ = os.environ if environ is None else environ
+    environ["ONEDNN_MAX_CPU_ISA"] = isa.upper()
+    aten = ISA_CAPS[isa][1]
+    if aten:
+        environ["ATEN_CPU_CAPABILITY"] = aten
+    else:
+        environ.pop("ATEN_CPU_CAPABILITY", None)
+
+
+def capped(info, isa):
+    """``info`` (``cpu_info()``) without the flags of instruction sets above the cap
+    ``isa``; a cap ``ISA_CAPS`` does not know leaves it whole."""
+    above = ISA_CAPS.get(isa, ((), None))[0]
+    return dict(info, flags={f for f in info["flags"] if not f.startswith(above)})
 
 
 def flops_per_cycle(info):
