@@ -115,3 +115,14 @@ def test_the_cap_holds_for_tensorflows_onednn_kernels_and_pytorch():
     assert re.search(r"^onednn_verbose,.*,isa:Intel AVX2$", log, re.M), log[-2000:]
     if "torch " in done.stdout:  # with the bench extra: PyTorch's own kernels too
         assert "torch AVX2" in done.stdout
+
+
+def test_the_benchmark_refuses_bf16_under_an_avx2_cap_in_one_line():
+    """oneDNN cannot build TensorFlow's bf16 kernels under the cap: the process would abort."""
+    from conftest import run_script
+    done = run_script(["scripts/benchmark.py", "--max_cpu_isa=avx2", "--precision=mixed_bfloat16",
+                       "--method=mixup"], timeout=300)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: --precision=mixed_bfloat16 cannot run under --max_cpu_isa=avx2: TensorFlow's "
+        "bf16 kernels need AVX-512 there; valid: float32, auto, or a cap of avx512_core or above")

@@ -425,6 +425,13 @@ def main(argv):
             capability=precision_lib.gpu_capability())
         if precision not in precisions:
             precisions.append(precision)
+    if (isa != "all" and "mixed_bfloat16" in precisions and cpu
+            and "avx512f" not in cpu["flags"]):
+        # TensorFlow still sends bf16 work to oneDNN, which cannot build it under the cap
+        # and aborts the process (a CPU that lacks AVX-512 emulates it, slowly).
+        raise app.UsageError(f"--precision=mixed_bfloat16 cannot run under --max_cpu_isa={isa}: "
+                             "TensorFlow's bf16 kernels need AVX-512 there; valid: float32, "
+                             "auto, or a cap of avx512_core or above")
     datasets = {}  # IMAGENET's (image size, classes), or None for the CIFAR-shaped arrays
     with tempfile.TemporaryDirectory(prefix="mixmatch_tf_bench_jpeg_") as folder:
         def data_for(entry):
