@@ -168,6 +168,19 @@ def test_dividemix_runs_and_reports_division_diagnostics(short_run, digits):
         assert div[key] is not None
 
 
+def test_a_run_stopped_at_its_last_step_finishes(tmp_path, short_run, one_replica, digits):
+    """--stop_at_step at the step the short run ended on: its length follows its divisions,
+    and the last phase still ends the run (final evaluation, metrics.json, report)."""
+    end = short_run[1]["steps"]
+    trainer = Trainer("dividemix", digits, RunConfig(
+        model_dir=str(tmp_path), stop_at_step=end, **SHORT_RUN), config=SHORT,
+        strategy=one_replica)
+    metrics = trainer.fit(verbose=0)
+    assert metrics["complete"] and metrics["steps"] == end
+    assert metrics["evals"][-1]["step"] == end and "label_issues" in metrics
+    assert os.path.isfile(tmp_path / "metrics.json")
+
+
 def test_the_estimated_noise_rate_is_the_share_the_division_flags(short_run, digits):
     """metrics.json's noise estimate: the flagged share of the label-issue report (in all
     and per given class) against the true share of wrong labels (50% replaced at random

@@ -117,6 +117,53 @@ def test_no_method_trains_on_the_true_labels(tmp_path, one_replica, digits, meth
                     and np.array_equal(value, shuffled)), field.name
 
 
+# DivideMix's three settings given (else they are chosen at its first co-divide) and
+# its epochs few; Co-teaching's epochs few (it makes one phase per epoch).
+FEW_PHASES = {"dividemix": {"epochs": 3.0, "warmup_epochs": 1.0, "lambda_u": 25.0,
+                            "mixup_alpha": 4.0, "gmm_per_class": False},
+              "coteaching": {"epochs": 4.0}}
+
+
+@pytest.mark.parametrize("method", method_names())
+def test_only_the_phase_no_other_follows_says_it_is_the_last(tmp_path, one_replica, digits,
+                                                              method):
+    """Phase.last is what lets a run stopped at its final step finish: it must be True on
+    the last phase and nowhere else (the phases rebuilt from state, as on a resume)."""
+    tr = Trainer(method, digits, RunConfig(model_dir=str(tmp_path), precision="float32", **NOISY),
+                 config=dict(FEW_PHASES.get(method, {}), batch_size=16), strategy=one_replica,
+                 model=tiny_model())
+    lasts = []
+    while (phase := tr.method.phase(len(lasts), tr.state, fresh=False)) is not None:
+        lasts.append(phase.last)
+    assert lasts == [False] * (len(lasts) - 1) + [True]
+
+
+@pytest.mark.parametrize("method", ["erm", "coteaching"])
+def test_a_run_stopped_at_its_last_step_finishes(tmp_path, one_replica, digits, method):
+    """--stop_at_step at the run's final step: the run ends as an unstopped one does
+    (final evaluation, metrics.json), not as a chunk waiting for a resume. DivideMix's
+    case is in test_dividemix.py."""
+    import json
+    # ERM: one phase of 6 steps; Co-teaching: 3 epochs (phases), each evaluated
+    config = {"erm": {"batch_size": 16, "train_steps": 6},
+              "coteaching": dict(FEW_PHASES["coteaching"], batch_size=256)}[method]
+    keras.utils.set_random_seed(0)
+    model = tiny_model()
+    whole = Trainer(method, digits, RunConfig(model_dir=str(tmp_path / "whole"),
+                                              precision="float32", **NOISY),
+                    config=config, strategy=one_replica, model=model)
+    metrics = whole.fit(verbose=0)
+    end = metrics["steps"]
+    per_phase = {"erm": 6, "coteaching": whole.method.steps_per_epoch()}[method]
+    assert metrics["complete"] and end == {"erm": 1, "coteaching": 3}[method] * per_phase
+    stopped = Trainer(method, digits, RunConfig(model_dir=str(tmp_path / "stopped"),
+                                                precision="float32", stop_at_step=end, **NOISY),
+                      config=config, strategy=one_replica, model=model).fit(verbose=0)
+    assert stopped["complete"] and stopped["steps"] == end
+    written = json.load(open(tmp_path / "stopped" / "metrics.json"))
+    assert written["steps"] == end and written["evals"][-1]["step"] == end
+
+
 # ------------------------------------------------------------------ layering
 LAYER = {"ops": 0, "models": 1, "data": 1, "settings": 1, "methods": 2, "training": 3,
          "serving": 3,

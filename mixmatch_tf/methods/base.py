@@ -232,6 +232,9 @@ class Phase:
       steps_after: the steps the run takes after this phase, where the method now
         knows them better than its ``total_steps`` did (DivideMix, whose epochs follow
         its divisions); the progress total and ETA follow it. None: no new estimate.
+      last: no phase follows this one, so a run whose ``stop_at_step`` falls at its
+        end still finishes (final evaluation, metrics.json, export). False (the
+        default) only means the trainer asks ``phase`` for the next one.
     """
     name: str
     steps: int
@@ -244,6 +247,7 @@ class Phase:
     labels_judged: bool = False
     values: Mapping[str, float] = dataclasses.field(default_factory=dict)
     steps_after: Optional[int] = None
+    last: bool = False
 
 
 class Method:

@@ -177,12 +177,17 @@ class CoTeaching(Method):
     def networks(self, state):
         return [state["net1"], state["net2"]]
 
+    def epoch_steps(self, index):
+        """Steps of phase ``index`` (epoch index + 1), 0 once training is over."""
+        if index + 1 >= self.n_epoch():
+            return 0
+        per_epoch = self.steps_per_epoch()
+        return max(0, min(per_epoch, self.total_steps() - index * per_epoch))
+
     def phase(self, index, state, fresh, start_step=0):
         """Epoch t = index + 1 of the official loop (epoch 0 only evaluated the networks)."""
-        epoch = index + 1
-        per_epoch = self.steps_per_epoch()
-        steps = min(per_epoch, self.total_steps() - index * per_epoch)
-        if epoch >= self.n_epoch() or steps <= 0:
+        epoch, steps = index + 1, self.epoch_steps(index)
+        if steps == 0:
             return None
         alpha_plan, beta1_plan, rate_schedule = self.schedules()
         schedule = state["schedule"]
@@ -195,7 +200,8 @@ class CoTeaching(Method):
         stream = Stream(indices=np.arange(self.ctx.num_train), batch_size=self.config.batch_size,
                         augment=self.config.augment)
         return Phase(name="train", steps=steps, streams={"train": stream},
-                     step_fn=self.train_step, evaluate_at_end=True)
+                     step_fn=self.train_step, evaluate_at_end=True,
+                     last=self.epoch_steps(index + 1) == 0)
 
     def train_step(self, state, batch, step):
         x, y = batch["train"]["image"], batch["train"]["label"]

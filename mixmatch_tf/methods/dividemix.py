@@ -282,7 +282,8 @@ class DivideMix(Method):
             for k in (1, 2):
                 common.set_learning_rate(state[f"opt{k}"], self.learning_rate(0))
             return Phase(name="warmup", steps=self.warmup_steps(), streams=streams,
-                         step_fn=self.warmup_step, evaluate_at_end=True)
+                         step_fn=self.warmup_step, evaluate_at_end=True,
+                         last=self.train_epochs() == 0)
         epoch_index, k = divmod(index - 1, 2)
         k += 1
         if epoch_index >= self.train_epochs():
@@ -315,7 +316,8 @@ class DivideMix(Method):
         }
         return Phase(name=f"train_net{k}", steps=steps, streams=streams,
                      step_fn=self._train_steps[k], evaluate_at_end=(k == 2),
-                     labels_judged=divided, steps_after=steps_after)
+                     labels_judged=divided, steps_after=steps_after,
+                     last=k == 2 and epochs_after == 0)
 
     def labeled_size(self, prob):
         """The size of the labeled side ``divide`` makes of ``prob`` (without dividing)."""

@@ -136,7 +136,7 @@ class ERM(Method):
         stream = Stream(indices=labeled, batch_size=self.config.batch_size,
                         augment=self.config.augment)
         return Phase(name="train", steps=self.total_steps(), streams={"train": stream},
-                     step_fn=self.train_step, transform=self.transform())
+                     step_fn=self.train_step, transform=self.transform(), last=True)
 
     def forward(self, net, batch, step):
         """(logits, targets) of a training batch."""

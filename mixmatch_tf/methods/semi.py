@@ -157,7 +157,7 @@ class SemiSupervised(Method):
                 batch_size=cfg.unlabeled_batch_size or cfg.batch_size, views=self.views(),
                 augment=cfg.augment, with_labels=False)
         return Phase(name="train", steps=self.total_steps(), streams=streams,
-                     step_fn=self.train_step)
+                     step_fn=self.train_step, last=True)
 
     def labeled(self, batch):
         """(x_lb [b, H, W, C], y_lb one-hot [b, C]) of a step's batch."""

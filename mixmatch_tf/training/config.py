@@ -34,7 +34,8 @@ class RunConfig:
       jit_compile: compile the train step with XLA.
       export_dir: export a SavedModel there at the end.
       stop_at_step: stop (checkpointed, resumable) once the global step reaches
-        this, e.g. to train in chunks under a time limit; no metrics.json then.
+        this, e.g. to train in chunks under a time limit; no metrics.json then,
+        unless it is the run's last step (the run then finishes as usual).
     """
     model_dir: str
     seed: int = 0

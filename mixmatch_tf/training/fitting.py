@@ -56,8 +56,8 @@ class Fitting:
             print(line, flush=True)
         self.progress = progress = Progress(total, start, verbose, on_progress,
                                             self.run.log_every_seconds)
-        stop_at = self.run.stop_at_step
-        while stop_at is None or int(self.step) < stop_at:
+        stop_at, finished = self.run.stop_at_step, False
+        while stop_at is None or int(self.step) < stop_at or finished:
             index, done = int(self.counters.phase_index), int(self.counters.phase_step)
             phase = self.method.phase(index, self.state, fresh=(done == 0),
                                       start_step=int(self.step) - done)
@@ -78,6 +78,7 @@ class Fitting:
                 progress.retotal(int(self.step) - done + phase.steps + phase.steps_after)
             if done < phase.steps and not self._run_phase(phase, index, done, progress):
                 break
+            finished = phase.last  # a stop_at_step at the run's last step ends the run
             self.counters.phase_index.assign_add(1)
             self.counters.phase_step.assign(0)
             if done < phase.steps:
