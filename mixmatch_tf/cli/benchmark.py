@@ -418,11 +418,10 @@ def main(argv):
     if unknown:
         raise app.UsageError(f"Invalid flag --precision: {sorted(unknown)}; valid: {', '.join(valid)}")
     device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
-    precisions = []
+    precisions, capability = [], precision_lib.gpu_capability()
     for precision in FLAGS.precision:  # auto by the instruction sets left under the cap
         precision = precision_lib.resolve(
-            precision, flags=frozenset(cpu["flags"]) if cpu else None,
-            capability=precision_lib.gpu_capability())
+            precision, flags=frozenset(cpu["flags"]) if cpu else None, capability=capability)
         if precision not in precisions:
             precisions.append(precision)
     if (isa != "all" and "mixed_bfloat16" in precisions and cpu
